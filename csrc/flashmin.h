@@ -1,0 +1,55 @@
+// flashmin.h: the plain parameter struct every kernel sees.
+//
+// No torch types below the binding (csrc/flashmin_api.cpp): every .cu file compiles with nvcc
+// alone. Strides are in elements; the last dimension of q, k, v and o is contiguous.
+#pragma once
+
+#include <cstdint>
+#include <cuda_runtime.h>
+
+namespace flashmin {
+
+enum class DType : int { kFloat32 = 0, kFloat16 = 1, kBFloat16 = 2 };
+
+// What attn_mask holds. Bool: nonzero byte = attend. Additive: added to the scaled score.
+enum class MaskKind : int { kNone = 0, kBool = 1, kAddF32 = 2, kAddF16 = 3, kAddBF16 = 4 };
+
+struct AttnParams {
+    // Tensors. q: (B, Hq, L, D), k/v: (B, Hkv, S, D), o: (B, Hq, L, D), lse: (B, Hq, L) contiguous.
+    const void* q;
+    const void* k;
+    const void* v;
+    void* o;
+    float* lse;
+    const void* mask;  // (B, Hq, L, S) with any strides (0 for broadcast dims); null if none
+    const int32_t* seqlens_k;  // per-batch key count (<= len_k); null: every batch has len_k
+
+    int64_t q_batch_stride, q_head_stride, q_row_stride;
+    int64_t k_batch_stride, k_head_stride, k_row_stride;
+    int64_t v_batch_stride, v_head_stride, v_row_stride;
+    int64_t o_batch_stride, o_head_stride, o_row_stride;
+    int64_t mask_batch_stride, mask_head_stride, mask_row_stride, mask_col_stride;
+
+    int batch, heads_q, heads_kv, len_q, len_k, head_dim;
+    int group;  // heads_q / heads_kv: query head h reads kv head h / group
+
+    float scale;       // multiplies q.k
+    float scale_log2;  // scale * log2(e): the kernels work in base 2 (exp2 is one instruction)
+
+    // Causal: query i sees key j iff j <= i + causal_offset. With seqlens_k, the offset is
+    // taken per batch as causal_offset + (seqlens_k[b] - len_k) (bottom-right stays bottom-right).
+    bool is_causal;
+    int causal_offset;
+
+    MaskKind mask_kind;
+    DType dtype;
+
+    // Device facts, read by the binding once per device.
+    int num_sms;
+    int max_smem_per_block;  // opt-in limit (cudaDevAttrMaxSharedMemoryPerBlockOptin)
+};
+
+// Each kernel family exposes a launcher that returns the launch status (cudaGetLastError).
+cudaError_t run_minimal_fwd(const AttnParams& params, cudaStream_t stream);
+
+}  // namespace flashmin

@@ -1,0 +1,137 @@
+// flashmin_api.cpp: the binding. Every check, the output allocation and the kernel dispatch live
+// here; the kernels below see only the AttnParams struct of flashmin.h.
+//
+// The Python layer (flashmin_nn/_checks.py) validates the public API's arguments first with the
+// same messages; these checks guard what the kernels assume, for anyone calling _C directly.
+#include <c10/cuda/CUDAStream.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/extension.h>
+
+#include "flashmin.h"
+
+namespace flashmin {
+namespace {
+
+enum class Kernel { kMinimal };
+
+Kernel kernel_from_name(c10::string_view name) {
+    if (name == "minimal") return Kernel::kMinimal;
+    TORCH_CHECK(false, "flashmin: kernel='", std::string(name), "' is not a CUDA kernel of this build (minimal)");
+    return Kernel::kMinimal;
+}
+
+DType dtype_of(const at::Tensor& t) {
+    switch (t.scalar_type()) {
+        case at::kFloat: return DType::kFloat32;
+        case at::kHalf: return DType::kFloat16;
+        case at::kBFloat16: return DType::kBFloat16;
+        default: TORCH_CHECK(false, "flashmin CUDA kernels take float16, bfloat16 or float32; got q.dtype=", t.scalar_type());
+    }
+    return DType::kFloat32;
+}
+
+void check_qkv(const at::Tensor& t, const char* name, const at::Tensor& q) {
+    TORCH_CHECK(t.is_cuda(), name, " must be a CUDA tensor; got ", name, ".device=", t.device());
+    TORCH_CHECK(t.device() == q.device(), name, ".device=", t.device(), " must equal q.device=", q.device());
+    TORCH_CHECK(t.dim() == 4, name, " must have 4 dims (B, H, L, D); got ", name, ".dim()=", t.dim());
+    TORCH_CHECK(t.scalar_type() == q.scalar_type(), name, ".dtype=", t.scalar_type(), " must equal q.dtype=", q.scalar_type());
+    TORCH_CHECK(t.stride(3) == 1 || t.size(3) == 1, name, ".stride(-1)=", t.stride(3), " must be 1 (last dim contiguous)");
+}
+
+// Caches per-device facts the kernels size themselves by.
+void fill_device_facts(AttnParams& p, int device) {
+    static int num_sms[64] = {0};
+    static int smem[64] = {0};
+    TORCH_CHECK(device >= 0 && device < 64, "flashmin supports device indices below 64; got ", device);
+    if (num_sms[device] == 0) {
+        C10_CUDA_CHECK(cudaDeviceGetAttribute(&smem[device], cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+        C10_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms[device], cudaDevAttrMultiProcessorCount, device));
+    }
+    p.num_sms = num_sms[device];
+    p.max_smem_per_block = smem[device];
+}
+
+}  // namespace
+
+// CUDA implementation of torch.ops.flashmin.attention_fwd (schema in flashmin_nn/ops.py):
+// (q, k, v, attn_mask, scale, is_causal, causal_offset, kernel) -> (out, lse).
+// q: (B, Hq, L, D), k/v: (B, Hkv, S, D) with stride(-1) == 1; attn_mask: None or (B, Hq, L, S)
+// (broadcast dims may have stride 0). out: (B, Hq, L, D) laid out as (B, L, Hq, D); lse: (B, Hq, L) fp32.
+std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
+        const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+        const c10::optional<at::Tensor>& attn_mask, double scale, bool is_causal,
+        int64_t causal_offset, c10::string_view kernel_name) {
+    const Kernel kernel = kernel_from_name(kernel_name);
+    check_qkv(q, "q", q);
+    check_qkv(k, "k", q);
+    check_qkv(v, "v", q);
+    const DType dtype = dtype_of(q);
+    const int64_t B = q.size(0), Hq = q.size(1), L = q.size(2), D = q.size(3);
+    const int64_t Hkv = k.size(1), S = k.size(2);
+    TORCH_CHECK(k.size(0) == B, "k.size(0)=", k.size(0), " must equal q.size(0)=", B);
+    TORCH_CHECK(k.size(3) == D, "k.size(-1)=", k.size(3), " must equal q.size(-1)=", D);
+    TORCH_CHECK(v.sizes() == k.sizes(), "v.shape=", v.sizes(), " must equal k.shape=", k.sizes());
+    TORCH_CHECK(Hkv > 0 && Hq % Hkv == 0, "q.size(1)=", Hq, " must be a multiple of k.size(1)=", Hkv);
+    TORCH_CHECK(D >= 1 && D <= 256, "head dim q.size(-1)=", D, " is not supported by the CUDA kernels (1..256)");
+    TORCH_CHECK(B <= 65535 && Hq <= 65535, "B=", B, " and Hq=", Hq, " must each be at most 65535");
+    TORCH_CHECK(L < (1LL << 31) && S < (1LL << 31), "sequence lengths must be below 2^31; got L=", L, ", S=", S);
+
+    MaskKind mask_kind = MaskKind::kNone;
+    if (attn_mask.has_value()) {
+        const at::Tensor& m = *attn_mask;
+        TORCH_CHECK(m.device() == q.device(), "attn_mask.device=", m.device(), " must equal q.device=", q.device());
+        TORCH_CHECK(m.dim() == 4 && m.size(0) == B && m.size(1) == Hq && m.size(2) == L && m.size(3) == S,
+                    "attn_mask.shape=", m.sizes(), " must be (B, Hq, L, S)=(", B, ", ", Hq, ", ", L, ", ", S, ") (expand it first)");
+        switch (m.scalar_type()) {
+            case at::kBool: mask_kind = MaskKind::kBool; break;
+            case at::kFloat: mask_kind = MaskKind::kAddF32; break;
+            case at::kHalf: mask_kind = MaskKind::kAddF16; break;
+            case at::kBFloat16: mask_kind = MaskKind::kAddBF16; break;
+            default: TORCH_CHECK(false, "attn_mask.dtype=", m.scalar_type(), " must be bool or a float type");
+        }
+    }
+
+    const c10::cuda::CUDAGuard guard(q.device());
+    at::Tensor out = at::empty({B, L, Hq, D}, q.options()).transpose(1, 2);  // (B, Hq, L, D) view
+    at::Tensor lse = at::empty({B, Hq, L}, q.options().dtype(at::kFloat));
+    if (B == 0 || Hq == 0 || L == 0) return {out, lse};
+
+    AttnParams p{};
+    p.q = q.data_ptr(); p.k = k.data_ptr(); p.v = v.data_ptr();
+    p.o = out.data_ptr(); p.lse = lse.data_ptr<float>();
+    p.mask = attn_mask.has_value() ? attn_mask->data_ptr() : nullptr;
+    p.seqlens_k = nullptr;
+    p.q_batch_stride = q.stride(0); p.q_head_stride = q.stride(1); p.q_row_stride = q.stride(2);
+    p.k_batch_stride = k.stride(0); p.k_head_stride = k.stride(1); p.k_row_stride = k.stride(2);
+    p.v_batch_stride = v.stride(0); p.v_head_stride = v.stride(1); p.v_row_stride = v.stride(2);
+    p.o_batch_stride = out.stride(0); p.o_head_stride = out.stride(1); p.o_row_stride = out.stride(2);
+    if (attn_mask.has_value()) {
+        p.mask_batch_stride = attn_mask->stride(0); p.mask_head_stride = attn_mask->stride(1);
+        p.mask_row_stride = attn_mask->stride(2); p.mask_col_stride = attn_mask->stride(3);
+    }
+    p.batch = B; p.heads_q = Hq; p.heads_kv = Hkv; p.len_q = L; p.len_k = S; p.head_dim = D;
+    p.group = Hq / Hkv;
+    p.scale = static_cast<float>(scale);
+    p.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
+    p.is_causal = is_causal;
+    TORCH_CHECK(causal_offset > -(1LL << 31) && causal_offset < (1LL << 31), "causal_offset=", causal_offset, " out of range");
+    p.causal_offset = static_cast<int>(causal_offset);
+    p.mask_kind = mask_kind;
+    p.dtype = dtype;
+    fill_device_facts(p, q.get_device());
+
+    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
+    cudaError_t err = cudaSuccess;
+    switch (kernel) {
+        case Kernel::kMinimal: err = run_minimal_fwd(p, stream); break;
+    }
+    TORCH_CHECK(err == cudaSuccess, "flashmin kernel launch failed: ", cudaGetErrorString(err));
+    return {out, lse};
+}
+
+}  // namespace flashmin
+
+TORCH_LIBRARY_IMPL(flashmin, CUDA, m) { m.impl("attention_fwd", &flashmin::attention_fwd_cuda); }
+
+// A Python module too, so `import flashmin_nn._C` loads the library (and the registration above).
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.doc() = "flashmin CUDA kernels (forward-only attention)"; }

@@ -1,0 +1,77 @@
+"""The one op under every public function, and the autograd.Function around it.
+
+    torch.ops.flashmin.attention_fwd(q, k, v, attn_mask, scale, is_causal, causal_offset, kernel)
+        -> (out, lse)
+
+q: (B, Hq, L, D), k/v: (B, Hkv, S, D) (any strides, last dim contiguous); attn_mask: None or
+already expanded to (B, Hq, L, S); query i sees key j iff j <= i + causal_offset when is_causal;
+kernel: a concrete name from flashmin_nn.backends. out: (B, Hq, L, D) stored as (B, L, Hq, D);
+lse: (B, Hq, L) fp32. See docs/internals.md.
+
+The schema is defined here; the CPU implementation is flashmin_nn/reference.py; the CUDA one is
+registered by the extension in C++ (csrc/flashmin_api.cpp) when it is loaded, so an eager call
+goes straight from the dispatcher to C++. A fake (shape-only) implementation lets torch.compile
+trace through the op with no graph break.
+"""
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import _ext, backends, reference
+
+_lib = torch.library.Library("flashmin", "DEF")
+_lib.define(
+    "attention_fwd(Tensor q, Tensor k, Tensor v, Tensor? attn_mask, float scale, bool is_causal, "
+    "int causal_offset, str kernel) -> (Tensor, Tensor)"
+)
+
+
+@torch.library.impl(_lib, "attention_fwd", "CPU")
+def _attention_fwd_cpu(q, k, v, attn_mask, scale, is_causal, causal_offset, kernel):
+    return reference.tiled_attention(q, k, v, attn_mask, scale, is_causal, causal_offset)
+
+
+@torch.library.register_fake("flashmin::attention_fwd")
+def _attention_fwd_fake(q, k, v, attn_mask, scale, is_causal, causal_offset, kernel):
+    B, H, L, D = q.shape
+    out = q.new_empty((B, L, H, D)).transpose(1, 2)        # (B, H, L, D), stored as (B, L, H, D)
+    lse = q.new_empty((B, H, L), dtype=torch.float32)
+    return out, lse
+
+
+def _forward(q, k, v, attn_mask, scale, is_causal, causal_offset, kernel):
+    if kernel == "reference":   # pure PyTorch on any device; never touches the extension
+        return reference.tiled_attention(q, k, v, attn_mask, scale, is_causal, causal_offset)
+    return torch.ops.flashmin.attention_fwd(q, k, v, attn_mask, scale, is_causal, causal_offset, kernel)
+
+
+class _AttentionFn(torch.autograd.Function):
+    """Forward through the op; backward refuses, clearly: flashmin is inference-only."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, attn_mask, scale, is_causal, causal_offset, kernel):
+        out, lse = _forward(q, k, v, attn_mask, scale, is_causal, causal_offset, kernel)
+        ctx.mark_non_differentiable(lse)
+        return out, lse
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_lse):
+        raise NotImplementedError(
+            "flashmin is forward-only (inference): its attention has no backward pass. For training, "
+            "use torch.nn.functional.scaled_dot_product_attention (or FlashAttention-2's flash_attn); "
+            "for inference, run flashmin under torch.no_grad() or torch.inference_mode()."
+        )
+
+
+def attention_forward(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor], scale: float,
+                      is_causal: bool, causal_offset: int):
+    """Pick the kernel and run it. Arguments already validated (flashmin_nn/_checks.py)."""
+    kernel = backends.resolve(q, k, attn_mask)
+    if kernel != "reference" and q.is_cuda:
+        _ext.load()                 # registers the CUDA implementation; a no-op after the first call
+    args = (q, k, v, attn_mask, float(scale), bool(is_causal), int(causal_offset), kernel)
+    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad
+                                    or (attn_mask is not None and attn_mask.requires_grad)):
+        return _AttentionFn.apply(*args)
+    return _forward(*args)

@@ -1,0 +1,101 @@
+"""Attention in plain PyTorch: the CPU path and the references the tests compare against.
+
+- `tiled_attention`: the FlashAttention algorithm itself, written with tensor ops: K/V in blocks,
+  a running row max `m` and row sum `l` in fp32, the accumulator rescaled as the max grows, one
+  divide at the end. Its extra memory is O(L x block_size), never the (L, S) score matrix. It is
+  what CPU tensors run, and what `use_kernel("reference")` forces on any device.
+- `naive_attention`: scores, softmax, weighted sum, materialised in float64. Slow and obviously
+  right; tests measure every kernel against it.
+
+Both take (B, H, L, D) tensors with flashmin's semantics (docs/internals.md): query head h reads
+kv head h // (Hq // Hkv); a bool mask is True where attention is allowed, a float mask is added to
+the scaled scores; with `is_causal`, query i sees key j iff j <= i + causal_offset; a query row that
+sees no key gets zeros and lse = -inf.
+"""
+import math
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+
+def _causal_hidden(L: int, S: int, causal_offset: int, j0: int, j1: int, device) -> Tensor:
+    """(L, j1 - j0) bool: True where key j (in [j0, j1)) lies above query i's causal limit."""
+    i = torch.arange(L, device=device).unsqueeze(1)           # (L, 1)
+    j = torch.arange(j0, j1, device=device).unsqueeze(0)      # (1, n)
+    return j > i + causal_offset                               # (L, n)
+
+
+def tiled_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor], scale: float,
+                    is_causal: bool, causal_offset: int, block_size: int = 128):
+    """Online-softmax attention over key blocks. Returns (out, lse).
+
+    q: (B, Hq, L, D); k, v: (B, Hkv, S, D); attn_mask: None or broadcastable to (B, Hq, L, S).
+    out: (B, Hq, L, D) in q's dtype, laid out in memory as (B, L, Hq, D) like the CUDA kernels;
+    lse: (B, Hq, L) float32 (natural log). Arithmetic in float32 (float64 for float64 inputs).
+    """
+    acc_dtype = torch.float64 if q.dtype == torch.float64 else torch.float32
+    B, Hq, L, D = q.shape
+    Hkv, S = k.shape[1], k.shape[2]
+    G = Hq // Hkv                                              # query heads per kv head
+    if attn_mask is not None:
+        attn_mask = attn_mask.expand(B, Hq, L, S).unflatten(1, (Hkv, G))   # (B, Hkv, G, L, S), a view
+    qs = q.to(acc_dtype).unflatten(1, (Hkv, G)) * scale         # (B, Hkv, G, L, D)
+    m = torch.full((B, Hkv, G, L, 1), -math.inf, dtype=acc_dtype, device=q.device)  # running max
+    l = torch.zeros((B, Hkv, G, L, 1), dtype=acc_dtype, device=q.device)            # running sum
+    acc = torch.zeros((B, Hkv, G, L, D), dtype=acc_dtype, device=q.device)          # unnormalised O
+
+    n_end = S if not is_causal else max(0, min(S, L + causal_offset))   # later keys: nobody sees them
+    for j0 in range(0, n_end, block_size):
+        j1 = min(n_end, j0 + block_size)
+        kj = k[:, :, j0:j1].to(acc_dtype).unsqueeze(2)          # (B, Hkv, 1, n, D)
+        vj = v[:, :, j0:j1].to(acc_dtype).unsqueeze(2)          # (B, Hkv, 1, n, D)
+        s = qs @ kj.transpose(-1, -2)                           # (B, Hkv, G, L, n)
+        if attn_mask is not None:
+            mj = attn_mask[..., j0:j1]                          # (B, Hkv, G, L, n), still a view
+            s = s.masked_fill(~mj, -math.inf) if mj.dtype == torch.bool else s + mj.to(acc_dtype)
+        if is_causal:
+            s = s.masked_fill(_causal_hidden(L, S, causal_offset, j0, j1, q.device), -math.inf)
+        m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))  # (B, Hkv, G, L, 1)
+        m_ref = m_new.masked_fill(m_new == -math.inf, 0.0)      # nothing visible yet: p = 0, not NaN
+        alpha = torch.exp(m - m_ref)                            # rescales the old state
+        p = torch.exp(s - m_ref)                                # (B, Hkv, G, L, n)
+        l = alpha * l + p.sum(dim=-1, keepdim=True)
+        acc = alpha * acc + p @ vj
+        m = m_new
+
+    seen = l > 0
+    acc = acc / torch.where(seen, l, torch.ones_like(l))        # rows that saw nothing stay 0
+    lse = torch.where(seen, m + torch.log(l), torch.full_like(l, -math.inf))
+    out = torch.empty((B, L, Hq, D), dtype=q.dtype, device=q.device).transpose(1, 2)  # (B, Hq, L, D)
+    out.copy_(acc.flatten(1, 2))
+    return out, lse.flatten(1, 2).squeeze(-1).to(torch.float32)
+
+
+def naive_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor] = None,
+                    scale: Optional[float] = None, is_causal: bool = False, causal_offset: int = 0,
+                    return_lse: bool = False):
+    """softmax(scale * q k^T + mask) v, materialised in float64. (B, H, L, D) in, float64 out.
+
+    Same semantics as the kernels (GQA by head counts, bool/float masks broadcast to (B, Hq, L, S),
+    causal with `causal_offset`, rows that see no key give zeros and lse = -inf).
+    """
+    B, Hq, L, D = q.shape
+    Hkv, S = k.shape[1], k.shape[2]
+    scale = 1.0 / math.sqrt(D) if scale is None else scale
+    q64, k64, v64 = (t.to(torch.float64) for t in (q, k, v))
+    k64 = k64.repeat_interleave(Hq // Hkv, dim=1)               # (B, Hq, S, D)
+    v64 = v64.repeat_interleave(Hq // Hkv, dim=1)               # (B, Hq, S, D)
+    s = (q64 @ k64.transpose(-1, -2)) * scale                   # (B, Hq, L, S)
+    if attn_mask is not None:
+        s = s.masked_fill(~attn_mask, -math.inf) if attn_mask.dtype == torch.bool else s + attn_mask.to(torch.float64)
+    if is_causal:
+        s = s.masked_fill(_causal_hidden(L, S, causal_offset, 0, S, q.device), -math.inf)
+    m = s.amax(dim=-1, keepdim=True) if S > 0 else s.new_full((B, Hq, L, 1), -math.inf)
+    m = m.masked_fill(m == -math.inf, 0.0)                      # (B, Hq, L, 1)
+    p = torch.exp(s - m)                                        # (B, Hq, L, S)
+    l = p.sum(dim=-1, keepdim=True)                             # (B, Hq, L, 1)
+    out = (p @ v64) / torch.where(l > 0, l, torch.ones_like(l))
+    if not return_lse:
+        return out
+    return out, (m + torch.log(l)).squeeze(-1)                  # log(0) = -inf for empty rows
