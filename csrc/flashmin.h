@@ -50,6 +50,7 @@ struct AttnParams {
 };
 
 // Each kernel family exposes a launcher that returns the launch status (cudaGetLastError).
-cudaError_t run_minimal_fwd(const AttnParams& params, cudaStream_t stream);
+cudaError_t run_minimal_fwd(const AttnParams& params, cudaStream_t stream);   // csrc/minimal/
+cudaError_t run_tc_fwd(const AttnParams& params, cudaStream_t stream);        // csrc/tensor_core/
 
 }  // namespace flashmin

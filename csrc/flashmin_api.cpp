@@ -12,12 +12,22 @@
 namespace flashmin {
 namespace {
 
-enum class Kernel { kMinimal };
+enum class Kernel { kMinimal, kTensorCore };
 
 Kernel kernel_from_name(c10::string_view name) {
     if (name == "minimal") return Kernel::kMinimal;
-    TORCH_CHECK(false, "flashmin: kernel='", std::string(name), "' is not a CUDA kernel of this build (minimal)");
+    if (name == "tensor_core") return Kernel::kTensorCore;
+    TORCH_CHECK(false, "flashmin: kernel='", std::string(name), "' is not a CUDA kernel of this build (minimal, tensor_core)");
     return Kernel::kMinimal;
+}
+
+// The tensor-core kernel moves 16-byte chunks: every row must start on a 16-byte boundary.
+void check_tensor_core(const at::Tensor& t, const char* name) {
+    TORCH_CHECK(t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16,
+                "the tensor_core kernel takes float16 or bfloat16; got ", name, ".dtype=", t.scalar_type());
+    TORCH_CHECK(t.size(3) % 8 == 0, "the tensor_core kernel needs a head dim that is a multiple of 8; got ", name, ".size(-1)=", t.size(3));
+    TORCH_CHECK(reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0 && t.stride(0) % 8 == 0 && t.stride(1) % 8 == 0 && t.stride(2) % 8 == 0,
+                "the tensor_core kernel needs 16-byte aligned rows; got ", name, ".stride()=", t.strides(), " at address ", t.data_ptr());
 }
 
 DType dtype_of(const at::Tensor& t) {
@@ -38,17 +48,19 @@ void check_qkv(const at::Tensor& t, const char* name, const at::Tensor& q) {
     TORCH_CHECK(t.stride(3) == 1 || t.size(3) == 1, name, ".stride(-1)=", t.stride(3), " must be 1 (last dim contiguous)");
 }
 
-// Caches per-device facts the kernels size themselves by.
-void fill_device_facts(AttnParams& p, int device) {
-    static int num_sms[64] = {0};
-    static int smem[64] = {0};
+// Per-device facts the kernels size themselves by, read once per device.
+struct DeviceFacts { int num_sms = 0, max_smem = 0, cc_major = 0; };
+
+const DeviceFacts& device_facts(int device) {
+    static DeviceFacts facts[64];
     TORCH_CHECK(device >= 0 && device < 64, "flashmin supports device indices below 64; got ", device);
-    if (num_sms[device] == 0) {
-        C10_CUDA_CHECK(cudaDeviceGetAttribute(&smem[device], cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-        C10_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms[device], cudaDevAttrMultiProcessorCount, device));
+    DeviceFacts& f = facts[device];
+    if (f.num_sms == 0) {
+        C10_CUDA_CHECK(cudaDeviceGetAttribute(&f.max_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+        C10_CUDA_CHECK(cudaDeviceGetAttribute(&f.cc_major, cudaDevAttrComputeCapabilityMajor, device));
+        C10_CUDA_CHECK(cudaDeviceGetAttribute(&f.num_sms, cudaDevAttrMultiProcessorCount, device));
     }
-    p.num_sms = num_sms[device];
-    p.max_smem_per_block = smem[device];
+    return f;
 }
 
 }  // namespace
@@ -118,12 +130,20 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
     p.causal_offset = static_cast<int>(causal_offset);
     p.mask_kind = mask_kind;
     p.dtype = dtype;
-    fill_device_facts(p, q.get_device());
+    const DeviceFacts& dev = device_facts(q.get_device());
+    p.num_sms = dev.num_sms;
+    p.max_smem_per_block = dev.max_smem;
+
+    if (kernel == Kernel::kTensorCore) {
+        check_tensor_core(q, "q"); check_tensor_core(k, "k"); check_tensor_core(v, "v");
+        TORCH_CHECK(dev.cc_major >= 8, "the tensor_core kernel needs compute capability 8.0 or newer; this GPU is sm_", dev.cc_major, "x");
+    }
 
     const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
     cudaError_t err = cudaSuccess;
     switch (kernel) {
         case Kernel::kMinimal: err = run_minimal_fwd(p, stream); break;
+        case Kernel::kTensorCore: err = run_tc_fwd(p, stream); break;
     }
     TORCH_CHECK(err == cudaSuccess, "flashmin kernel launch failed: ", cudaGetErrorString(err));
     return {out, lse};

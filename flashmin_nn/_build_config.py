@@ -10,6 +10,12 @@ import os
 CPP_SOURCES = ["csrc/flashmin_api.cpp"]
 CUDA_SOURCES = [
     "csrc/minimal/attention_minimal.cu",
+    "csrc/tensor_core/tc_fwd.cu",
+    "csrc/tensor_core/tc_fwd_hdim32.cu",
+    "csrc/tensor_core/tc_fwd_hdim64.cu",
+    "csrc/tensor_core/tc_fwd_hdim96.cu",
+    "csrc/tensor_core/tc_fwd_hdim128.cu",
+    "csrc/tensor_core/tc_fwd_hdim256.cu",
 ]
 INCLUDE_DIRS = ["csrc"]
 

@@ -12,7 +12,6 @@ CPU it is always "reference". Nothing falls back silently: a forced kernel that 
 raises, naming the reason.
 """
 import contextlib
-import contextvars
 from dataclasses import dataclass
 from typing import Dict, Optional
 
@@ -22,7 +21,7 @@ from torch import Tensor
 from . import _ext
 
 # The kernels that live in the CUDA extension (csrc/flashmin_api.cpp's kernel_from_name).
-CUDA_KERNELS = ("minimal",)
+CUDA_KERNELS = ("minimal", "tensor_core")
 
 
 @dataclass(frozen=True)
@@ -40,11 +39,11 @@ def _cuda_reason() -> Optional[str]:
 
 
 # Per kernel: what it is, and why it cannot run a call (None when it can).
-def _reference_rejects(q: Tensor, k: Tensor, attn_mask: Optional[Tensor]) -> Optional[str]:
+def _reference_rejects(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]) -> Optional[str]:
     return None
 
 
-def _minimal_rejects(q: Tensor, k: Tensor, attn_mask: Optional[Tensor]) -> Optional[str]:
+def _minimal_rejects(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]) -> Optional[str]:
     if not q.is_cuda:
         return f"it runs on CUDA tensors; got query.device={q.device}"
     if q.dtype not in (torch.float16, torch.bfloat16, torch.float32):
@@ -54,31 +53,66 @@ def _minimal_rejects(q: Tensor, k: Tensor, attn_mask: Optional[Tensor]) -> Optio
     return None
 
 
+_capability = {}
+
+
+def _cc_major(device) -> int:
+    idx = device.index if device.index is not None else torch.cuda.current_device()
+    if idx not in _capability:
+        _capability[idx] = torch.cuda.get_device_capability(idx)[0]
+    return _capability[idx]
+
+
+def _rows_aligned(t: Tensor) -> bool:
+    """Every (b, h, l) row starts on a 16-byte boundary (8 fp16/bf16 elements)."""
+    return t.data_ptr() % 16 == 0 and all(st % 8 == 0 for st in t.stride()[:3])
+
+
+def _tensor_core_rejects(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]) -> Optional[str]:
+    if not q.is_cuda:
+        return f"it runs on CUDA tensors; got query.device={q.device}"
+    if q.dtype not in (torch.float16, torch.bfloat16):
+        return f"query.dtype={q.dtype} (it takes float16 or bfloat16)"
+    if q.size(-1) % 8 != 0 or q.size(-1) > 256:
+        return f"head dim {q.size(-1)} (it takes multiples of 8 up to 256)"
+    if _cc_major(q.device) < 8:
+        return "it needs a GPU of compute capability 8.0 or newer (mma.sync m16n8k16, cp.async)"
+    for t, n in ((q, "query"), (k, "key"), (v, "value")):
+        if not _rows_aligned(t):
+            return f"{n} rows are not 16-byte aligned ({n}.stride()={tuple(t.stride())})"
+    return None
+
+
 _KERNELS: Dict[str, tuple] = {
     "reference": ("PyTorch tiled online softmax (flashmin_nn/reference.py); any device", _reference_rejects),
     "minimal": ("teaching CUDA kernel: fp32 math, one thread per query row, any shape", _minimal_rejects),
+    "tensor_core": ("fp16/bf16 mma.sync kernel, FlashAttention-2 class; sm80+, head dims multiple of 8 up to 256",
+                    _tensor_core_rejects),
 }
 KERNEL_NAMES = ("auto",) + tuple(_KERNELS)
-KERNEL_ORDER = ("minimal",)          # what "auto" tries on CUDA, fastest first
+KERNEL_ORDER = ("tensor_core", "minimal")     # what "auto" tries on CUDA, fastest first
 
-_current = contextvars.ContextVar("flashmin_kernel", default="auto")
+# The forced kernel. A plain module global rather than a ContextVar: torch.compile (Dynamo) reads
+# and guards globals, but cannot trace ContextVar.get. use_kernel restores it on exit.
+_current = "auto"
 
 
 @contextlib.contextmanager
 def use_kernel(name: str):
     """Force `name` for every flashmin call in this context ("auto" restores the default choice)."""
+    global _current
     if name not in KERNEL_NAMES:
         raise ValueError(f"kernel={name!r} is not one of {KERNEL_NAMES}")
-    token = _current.set(name)
+    previous, _current = _current, name
     try:
         yield
     finally:
-        _current.reset(token)
+        _current = previous
 
 
 def current_kernel() -> str:
     """The kernel forced by the innermost `use_kernel`, or "auto"."""
-    return _current.get()
+    return _current
 
 
 def list_kernels() -> Dict[str, KernelInfo]:
@@ -91,9 +125,9 @@ def list_kernels() -> Dict[str, KernelInfo]:
     return out
 
 
-def rejection(name: str, q: Tensor, k: Tensor, attn_mask: Optional[Tensor] = None) -> Optional[str]:
+def rejection(name: str, q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor] = None) -> Optional[str]:
     """Why kernel `name` cannot run this call, or None if it can."""
-    return _KERNELS[name][1](q, k, attn_mask)
+    return _KERNELS[name][1](q, k, v, attn_mask)
 
 
 def choose_kernel(query: Tensor, key: Tensor, value: Optional[Tensor] = None,
@@ -101,18 +135,19 @@ def choose_kernel(query: Tensor, key: Tensor, value: Optional[Tensor] = None,
     """The kernel "auto" picks for a call with these (B, H, L, D) tensors."""
     if not query.is_cuda:
         return "reference"
+    value = key if value is None else value
     for name in KERNEL_ORDER:
-        if rejection(name, query, key, attn_mask) is None:
+        if rejection(name, query, key, value, attn_mask) is None:
             return name
     raise RuntimeError(f"no flashmin CUDA kernel supports query.dtype={query.dtype}, head dim {query.size(-1)}")
 
 
-def resolve(q: Tensor, k: Tensor, attn_mask: Optional[Tensor]) -> str:
+def resolve(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]) -> str:
     """The concrete kernel for this call: the forced one (checked) or the "auto" choice."""
-    name = _current.get()
+    name = _current
     if name == "auto":
-        return choose_kernel(q, k, None, attn_mask)
-    why = rejection(name, q, k, attn_mask)
+        return choose_kernel(q, k, v, attn_mask)
+    why = rejection(name, q, k, v, attn_mask)
     if why is not None:
         raise RuntimeError(f"flashmin kernel {name!r} (forced with use_kernel) cannot run this call: {why}")
     return name

@@ -67,7 +67,7 @@ class _AttentionFn(torch.autograd.Function):
 def attention_forward(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor], scale: float,
                       is_causal: bool, causal_offset: int):
     """Pick the kernel and run it. Arguments already validated (flashmin_nn/_checks.py)."""
-    kernel = backends.resolve(q, k, attn_mask)
+    kernel = backends.resolve(q, k, v, attn_mask)
     if kernel != "reference" and q.is_cuda:
         _ext.load()                 # registers the CUDA implementation; a no-op after the first call
     args = (q, k, v, attn_mask, float(scale), bool(is_causal), int(causal_offset), kernel)

@@ -1,0 +1,375 @@
+// tc_fwd_kernel.cuh: the tensor-core forward kernel (fp16/bf16, mma.sync m16n8k16, fp32 accumulate).
+//
+// FlashAttention-2's algorithm on sm80+ tensor cores:
+// - one block per (kBlockM query rows, head, batch); each warp owns kMT 16-row slices and keeps its
+//   Q fragments in registers for the whole kernel;
+// - K and V tiles of kBlockN keys stream through shared memory with cp.async: V_j is fetched while
+//   S = Q K_j^T and its softmax run, K_{j+1} while O += P V_j runs;
+// - the online softmax stays in registers (base 2, the scale folded into one FFMA before exp2), and
+//   P is repacked in registers as the A operand of the second product: S never touches memory;
+// - one normalisation at the end; O leaves through shared memory as 16-byte stores.
+// Shared-memory rows are padded by 16 bytes, so the 8 rows an ldmatrix reads fall in distinct banks.
+// Masking work (ragged tails, the causal diagonal, attn_mask) runs only on tiles that need it.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "flashmin.h"
+
+namespace flashmin {
+namespace tc {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, bool kQInRegs_>
+struct Traits {
+    static constexpr int kHeadDim = kHeadDim_;   // compiled head dim; smaller ones (multiples of 8) are zero-padded
+    static constexpr int kBlockM = kBlockM_;     // query rows per block
+    static constexpr int kBlockN = kBlockN_;     // keys per tile
+    static constexpr int kNWarps = kNWarps_;
+    static constexpr int kThreads = 32 * kNWarps;
+    static constexpr int kMT = kBlockM / (16 * kNWarps);  // 16-row MMA slices per warp
+    static constexpr int kNT = kBlockN / 8;               // 8-key column tiles of S
+    static constexpr int kDT = kHeadDim / 8;              // 8-wide column tiles of O
+    static constexpr int kKS = kHeadDim / 16;             // k-steps of Q K^T
+    static constexpr int kStride = kHeadDim + 8;          // shared-memory row stride (elements): +16 B of padding
+    static constexpr int kSmemQ = kBlockM * kStride;
+    static constexpr int kSmemKV = kBlockN * kStride;
+    static constexpr int kSmemBytes = (kSmemQ + 2 * kSmemKV) * 2;
+    // Q fragments held in registers for the whole kernel, or re-read from shared memory at each
+    // k-step when O's accumulators need the room (large head dims, two slices per warp).
+    static constexpr bool kQInRegs = kQInRegs_;
+    static_assert(kBlockM % (16 * kNWarps) == 0, "each warp owns whole 16-row MMA slices");
+    static_assert(kBlockN % 16 == 0 && kHeadDim % 16 == 0, "ldmatrix.x4 loads two 8-wide tiles at a time");
+};
+
+// ---- PTX wrappers -------------------------------------------------------------------------------
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16 bytes global -> shared, asynchronously; zero-filled when !valid (nothing is read then).
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+
+// ldmatrix from a shared-memory byte address (base + constant: ptxas folds the constant into
+// the instruction, so a tile needs one address register, not one per fragment).
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+// Hides a value's origin from the optimiser, so addresses derived from it are recomputed in the
+// loop (as register + immediate) instead of being hoisted into dozens of live registers.
+__device__ __forceinline__ uint32_t opaque(uint32_t x) {
+    asm volatile("" : "+r"(x));
+    return x;
+}
+
+// c += a (16x16, row) * b (16x8, col), fp32 accumulators.
+template <typename T>
+__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
+template <>
+__device__ __forceinline__ void mma_16816<__half>(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <>
+__device__ __forceinline__ void mma_16816<__nv_bfloat16>(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Two floats -> one register of two 16-bit values (first in the low half).
+template <typename T> __device__ __forceinline__ uint32_t pack2(float lo, float hi);
+template <> __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
+    __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+}
+template <> __device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&v);
+}
+
+__device__ __forceinline__ float quad_max(float x) {   // over the 4 lanes that share a row
+    x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 1));
+    return fmaxf(x, __shfl_xor_sync(0xffffffff, x, 2));
+}
+__device__ __forceinline__ float quad_sum(float x) {
+    x += __shfl_xor_sync(0xffffffff, x, 1);
+    return x + __shfl_xor_sync(0xffffffff, x, 2);
+}
+
+__device__ __forceinline__ float mask_value(const AttnParams& p, int64_t at) {   // base-2 units
+    switch (p.mask_kind) {
+        case MaskKind::kBool: return static_cast<const uint8_t*>(p.mask)[at] ? 0.f : -INFINITY;
+        case MaskKind::kAddF32: return static_cast<const float*>(p.mask)[at] * kLog2e;
+        case MaskKind::kAddF16: return __half2float(static_cast<const __half*>(p.mask)[at]) * kLog2e;
+        case MaskKind::kAddBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p.mask)[at]) * kLog2e;
+        default: return 0.f;
+    }
+}
+
+// rows [row0, row0 + kRows) of a (len, head_dim) matrix -> shared memory, zero-filled outside.
+template <typename Tr, int kRows, typename T>
+__device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stride, int row0, int len, int head_dim) {
+    constexpr int kChunks = Tr::kHeadDim / 8;   // 16-byte chunks per row
+#pragma unroll
+    for (int idx = threadIdx.x; idx < kRows * kChunks; idx += Tr::kThreads) {
+        const int r = idx / kChunks, c = idx % kChunks;
+        const bool valid = row0 + r < len && c * 8 < head_dim;
+        const T* g = valid ? src + (row0 + r) * row_stride + c * 8 : src;
+        cp_async_16(dst + r * Tr::kStride + c * 8, g, valid);
+    }
+}
+
+// ---- the kernel ---------------------------------------------------------------------------------
+
+template <typename Tr, typename T>
+__global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    T* sQ = reinterpret_cast<T*>(smem_raw);   // kBlockM x kStride (later: the O tile on its way out)
+    T* sK = sQ + Tr::kSmemQ;                   // kBlockN x kStride
+    T* sV = sK + Tr::kSmemKV;                  // kBlockN x kStride
+
+    // Heavy (late, causal) query blocks first: they set the kernel's tail.
+    const int m_block = gridDim.x - 1 - blockIdx.x;
+    const int h = blockIdx.y, b = blockIdx.z, hk = h / p.group;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int row0 = m_block * Tr::kBlockM;
+    const int warp_row0 = warp * Tr::kMT * 16;   // first row of this warp within the block
+
+    int N = p.len_k, offset = p.causal_offset;
+    if (p.seqlens_k) { N = p.seqlens_k[b]; offset += N - p.len_k; }
+    const int n_end = p.is_causal ? max(0, min(N, row0 + Tr::kBlockM + offset)) : N;
+    const int n_tiles = (n_end + Tr::kBlockN - 1) / Tr::kBlockN;
+
+    const T* gQ = static_cast<const T*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride;
+    const T* gK = static_cast<const T*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride;
+    const T* gV = static_cast<const T*>(p.v) + b * p.v_batch_stride + hk * p.v_head_stride;
+
+    load_tile<Tr, Tr::kBlockM>(sQ, gQ, p.q_row_stride, row0, p.len_q, p.head_dim);
+    if (n_tiles > 0) load_tile<Tr, Tr::kBlockN>(sK, gK, p.k_row_stride, 0, N, p.head_dim);
+    cp_async_commit();
+    cp_async_wait_all();
+    __syncthreads();
+
+    // ldmatrix lane addressing. Q (A operand): row lane % 16, column (lane / 16) * 8. K (B operand,
+    // two key tiles): matrix mi = lane / 8 covers keys (mi / 2) * 8 + lane % 8, columns (mi % 2) * 8.
+    // V (B operand via .trans, two head-dim tiles): keys (mi % 2) * 8 + lane % 8, columns (mi / 2) * 8.
+    const int mi = lane / 8, mr = lane % 8;
+    const uint32_t q_lane = smem_addr(&sQ[(warp_row0 + lane % 16) * Tr::kStride + (lane / 16) * 8]);
+    const uint32_t k_lane = smem_addr(&sK[((mi / 2) * 8 + mr) * Tr::kStride + (mi % 2) * 8]);
+    const uint32_t v_lane = smem_addr(&sV[((mi % 2) * 8 + mr) * Tr::kStride + (mi / 2) * 8]);
+    constexpr uint32_t kRowBytes = Tr::kStride * sizeof(T);
+
+    // Q fragments, held in registers for the whole kernel where they fit.
+    uint32_t qf[Tr::kMT][Tr::kQInRegs ? Tr::kKS : 1][4];
+    if constexpr (Tr::kQInRegs) {
+#pragma unroll
+        for (int mt = 0; mt < Tr::kMT; ++mt)
+#pragma unroll
+            for (int ks = 0; ks < Tr::kKS; ++ks)
+                ldmatrix_x4(qf[mt][ks], q_lane + mt * 16 * kRowBytes + ks * 32);
+    }
+
+    float o[Tr::kMT][Tr::kDT][4];
+    float m_run[Tr::kMT][2], l_run[Tr::kMT][2];   // per row: [mt][0] row lane/4, [mt][1] row lane/4 + 8
+#pragma unroll
+    for (int mt = 0; mt < Tr::kMT; ++mt) {
+#pragma unroll
+        for (int dt = 0; dt < Tr::kDT; ++dt) o[mt][dt][0] = o[mt][dt][1] = o[mt][dt][2] = o[mt][dt][3] = 0.f;
+        m_run[mt][0] = m_run[mt][1] = -INFINITY;
+        l_run[mt][0] = l_run[mt][1] = 0.f;
+    }
+
+    // Scores are kept raw and scaled inside exp2 (one FFMA), unless an additive mask must be added
+    // in scaled units first (or the scale is not positive, which would flip the max).
+    const bool additive = p.mask_kind == MaskKind::kAddF32 || p.mask_kind == MaskKind::kAddF16 || p.mask_kind == MaskKind::kAddBF16;
+    const bool scale_first = additive || !(p.scale_log2 > 0.f);
+    const float sl = scale_first ? 1.f : p.scale_log2;   // exp2 argument = (s - m) * sl
+
+    for (int t = 0; t < n_tiles; ++t) {
+        const int j0 = t * Tr::kBlockN;
+        if (t > 0) { cp_async_wait_all(); __syncthreads(); }   // K_t has landed; every warp is done with V_{t-1}
+        load_tile<Tr, Tr::kBlockN>(sV, gV, p.v_row_stride, j0, N, p.head_dim);
+        cp_async_commit();
+
+        // S = Q K_t^T.
+        const uint32_t k_base = opaque(k_lane), q_base = opaque(q_lane);
+        float s[Tr::kMT][Tr::kNT][4];
+#pragma unroll
+        for (int mt = 0; mt < Tr::kMT; ++mt)
+#pragma unroll
+            for (int nt = 0; nt < Tr::kNT; ++nt) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.f;
+#pragma unroll
+        for (int ks = 0; ks < Tr::kKS; ++ks) {
+            const int qs = Tr::kQInRegs ? ks : 0;
+            if constexpr (!Tr::kQInRegs) {
+#pragma unroll
+                for (int mt = 0; mt < Tr::kMT; ++mt) ldmatrix_x4(qf[mt][0], q_base + mt * 16 * kRowBytes + ks * 32);
+            }
+#pragma unroll
+            for (int np = 0; np < Tr::kNT / 2; ++np) {
+                uint32_t kb[4];   // B fragments of key tiles 2np (kb[0..1]) and 2np+1 (kb[2..3])
+                ldmatrix_x4(kb, k_base + np * 16 * kRowBytes + ks * 32);
+#pragma unroll
+                for (int mt = 0; mt < Tr::kMT; ++mt) {
+                    mma_16816<T>(s[mt][2 * np], qf[mt][qs], kb[0], kb[1]);
+                    mma_16816<T>(s[mt][2 * np + 1], qf[mt][qs], kb[2], kb[3]);
+                }
+            }
+        }
+
+        // attn_mask (and, when the scale goes first, the scale): the general path, element by element.
+        if (p.mask_kind != MaskKind::kNone || scale_first) {
+#pragma unroll
+            for (int mt = 0; mt < Tr::kMT; ++mt)
+#pragma unroll
+                for (int nt = 0; nt < Tr::kNT; ++nt)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) {
+                        const int i = row0 + warp_row0 + mt * 16 + lane / 4 + (e / 2) * 8;
+                        const int j = j0 + nt * 8 + (lane % 4) * 2 + (e % 2);
+                        float x = scale_first ? s[mt][nt][e] * p.scale_log2 : s[mt][nt][e];
+                        if (p.mask_kind != MaskKind::kNone && i < p.len_q && j < N)   // never read past the mask
+                            x += mask_value(p, b * p.mask_batch_stride + h * p.mask_head_stride +
+                                                   i * p.mask_row_stride + j * p.mask_col_stride);
+                        s[mt][nt][e] = x;
+                    }
+        }
+        // Keys past N and above the causal diagonal, only on tiles that have any: per row one
+        // limit, then one compare per element against a compile-time column.
+        const bool ragged = j0 + Tr::kBlockN > N || (p.is_causal && j0 + Tr::kBlockN - 1 > row0 + offset);
+        if (ragged) {
+            const int col0 = j0 + (lane % 4) * 2;   // this lane's first key column in the tile
+#pragma unroll
+            for (int mt = 0; mt < Tr::kMT; ++mt)
+#pragma unroll
+                for (int hf = 0; hf < 2; ++hf) {
+                    const int i = row0 + warp_row0 + mt * 16 + lane / 4 + hf * 8;
+                    int limit = N - col0;                                   // columns >= limit are hidden
+                    if (p.is_causal) limit = min(limit, i + offset + 1 - col0);
+#pragma unroll
+                    for (int nt = 0; nt < Tr::kNT; ++nt) {
+                        if (nt * 8 >= limit) s[mt][nt][2 * hf] = -INFINITY;
+                        if (nt * 8 + 1 >= limit) s[mt][nt][2 * hf + 1] = -INFINITY;
+                    }
+                }
+        }
+
+        // Online softmax: new row max, rescale the running state, P = exp2((S - m) * sl).
+#pragma unroll
+        for (int mt = 0; mt < Tr::kMT; ++mt) {
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) {
+                float mx = m_run[mt][hf];
+#pragma unroll
+                for (int nt = 0; nt < Tr::kNT; ++nt) mx = fmaxf(mx, fmaxf(s[mt][nt][2 * hf], s[mt][nt][2 * hf + 1]));
+                mx = quad_max(mx);
+                const float m_ref = mx == -INFINITY ? 0.f : mx;    // nothing visible yet: P = 0, not NaN
+                const float alpha = exp2f((m_run[mt][hf] - m_ref) * sl);
+                m_run[mt][hf] = mx;
+                l_run[mt][hf] *= alpha;
+#pragma unroll
+                for (int dt = 0; dt < Tr::kDT; ++dt) { o[mt][dt][2 * hf] *= alpha; o[mt][dt][2 * hf + 1] *= alpha; }
+                const float neg = -m_ref * sl;
+                float sum = 0.f;
+#pragma unroll
+                for (int nt = 0; nt < Tr::kNT; ++nt) {
+                    s[mt][nt][2 * hf] = exp2f(fmaf(s[mt][nt][2 * hf], sl, neg));
+                    s[mt][nt][2 * hf + 1] = exp2f(fmaf(s[mt][nt][2 * hf + 1], sl, neg));
+                    sum += s[mt][nt][2 * hf] + s[mt][nt][2 * hf + 1];
+                }
+                l_run[mt][hf] += sum;   // this lane's share; the 4 lanes of a row are summed at the end
+            }
+        }
+
+        cp_async_wait_all();   // V_t has landed
+        __syncthreads();       // ... and every warp is done reading K_t
+        if (t + 1 < n_tiles) load_tile<Tr, Tr::kBlockN>(sK, gK, p.k_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
+        cp_async_commit();
+
+        // O += P V_t, P straight from the S accumulators (C layout of two 16x8 tiles = A layout of 16x16).
+        const uint32_t v_base = opaque(v_lane);
+#pragma unroll
+        for (int kk = 0; kk < Tr::kBlockN / 16; ++kk) {
+            uint32_t pa[Tr::kMT][4];
+#pragma unroll
+            for (int mt = 0; mt < Tr::kMT; ++mt) {
+                pa[mt][0] = pack2<T>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+                pa[mt][1] = pack2<T>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+                pa[mt][2] = pack2<T>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+                pa[mt][3] = pack2<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+            }
+#pragma unroll
+            for (int dp = 0; dp < Tr::kDT / 2; ++dp) {
+                uint32_t vb[4];   // B fragments of head-dim tiles 2dp (vb[0..1]) and 2dp+1 (vb[2..3])
+                ldmatrix_x4_trans(vb, v_base + kk * 16 * kRowBytes + dp * 32);
+#pragma unroll
+                for (int mt = 0; mt < Tr::kMT; ++mt) {
+                    mma_16816<T>(o[mt][2 * dp], pa[mt], vb[0], vb[1]);
+                    mma_16816<T>(o[mt][2 * dp + 1], pa[mt], vb[2], vb[3]);
+                }
+            }
+        }
+    }
+    cp_async_wait_all();
+
+    // O = O / l; a row that saw no key has l = 0 and O = 0. Stage this warp's rows in sQ (only this
+    // warp ever read them), then 16-byte stores to global memory.
+    T* gO = static_cast<T*>(p.o) + b * p.o_batch_stride + h * p.o_head_stride;
+    float* gL = p.lse + (static_cast<int64_t>(b) * p.heads_q + h) * p.len_q;
+#pragma unroll
+    for (int mt = 0; mt < Tr::kMT; ++mt) {
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+            const float l = quad_sum(l_run[mt][hf]);
+            const float inv = l > 0.f ? 1.f / l : 0.f;
+            const int r = warp_row0 + mt * 16 + lane / 4 + hf * 8;
+#pragma unroll
+            for (int dt = 0; dt < Tr::kDT; ++dt)
+                *reinterpret_cast<uint32_t*>(&sQ[r * Tr::kStride + dt * 8 + (lane % 4) * 2]) =
+                    pack2<T>(o[mt][dt][2 * hf] * inv, o[mt][dt][2 * hf + 1] * inv);
+            if (lane % 4 == 0 && row0 + r < p.len_q)
+                gL[row0 + r] = l > 0.f ? (m_run[mt][hf] * sl + log2f(l)) * kLn2 : -INFINITY;
+        }
+    }
+    __syncwarp();
+    constexpr int kChunks = Tr::kHeadDim / 8;
+#pragma unroll
+    for (int idx = lane; idx < Tr::kMT * 16 * kChunks; idx += 32) {
+        const int r = warp_row0 + idx / kChunks, c = idx % kChunks;
+        if (row0 + r < p.len_q && c * 8 < p.head_dim)
+            *reinterpret_cast<uint4*>(&gO[(row0 + r) * p.o_row_stride + c * 8]) =
+                *reinterpret_cast<const uint4*>(&sQ[r * Tr::kStride + c * 8]);
+    }
+}
+
+// Launch one configuration; dynamic shared memory above 48 KB needs an opt-in per kernel.
+template <typename Tr, typename T>
+cudaError_t launch_tc(const AttnParams& p, cudaStream_t stream) {
+    auto kernel = tc_fwd_kernel<Tr, T>;
+    if (Tr::kSmemBytes > p.max_smem_per_block) return cudaErrorInvalidConfiguration;
+    if (Tr::kSmemBytes > 48 * 1024) {
+        const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
+        if (err != cudaSuccess) return err;
+    }
+    const dim3 grid((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM, p.heads_q, p.batch);
+    kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
+    return cudaGetLastError();
+}
+
+}  // namespace tc
+}  // namespace flashmin
