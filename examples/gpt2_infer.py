@@ -1,0 +1,310 @@
+"""GPT-2 inference with transformers' eager, sdpa and flashmin attention, side by side.
+
+    python examples/gpt2_infer.py                         # GPT-2 small shape, random weights
+    python examples/gpt2_infer.py --model DIR --prompt "Once upon a time"   # a local checkpoint
+    python examples/gpt2_infer.py --kernel minimal --json out.json
+
+The same weights and inputs go through each implementation, and one table reports:
+  - logits error against an fp32 eager reference (the same weights upcast to fp32):
+    max |err| and ||err|| / ||ref||
+  - teacher-forced top-1 agreement with sdpa (% of positions)
+  - greedy generation agreement with sdpa: new tokens until the first divergence, min over batch
+  - prefill latency (ms, median after warm-up: the transformer plus last-position logits, as in
+    generate) and greedy generation throughput (new tokens/s, DynamicCache, exactly --new-tokens
+    per sequence), with flashmin's speed-up over sdpa measured in the same run
+  - the same correctness columns for a left-padded batch (rows marked "+pad")
+
+Nothing is downloaded, ever: without --model the weights are random (seeded). Without a GPU it
+runs on the CPU with a smaller model and workload, and says so. Progress goes to stderr.
+"""
+import argparse
+import copy
+import json
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub access, even by accident
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import torch  # noqa: E402
+import transformers  # noqa: E402
+
+try:
+    import flashmin_nn
+except ImportError:  # run from a source checkout without `pip install -e .`
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import flashmin_nn
+from flashmin_nn.integrations import transformers as fm_hf  # noqa: E402
+
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+GPT2_SMALL = dict(n_layer=12, n_head=12, n_embd=768, vocab_size=50257, n_positions=1024)
+CPU_MODEL = dict(n_layer=4, n_head=8, n_embd=512, vocab_size=8192, n_positions=1024)
+IMPLS = ("eager", "sdpa", "flashmin")
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", help="local checkpoint directory (default: GPT-2 small shape, random weights)")
+    p.add_argument("--prompt", help="prompt text for generation (needs a tokenizer in --model)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", choices=DTYPES, help="default: fp16 on CUDA, fp32 on CPU")
+    p.add_argument("--batch", type=int, help="default: 8 on CUDA, 2 on CPU")
+    p.add_argument("--seq", type=int, help="prefill length; default: 1024 on CUDA, 128 on CPU")
+    p.add_argument("--prompt-len", type=int, help="generation prompt length; default: 128 on CUDA, 32 on CPU")
+    p.add_argument("--new-tokens", type=int, help="tokens generated per sequence; default: 256 on CUDA, 16 on CPU")
+    p.add_argument("--iters", type=int, help="timed repetitions (median); default: 10 on CUDA, 2 on CPU")
+    p.add_argument("--kernel", default="auto", help="flashmin kernel (flashmin_nn.use_kernel); default auto")
+    p.add_argument("--layers", type=int, help="random model: number of layers")
+    p.add_argument("--heads", type=int, help="random model: number of heads")
+    p.add_argument("--width", type=int, help="random model: hidden size")
+    p.add_argument("--vocab", type=int, help="random model: vocabulary size")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args(argv)
+    try:
+        with flashmin_nn.use_kernel(args.kernel):
+            pass
+    except ValueError as e:
+        p.error(str(e))
+
+    cuda = args.device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
+        p.error(f"--device {args.device}: torch.cuda.is_available() is False")
+    defaults = dict(dtype="fp16", batch=8, seq=1024, prompt_len=128, new_tokens=256, iters=10) if cuda else \
+        dict(dtype="fp32", batch=2, seq=128, prompt_len=32, new_tokens=16, iters=2)
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.cpu_defaults = not cuda
+    return args
+
+
+# ---------------------------------------------------------------------------------------------
+# model and inputs
+# ---------------------------------------------------------------------------------------------
+def build_model(args):
+    """(model in args.dtype on args.device, tokenizer or None, description)."""
+    tokenizer = None
+    if args.model:
+        log(f"loading {args.model} (local files only)")
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            args.model, local_files_only=True, dtype=torch.float32, attn_implementation="sdpa")
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(args.model, local_files_only=True)
+        except (OSError, ValueError):
+            log("no tokenizer in the checkpoint: random token ids")
+        what = f"{args.model} ({type(model).__name__})"
+    else:
+        shape = dict(CPU_MODEL if args.cpu_defaults else GPT2_SMALL)
+        for key, arg in (("n_layer", "layers"), ("n_head", "heads"), ("n_embd", "width"), ("vocab_size", "vocab")):
+            if getattr(args, arg) is not None:
+                shape[key] = getattr(args, arg)
+        config = transformers.GPT2Config(**shape, bos_token_id=0, eos_token_id=0)
+        config._attn_implementation = "sdpa"
+        torch.manual_seed(args.seed)
+        log(f"building a random GPT-2 {shape}")
+        model = transformers.GPT2LMHeadModel(config)
+        what = (f"GPT-2 {'small shape' if shape == GPT2_SMALL else 'shape'} ({shape['n_layer']} layers, "
+                f"{shape['n_head']} heads, {shape['n_embd']} wide, vocab {shape['vocab_size']}), "
+                f"random weights (seed {args.seed})")
+    model.generation_config.eos_token_id = None  # every run generates exactly --new-tokens
+    model.generation_config.pad_token_id = 0
+    return model.to(args.device, DTYPES[args.dtype]).eval(), tokenizer, what
+
+
+def make_inputs(args, model, tokenizer):
+    """Prefill ids (B, seq), padded prefill ids and mask (B, seq), generation prompt (B, prompt_len)."""
+    max_pos = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", 0)
+    if max_pos and max(args.seq, args.prompt_len + args.new_tokens) > max_pos:
+        raise SystemExit(f"--seq {args.seq} / --prompt-len + --new-tokens {args.prompt_len + args.new_tokens} "
+                         f"exceed the model's {max_pos} positions")
+    g = torch.Generator().manual_seed(args.seed + 1)
+    B, vocab = args.batch, model.config.vocab_size
+    ids = torch.randint(1, vocab, (B, args.seq), generator=g)  # (B, seq); 0 is the pad id
+    if args.prompt and tokenizer is not None:
+        text = tokenizer(args.prompt, return_tensors="pt").input_ids[0]  # (T,)
+        args.prompt_len = min(args.prompt_len, len(text))
+        ids[:, : len(text[: args.seq])] = text[: args.seq]
+    prompt = ids[:, : args.prompt_len].clone()  # (B, prompt_len)
+
+    # Left padding: row b loses its first b * seq / (2 B) tokens to padding (row 0 none).
+    pad = torch.arange(B) * args.seq // (2 * B)  # (B,)
+    mask = (torch.arange(args.seq)[None, :] >= pad[:, None]).long()  # (B, seq), 1 = real token
+    padded = ids.masked_fill(mask == 0, 0)
+    ppad = torch.arange(B) * args.prompt_len // (2 * B)
+    pmask = (torch.arange(args.prompt_len)[None, :] >= ppad[:, None]).long()  # (B, prompt_len)
+    dev = args.device
+    return dict(ids=ids.to(dev), padded=padded.to(dev), mask=mask.to(dev), prompt=prompt.to(dev),
+                prompt_ones=torch.ones_like(prompt).to(dev),
+                padded_prompt=prompt.masked_fill(pmask == 0, 0).to(dev), prompt_mask=pmask.to(dev))
+
+
+def set_impl(model, impl):
+    """Switch the model between eager, sdpa and flashmin, in place."""
+    fm_hf.unpatch(model)
+    if impl == "flashmin":
+        fm_hf.patch_model(model)
+    else:
+        model.set_attn_implementation(impl)
+
+
+# ---------------------------------------------------------------------------------------------
+# measurements
+# ---------------------------------------------------------------------------------------------
+def sync(device):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, args, iters):
+    """Median seconds of `iters` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(iters):
+        sync(args.device)
+        t0 = time.perf_counter()
+        fn()
+        sync(args.device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def logits(model, ids, mask=None):
+    return model(ids, attention_mask=mask, use_cache=False).logits  # (B, seq, V)
+
+
+def generate(model, prompt, mask, new_tokens):
+    out = model.generate(prompt, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                         do_sample=False, pad_token_id=0)
+    return out[:, prompt.shape[1]:]  # (B, new_tokens)
+
+
+def errors(out, ref, keep=None):
+    """(max |out - ref|, ||out - ref|| / ||ref||) over positions where keep (B, seq) is True."""
+    diff = out.float() - ref
+    if keep is not None:
+        diff, ref = diff[keep], ref[keep]
+    return diff.abs().max().item(), (diff.norm() / ref.norm()).item()
+
+
+def agree_until(a, b):
+    """New tokens until the first divergence, min over the batch. a, b: (B, N)."""
+    same = (a == b).long().cumprod(dim=1)  # (B, N): 1 until the first mismatch
+    return int(same.sum(dim=1).min().item())
+
+
+def measure(model, impl, x, args):
+    """Logits (dense and left-padded), greedy generations and timings of one implementation."""
+    log(f"{impl}: logits")
+    out = dict(logits=logits(model, x["ids"]), logits_pad=logits(model, x["padded"], x["mask"]))
+    log(f"{impl}: greedy generation ({args.new_tokens} tokens)")
+    out["gen"] = generate(model, x["prompt"], x["prompt_ones"], args.new_tokens)
+    out["gen_pad"] = generate(model, x["padded_prompt"], x["prompt_mask"], args.new_tokens)
+    log(f"{impl}: timing")
+    out["prefill_s"] = timed(lambda: model(x["ids"], use_cache=False, logits_to_keep=1), args, args.iters)
+    out["gen_s"] = timed(lambda: generate(model, x["prompt"], x["prompt_ones"], args.new_tokens), args,
+                         max(1, args.iters // 3))
+    return out
+
+
+def compare(impl, results, ref, ref_pad, keep, args):
+    """The table rows of `impl` (dense, then "+pad"); frees its logits, keeps its top-1."""
+    r, base = results[impl], results["sdpa"]
+    err, err_pad = errors(r["logits"], ref), errors(r["logits_pad"], ref_pad, keep)
+    r["top1"], r["top1_pad"] = r.pop("logits").argmax(-1), r.pop("logits_pad").argmax(-1)  # (B, seq)
+    dense = dict(impl=impl, max_abs_err=err[0], rel_err=err[1],
+                 top1_vs_sdpa=100.0 * (r["top1"] == base["top1"]).float().mean().item(),
+                 gen_agree_vs_sdpa=agree_until(r["gen"], base["gen"]),
+                 prefill_ms=1e3 * r["prefill_s"], gen_tok_s=args.batch * args.new_tokens / r["gen_s"])
+    padded = dict(impl=impl + " +pad", max_abs_err=err_pad[0], rel_err=err_pad[1],
+                  top1_vs_sdpa=100.0 * (r["top1_pad"] == base["top1_pad"])[keep].float().mean().item(),
+                  gen_agree_vs_sdpa=agree_until(r["gen_pad"], base["gen_pad"]))
+    return [dense, padded]
+
+
+def run(args):
+    device = args.device
+    torch.backends.cuda.matmul.allow_tf32 = False  # keep the fp32 reference fp32
+    model, tokenizer, what = build_model(args)
+    x = make_inputs(args, model, tokenizer)
+    if args.cpu_defaults:
+        log(f"Running on the CPU{'' if torch.cuda.is_available() else ' (no CUDA device)'}, with smaller defaults "
+            f"(batch {args.batch}, prefill {args.seq}, prompt {args.prompt_len} + {args.new_tokens} new tokens"
+            f"{'' if args.model else ', a smaller random model'}); flashmin runs its PyTorch reference path "
+            "here, so its timings say nothing about the CUDA kernels.")
+    keep = x["mask"].bool()  # (B, seq)
+
+    log("fp32 eager reference")
+    with torch.no_grad():
+        ref_model = copy.deepcopy(model).float()
+        ref_model.set_attn_implementation("eager")
+        ref = logits(ref_model, x["ids"]).float()  # (B, seq, V)
+        ref_pad = logits(ref_model, x["padded"], x["mask"]).float()
+        del ref_model
+
+    rows, results = [], {}
+    with torch.no_grad(), flashmin_nn.use_kernel(args.kernel):
+        for impl in ("sdpa", "eager", "flashmin"):  # sdpa first: it is everyone's baseline
+            set_impl(model, impl)
+            results[impl] = measure(model, impl, x, args)
+            rows += compare(impl, results, ref, ref_pad, keep, args)
+        set_impl(model, "sdpa")
+    sdpa = rows[0]
+    for row in rows:
+        if "prefill_ms" in row:
+            row["prefill_speedup_vs_sdpa"] = sdpa["prefill_ms"] / row["prefill_ms"]
+            row["gen_speedup_vs_sdpa"] = row["gen_tok_s"] / sdpa["gen_tok_s"]
+    rows.sort(key=lambda row: (row["impl"].endswith("+pad"), IMPLS.index(row["impl"].split()[0])))
+
+    dev_name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU"
+    header = (f"{what}\n{dev_name} | {args.dtype} | batch {args.batch}, prefill {args.seq}, "
+              f"prompt {args.prompt_len} + {args.new_tokens} new tokens | flashmin kernel: {kernel_names(model, args)}"
+              + ("  [CPU run: smaller defaults]" if args.cpu_defaults else ""))
+    print(header)
+    print(table(rows))
+    if tokenizer is not None:
+        for impl in IMPLS:
+            print(f"{impl:>9}: {tokenizer.decode(results[impl]['gen'][0])!r}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(model=what, device=dev_name, dtype=args.dtype, batch=args.batch, seq=args.seq,
+                           prompt_len=args.prompt_len, new_tokens=args.new_tokens, kernel=args.kernel,
+                           transformers=transformers.__version__, torch=torch.__version__, rows=rows), f, indent=2)
+        log(f"wrote {args.json}")
+    return rows
+
+
+def kernel_names(model, args):
+    """The forced kernel, or what "auto" picks for this model's prefill and decode calls."""
+    if args.kernel != "auto":
+        return args.kernel
+    H = model.config.num_attention_heads
+    D = getattr(model.config, "head_dim", None) or model.config.hidden_size // H
+    q = torch.empty(args.batch, H, args.seq, D, device=args.device, dtype=DTYPES[args.dtype])  # (B, H, L, D)
+    kv = torch.empty(args.batch, H, args.prompt_len + args.new_tokens, D, device=args.device, dtype=q.dtype)
+    prefill = flashmin_nn.choose_kernel(q, q, q, is_causal=True)
+    decode = flashmin_nn.choose_kernel(q[:, :, :1], kv, kv, is_causal=True)
+    return f"auto (prefill: {prefill}, decode: {decode})"
+
+
+def table(rows):
+    cols = [("impl", "{}", "impl"), ("max_abs_err", "{:.2e}", "max|err|"), ("rel_err", "{:.2e}", "rel err"),
+            ("top1_vs_sdpa", "{:.2f}", "top1=sdpa %"), ("gen_agree_vs_sdpa", "{}", "gen=sdpa tok"),
+            ("prefill_ms", "{:.2f}", "prefill ms"), ("gen_tok_s", "{:.0f}", "gen tok/s"),
+            ("prefill_speedup_vs_sdpa", "{:.2f}x", "prefill vs sdpa"), ("gen_speedup_vs_sdpa", "{:.2f}x", "gen vs sdpa")]
+    cells = [[title for _, _, title in cols]]
+    cells += [[fmt.format(row[key]) if key in row else "-" for key, fmt, _ in cols] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cols))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    run(parse_args())

@@ -1,0 +1,353 @@
+"""flashmin as a transformers 5.x attention implementation.
+
+    from flashmin_nn.integrations.transformers import patch_gpt2, patch_model, patched, unpatch
+
+    model = patch_gpt2(model)            # GPT-2 heads, switched in place
+    model = patch_model(model)           # any model that routes attention through the interface
+    with patched(model):                 # switched for the block, restored after
+        model.generate(...)
+    unpatch(model)                       # back to what it used before (eager, sdpa, ...)
+
+Importing this module registers two functions under ATTN_IMPLEMENTATION ("fmin_attention"),
+so `from_pretrained(..., attn_implementation=ATTN_IMPLEMENTATION)` works as well:
+
+- `attention_forward` in transformers.AttentionInterface: the layer's attention call.
+- `flashmin_mask` in transformers.masking_utils.AttentionMaskInterface: how the model's 2-D
+  padding mask reaches that call. Without a registered mask function transformers hands a
+  custom implementation `attention_mask=None`, and padding would be silently ignored.
+
+Why that name: transformers 5.x takes any implementation name containing "flash" for
+FlashAttention (and tries to import flash_attn), a name shaped like "org/repo" or with ":" for a
+hub kernel, and runs its SDPA or flex checks on names containing "sdpa" or "flex_attention".
+"fmin_attention" trips none of these.
+
+What attention_forward receives as `attention_mask` (S = keys, L = queries):
+
+    prefill, no padding                 None            causal in-kernel
+    prefill, left padding               (B, 1, 1, S)    bool key padding + causal in-kernel
+    decode (DynamicCache), no padding   None            (L = 1 sees every key)
+    decode, left padding                (B, 1, 1, S)    bool key padding
+    anything else (StaticCache, packed
+    sequences, sliding windows, custom
+    4-D masks from the caller)          (B, 1, L, S)    the full mask, causality included
+
+The in-kernel causal mask is aligned bottom-right (causal_offset = S - L): the last query sees
+every key, which is what a KV cache needs and equals top-left when L == S. It is used only when
+the keys end at the last query (DynamicCache, no cache); otherwise the mask function builds the
+full mask, exactly as for `sdpa`. So a mask whose query dim is 1 is read as key padding on top
+of the layer's causality; the one place this differs from `sdpa` is a caller's own 4-D mask of
+shape (B, 1, 1, S) with L > 1 on a causal layer, which sdpa would apply without causality.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import transformers
+from transformers import AttentionInterface, PreTrainedConfig, PreTrainedModel
+from transformers.masking_utils import (
+    AttentionMaskInterface,
+    causal_mask_function,
+    prepare_padding_mask,
+    sdpa_mask,
+)
+from transformers.utils.import_utils import is_tracing
+
+import flashmin_nn
+
+if int(transformers.__version__.split(".")[0]) < 5:
+    raise ImportError(
+        f"flashmin_nn.integrations.transformers needs transformers>=5 (found {transformers.__version__}): "
+        "pip install 'flashmin_nn[hf]'"
+    )
+
+ATTN_IMPLEMENTATION = "fmin_attention"
+
+# Keyword arguments some architectures pass to their attention function that change the math;
+# flashmin implements none of them, so their presence is an error, never ignored.
+_UNSUPPORTED_KWARGS = {
+    "softcap": "attention logit softcapping",
+    "s_aux": "attention sinks",
+    "position_bias": "an additive position bias",
+    "sliding_window": "sliding-window attention",
+}
+
+# Where patch_model keeps what it replaced: [(config, previous implementation), ...].
+_SAVED_ATTR = "_flashmin_saved_attn_implementation"
+
+
+# ---------------------------------------------------------------------------------------------
+# the two registered functions
+# ---------------------------------------------------------------------------------------------
+def attention_forward(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """transformers attention function backed by `flashmin_nn.attention`.
+
+    Args:
+        module: the calling attention layer; `module.is_causal` says whether it is causal
+            (a `is_causal=` keyword, when the model passes one, wins, as for `sdpa`).
+        query: (B, Hq, L, D), any strides with the last dim contiguous (GPT-2's is a view of its
+            fused c_attn projection; nothing is copied).
+        key, value: (B, Hkv, S, D) with Hq a multiple of Hkv (GQA by head counts, no repeat_kv).
+        attention_mask: None, a (B, 1, 1, S) key padding mask (the module's causality is applied
+            in-kernel on top), or a full (B, 1, L, S) mask (bool: True = attend, or additive
+            float) which already holds the causality; see the module docstring for who sends what.
+        scaling: multiplies q.k; None means D ** -0.5. GPT-2 folds
+            `scale_attn_by_inverse_layer_idx` into it.
+        dropout: must be 0 (flashmin is inference-only): call `model.eval()`.
+
+    Returns:
+        (out (B, L, Hq, D) contiguous, None): no attention weights are ever formed.
+    """
+    if dropout:
+        raise ValueError(
+            f"{type(module).__name__} asked for attention dropout={dropout}: flashmin is inference-only, "
+            "call model.eval() first"
+        )
+    for name, what in _UNSUPPORTED_KWARGS.items():
+        if kwargs.get(name) is not None:
+            raise ValueError(
+                f"{type(module).__name__} passed {name}={kwargs[name]!r}: flashmin does not implement {what}"
+            )
+    is_causal = kwargs.get("is_causal")
+    if is_causal is None:
+        is_causal = getattr(module, "is_causal", True)
+    L, S = query.shape[2], key.shape[2]
+    if attention_mask is not None and attention_mask.shape[-2] != 1:
+        # A full (.., L, S) mask already says who sees whom; adding causality on top would break
+        # masks that are deliberately not causal (prefix-LM, image tokens), as it would in sdpa.
+        is_causal = False
+    out = flashmin_nn.attention(
+        query, key, value,
+        attn_mask=attention_mask,
+        scale=scaling,
+        is_causal=bool(is_causal),
+        causal_offset=S - L,  # bottom-right: the last query sees every key
+    )  # (B, Hq, L, D), laid out as (B, L, Hq, D)
+    return out.transpose(1, 2), None  # (B, L, Hq, D), contiguous: no copy
+
+
+def flashmin_mask(
+    batch_size,
+    q_length,
+    kv_length,
+    q_offset=0,
+    kv_offset=0,
+    mask_function=causal_mask_function,
+    attention_mask=None,
+    local_size=None,
+    allow_is_causal_skip=True,
+    allow_is_bidirectional_skip=False,
+    **kwargs,
+):
+    """transformers mask function: the cheapest mask `attention_forward` can do exact work with.
+
+    Called by `create_causal_mask` and friends with the 2-D padding mask (B, past + L) (True =
+    real token) and the geometry of the keys: query i sits at position q_offset + i, key j at
+    kv_offset + j.
+
+    Returns:
+        None when a plain causal mask has no padding (the kernel's causal flag does it all);
+        a bool (B, 1, 1, S) key padding mask when there is padding; otherwise (sliding windows,
+        packed sequences, custom mask functions, keys that run past the last query as in a
+        StaticCache, or a caller that asked for a materialised mask) exactly what `sdpa` would get
+        as a materialised (B, 1, L, S) bool mask, or None where sdpa may skip a bidirectional one.
+
+    Edge cases: the padding check reads the mask on the host (one sync per forward, as `sdpa`
+    does) except while tracing, where the padding mask is always returned.
+    """
+    plain_causal = (
+        mask_function is causal_mask_function
+        and local_size is None
+        and allow_is_causal_skip
+        and _keys_end_at_last_query(q_offset, q_length, kv_offset, kv_length)
+    )
+    if not plain_causal:
+        # The kernel's bottom-right causal flag is wrong here (or unwanted): materialise it all.
+        return sdpa_mask(
+            batch_size=batch_size,
+            q_length=q_length,
+            kv_length=kv_length,
+            q_offset=q_offset,
+            kv_offset=kv_offset,
+            mask_function=mask_function,
+            attention_mask=attention_mask,
+            local_size=local_size,
+            allow_is_causal_skip=False,
+            allow_is_bidirectional_skip=allow_is_bidirectional_skip,
+            **kwargs,
+        )
+    padding = prepare_padding_mask(attention_mask, kv_length, kv_offset)  # (B, >= kv_offset + S) or None
+    if padding is None:
+        return None
+    padding = padding[:, kv_offset : kv_offset + kv_length]  # (B, S)
+    if not is_tracing(padding) and bool(padding.all()):
+        return None  # no padding at all: let the kernel run mask-free
+    return padding[:, None, None, :]  # (B, 1, 1, S)
+
+
+def _keys_end_at_last_query(q_offset, q_length, kv_offset, kv_length):
+    """True when the last key is the last query's own position (DynamicCache or no cache), so
+    bottom-right causal alignment is exactly the causal mask. A StaticCache hands q_offset as a
+    tensor and has empty slots after the last query: not this case."""
+    if isinstance(q_offset, torch.Tensor) or isinstance(kv_offset, torch.Tensor):
+        return False
+    return q_offset + q_length == kv_offset + kv_length
+
+
+def register():
+    """Register `attention_forward` and `flashmin_mask` under ATTN_IMPLEMENTATION (idempotent).
+
+    Done on import; call it again only if something removed the registration."""
+    AttentionInterface.register(ATTN_IMPLEMENTATION, attention_forward)
+    AttentionMaskInterface.register(ATTN_IMPLEMENTATION, flashmin_mask)
+    return ATTN_IMPLEMENTATION
+
+
+register()
+
+
+# ---------------------------------------------------------------------------------------------
+# switching models
+# ---------------------------------------------------------------------------------------------
+def patch_gpt2(model):
+    """Switch a GPT-2 model (GPT2Model, GPT2LMHeadModel, GPT2DoubleHeadsModel, the
+    classification and QA heads) to flashmin attention, in place; returns the model.
+
+    GPT-2's scale (including `scale_attn_by_inverse_layer_idx`) arrives as `scaling`;
+    `reorder_and_upcast_attn` is an eager-only option and moot here, since flashmin keeps its
+    softmax statistics in fp32 whatever the input dtype. Raises TypeError for a model that is
+    not GPT-2 (use `patch_model`) and whatever `patch_model` raises.
+    """
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type != "gpt2":
+        raise TypeError(
+            f"patch_gpt2 expects a GPT-2 model, got {type(model).__name__} (config.model_type={model_type!r}); "
+            "use patch_model for other architectures"
+        )
+    return patch_model(model)
+
+
+def patch_model(model):
+    """Switch any transformers model whose attention goes through `ALL_ATTENTION_FUNCTIONS`
+    (GPT-2, Llama, Qwen2, Mistral without a sliding window, ...) to flashmin, in place.
+
+    Every config of the model and its sub-models is switched, or none is: a model flashmin
+    cannot serve raises before anything changes (TypeError: not a transformers model;
+    ValueError: naming the class and the config value it cannot honour: softcapping, sliding
+    windows, non-full layer types, attention sinks, different q/k and v head dims, or attention
+    that does not use the interface). Patching a patched model is a no-op. Returns the model.
+    """
+    if not isinstance(model, PreTrainedModel):
+        raise TypeError(f"patch_model expects a transformers PreTrainedModel, got {type(model).__name__}")
+    if is_patched(model):
+        return model
+    for sub in model.modules():
+        if isinstance(sub, PreTrainedModel) and not type(sub)._can_set_attn_implementation():
+            raise ValueError(
+                f"{type(sub).__name__} does not route its attention through ALL_ATTENTION_FUNCTIONS, "
+                "so flashmin cannot replace it"
+            )
+        if hasattr(sub, "sinks"):
+            raise ValueError(f"{type(sub).__name__} uses attention sinks, which flashmin does not implement")
+    configs = _configs(model)
+    for config in configs:
+        problem = _unsupported(config)
+        if problem is not None:
+            raise ValueError(f"{type(model).__name__} cannot use flashmin: {problem}")
+
+    saved = [(config, config._attn_implementation) for config in configs]
+    try:
+        model.set_attn_implementation(ATTN_IMPLEMENTATION)
+        missed = [type(c).__name__ for c in configs if c._attn_implementation != ATTN_IMPLEMENTATION]
+        if missed:
+            raise ValueError(f"{type(model).__name__}: could not switch {', '.join(missed)} to flashmin")
+    except Exception:
+        _restore(saved)  # never leave half of a model switched
+        raise
+    setattr(model, _SAVED_ATTR, saved)
+    return model
+
+
+def unpatch(model):
+    """Undo `patch_model`/`patch_gpt2`: each config that still uses flashmin gets back the
+    implementation it had before. A model that is not patched is returned unchanged."""
+    saved = model.__dict__.pop(_SAVED_ATTR, None)
+    if saved is not None:
+        _restore([(c, prev) for c, prev in saved if c._attn_implementation == ATTN_IMPLEMENTATION])
+    return model
+
+
+def is_patched(model):
+    """Whether `patch_model` switched this model (and `unpatch` has not undone it)."""
+    return _SAVED_ATTR in getattr(model, "__dict__", {})
+
+
+@contextlib.contextmanager
+def patched(model):
+    """`with patched(model): ...` runs the block with flashmin attention, then restores the
+    previous implementation (a model that was already patched stays patched)."""
+    was_patched = is_patched(model)
+    patch_model(model)
+    try:
+        yield model
+    finally:
+        if not was_patched:
+            unpatch(model)
+
+
+def _configs(model):
+    """Every distinct config the model's modules read, with their sub-configs."""
+    found = {}
+
+    def add(config):
+        if isinstance(config, PreTrainedConfig) and id(config) not in found:
+            found[id(config)] = config
+            for key in getattr(config, "sub_configs", None) or {}:
+                add(getattr(config, key, None))
+
+    for module in model.modules():
+        add(getattr(module, "config", None))
+    return list(found.values())
+
+
+def _unsupported(config):
+    """A sentence naming the config value flashmin cannot honour, or None."""
+    name = type(config).__name__
+    softcap = getattr(config, "attn_logit_softcapping", None)
+    if softcap:
+        return f"attention logit softcapping ({name}.attn_logit_softcapping={softcap})"
+    window = getattr(config, "sliding_window", None)
+    if window is not None and getattr(config, "use_sliding_window", True) is not False:
+        return f"sliding-window attention ({name}.sliding_window={window})"
+    chunk = getattr(config, "attention_chunk_size", None)
+    if chunk is not None:
+        return f"chunked attention ({name}.attention_chunk_size={chunk})"
+    layer_types = getattr(config, "layer_types", None) or []
+    others = sorted({t for t in layer_types if t != "full_attention"})
+    if others:
+        return f"layer types other than full attention ({name}.layer_types has {others})"
+    v_dim = getattr(config, "v_head_dim", None)
+    qk_dim = getattr(config, "qk_head_dim", None)
+    if v_dim is not None and qk_dim is not None and v_dim != qk_dim:
+        return f"value head dim != query/key head dim ({name}.v_head_dim={v_dim}, qk_head_dim={qk_dim})"
+    return None
+
+
+def _restore(saved):
+    # The internal attribute: the public setter would also rewrite sub-configs, which have
+    # their own saved value.
+    for config, previous in saved:
+        config._attn_implementation_internal = previous
+
+
+__all__ = [
+    "ATTN_IMPLEMENTATION",
+    "attention_forward",
+    "flashmin_mask",
+    "is_patched",
+    "patch_gpt2",
+    "patch_model",
+    "patched",
+    "register",
+    "unpatch",
+]
