@@ -44,6 +44,12 @@ struct AttnParams {
     MaskKind mask_kind;
     DType dtype;
 
+    // Split-KV (decode): the key range is cut into num_splits parts, each written as fp32 partial
+    // O (num_splits, B, Hq, L, kHeadDim) and lse (num_splits, B, Hq, L), then merged.
+    int num_splits;
+    float* o_accum;
+    float* lse_accum;
+
     // Device facts, read by the binding once per device.
     int num_sms;
     int max_smem_per_block;  // opt-in limit (cudaDevAttrMaxSharedMemoryPerBlockOptin)
@@ -52,5 +58,9 @@ struct AttnParams {
 // Each kernel family exposes a launcher that returns the launch status (cudaGetLastError).
 cudaError_t run_minimal_fwd(const AttnParams& params, cudaStream_t stream);   // csrc/minimal/
 cudaError_t run_tc_fwd(const AttnParams& params, cudaStream_t stream);        // csrc/tensor_core/
+// Decode: the tensor-core kernel's split-KV mode plus the merge (params.num_splits > 1), or a plain
+// run of its decode tile shape when one split is enough. padded_head_dim: the o_accum row length.
+cudaError_t run_decode_fwd(const AttnParams& params, cudaStream_t stream);     // csrc/tensor_core/
+int decode_padded_head_dim(int head_dim);
 
 }  // namespace flashmin

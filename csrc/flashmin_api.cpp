@@ -12,12 +12,13 @@
 namespace flashmin {
 namespace {
 
-enum class Kernel { kMinimal, kTensorCore };
+enum class Kernel { kMinimal, kTensorCore, kDecode };
 
 Kernel kernel_from_name(c10::string_view name) {
     if (name == "minimal") return Kernel::kMinimal;
     if (name == "tensor_core") return Kernel::kTensorCore;
-    TORCH_CHECK(false, "flashmin: kernel='", std::string(name), "' is not a CUDA kernel of this build (minimal, tensor_core)");
+    if (name == "decode") return Kernel::kDecode;
+    TORCH_CHECK(false, "flashmin: kernel='", std::string(name), "' is not a CUDA kernel of this build (minimal, tensor_core, decode)");
     return Kernel::kMinimal;
 }
 
@@ -63,16 +64,46 @@ const DeviceFacts& device_facts(int device) {
     return f;
 }
 
+// Decode setup. (1) One query against a KV cache with grouped-query attention: the group's query
+// heads become the rows of one kv head's tile (q viewed as (B, Hkv, group, D)), so K and V are
+// read once per group. Valid when the mask, if any, is the same for every head and row, and the
+// causal limit (if any) hides nothing from the single query. (2) The key range is split so the
+// grid has about four blocks per SM; partials go to fp32 buffers merged by a second kernel.
+void prepare_decode(AttnParams& p, const at::Tensor& q, const c10::optional<at::Tensor>& attn_mask,
+                    int num_sms, at::Tensor& o_accum, at::Tensor& lse_accum) {
+    const bool mask_shared = !attn_mask.has_value() || (attn_mask->stride(1) == 0 && attn_mask->stride(2) == 0);
+    const bool sees_all = !p.is_causal || p.causal_offset >= p.len_k - 1;
+    if (p.len_q == 1 && p.group > 1 && mask_shared && sees_all) {
+        const int group = p.group;
+        p.q_head_stride *= group; p.q_row_stride = q.stride(1);
+        p.o_head_stride *= group; p.o_row_stride = p.o_head_stride / group;
+        p.heads_q = p.heads_kv; p.len_q = group; p.group = 1;
+        p.is_causal = false;
+    }
+    const int64_t blocks = static_cast<int64_t>(p.batch) * p.heads_q * ((p.len_q + 63) / 64);
+    const int tiles = (p.len_k + 63) / 64;
+    int splits = static_cast<int>(std::min<int64_t>((4LL * num_sms + blocks - 1) / blocks, 128));
+    splits = std::max(1, std::min(splits, tiles));
+    p.num_splits = splits;
+    if (splits > 1) {
+        const int64_t rows = static_cast<int64_t>(p.batch) * p.heads_q * p.len_q;
+        o_accum = at::empty({splits, rows, decode_padded_head_dim(p.head_dim)}, q.options().dtype(at::kFloat));
+        lse_accum = at::empty({splits, rows}, q.options().dtype(at::kFloat));
+        p.o_accum = o_accum.data_ptr<float>();
+        p.lse_accum = lse_accum.data_ptr<float>();
+    }
+}
+
 }  // namespace
 
 // CUDA implementation of torch.ops.flashmin.attention_fwd (schema in flashmin_nn/ops.py):
-// (q, k, v, attn_mask, scale, is_causal, causal_offset, kernel) -> (out, lse).
+// (q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel) -> (out, lse).
 // q: (B, Hq, L, D), k/v: (B, Hkv, S, D) with stride(-1) == 1; attn_mask: None or (B, Hq, L, S)
 // (broadcast dims may have stride 0). out: (B, Hq, L, D) laid out as (B, L, Hq, D); lse: (B, Hq, L) fp32.
 std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
         const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-        const c10::optional<at::Tensor>& attn_mask, double scale, bool is_causal,
-        int64_t causal_offset, c10::string_view kernel_name) {
+        const c10::optional<at::Tensor>& attn_mask, const c10::optional<at::Tensor>& seqlens_k,
+        double scale, bool is_causal, int64_t causal_offset, c10::string_view kernel_name) {
     const Kernel kernel = kernel_from_name(kernel_name);
     check_qkv(q, "q", q);
     check_qkv(k, "k", q);
@@ -103,6 +134,13 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
         }
     }
 
+    if (seqlens_k.has_value()) {
+        const at::Tensor& sl = *seqlens_k;
+        TORCH_CHECK(sl.device() == q.device() && sl.scalar_type() == at::kInt && sl.dim() == 1 && sl.size(0) == B && sl.is_contiguous(),
+                    "seqlens_k must be a contiguous int32 tensor of shape (B,)=(", B, ",) on ", q.device(),
+                    "; got shape ", sl.sizes(), ", dtype ", sl.scalar_type(), ", device ", sl.device());
+    }
+
     const c10::cuda::CUDAGuard guard(q.device());
     at::Tensor out = at::empty({B, L, Hq, D}, q.options()).transpose(1, 2);  // (B, Hq, L, D) view
     at::Tensor lse = at::empty({B, Hq, L}, q.options().dtype(at::kFloat));
@@ -112,7 +150,7 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
     p.q = q.data_ptr(); p.k = k.data_ptr(); p.v = v.data_ptr();
     p.o = out.data_ptr(); p.lse = lse.data_ptr<float>();
     p.mask = attn_mask.has_value() ? attn_mask->data_ptr() : nullptr;
-    p.seqlens_k = nullptr;
+    p.seqlens_k = seqlens_k.has_value() ? seqlens_k->data_ptr<int32_t>() : nullptr;
     p.q_batch_stride = q.stride(0); p.q_head_stride = q.stride(1); p.q_row_stride = q.stride(2);
     p.k_batch_stride = k.stride(0); p.k_head_stride = k.stride(1); p.k_row_stride = k.stride(2);
     p.v_batch_stride = v.stride(0); p.v_head_stride = v.stride(1); p.v_row_stride = v.stride(2);
@@ -134,9 +172,14 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
     p.num_sms = dev.num_sms;
     p.max_smem_per_block = dev.max_smem;
 
-    if (kernel == Kernel::kTensorCore) {
+    if (kernel == Kernel::kTensorCore || kernel == Kernel::kDecode) {
         check_tensor_core(q, "q"); check_tensor_core(k, "k"); check_tensor_core(v, "v");
         TORCH_CHECK(dev.cc_major >= 8, "the tensor_core kernel needs compute capability 8.0 or newer; this GPU is sm_", dev.cc_major, "x");
+    }
+    at::Tensor o_accum, lse_accum;   // split-KV partials, alive until the launches are queued
+    if (kernel == Kernel::kDecode) {
+        TORCH_CHECK(D <= 128, "the decode kernel takes head dims up to 128; got q.size(-1)=", D);
+        prepare_decode(p, q, attn_mask, dev.num_sms, o_accum, lse_accum);
     }
 
     const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
@@ -144,6 +187,7 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
     switch (kernel) {
         case Kernel::kMinimal: err = run_minimal_fwd(p, stream); break;
         case Kernel::kTensorCore: err = run_tc_fwd(p, stream); break;
+        case Kernel::kDecode: err = run_decode_fwd(p, stream); break;
     }
     TORCH_CHECK(err == cudaSuccess, "flashmin kernel launch failed: ", cudaGetErrorString(err));
     return {out, lse};

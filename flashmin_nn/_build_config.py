@@ -16,6 +16,8 @@ CUDA_SOURCES = [
     "csrc/tensor_core/tc_fwd_hdim96.cu",
     "csrc/tensor_core/tc_fwd_hdim128.cu",
     "csrc/tensor_core/tc_fwd_hdim256.cu",
+    "csrc/tensor_core/decode_hdim64.cu",
+    "csrc/tensor_core/decode_hdim128.cu",
 ]
 INCLUDE_DIRS = ["csrc"]
 

@@ -21,7 +21,7 @@ from torch import Tensor
 from . import _ext
 
 # The kernels that live in the CUDA extension (csrc/flashmin_api.cpp's kernel_from_name).
-CUDA_KERNELS = ("minimal", "tensor_core")
+CUDA_KERNELS = ("minimal", "tensor_core", "decode")
 
 
 @dataclass(frozen=True)
@@ -83,14 +83,30 @@ def _tensor_core_rejects(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Te
     return None
 
 
+DECODE_MAX_QUERIES = 16
+
+
+def _decode_rejects(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]) -> Optional[str]:
+    why = _tensor_core_rejects(q, k, v, attn_mask)
+    if why is not None:
+        return why
+    if q.size(2) > DECODE_MAX_QUERIES:
+        return f"query length {q.size(2)} > {DECODE_MAX_QUERIES} (it serves short queries over long KV caches)"
+    if q.size(-1) > 128:
+        return f"head dim {q.size(-1)} > 128"
+    return None
+
+
 _KERNELS: Dict[str, tuple] = {
     "reference": ("PyTorch tiled online softmax (flashmin_nn/reference.py); any device", _reference_rejects),
     "minimal": ("teaching CUDA kernel: fp32 math, one thread per query row, any shape", _minimal_rejects),
     "tensor_core": ("fp16/bf16 mma.sync kernel, FlashAttention-2 class; sm80+, head dims multiple of 8 up to 256",
                     _tensor_core_rejects),
+    "decode": ("split-KV tensor-core kernel for 1-16 queries over long KV caches; GQA heads share K/V reads",
+               _decode_rejects),
 }
 KERNEL_NAMES = ("auto",) + tuple(_KERNELS)
-KERNEL_ORDER = ("tensor_core", "minimal")     # what "auto" tries on CUDA, fastest first
+KERNEL_ORDER = ("decode", "tensor_core", "minimal")     # what "auto" tries on CUDA, fastest first
 
 # The forced kernel. A plain module global rather than a ContextVar: torch.compile (Dynamo) reads
 # and guards globals, but cannot trace ContextVar.get. use_kernel restores it on exit.

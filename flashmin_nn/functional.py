@@ -14,6 +14,7 @@ With causal masking, query i sees key j iff j <= i + causal_offset.
 import math
 from typing import Optional
 
+import torch
 from torch import Tensor
 
 from ._checks import check_qkv, expand_mask
@@ -83,4 +84,73 @@ def flash_attn_func(q: Tensor, k: Tensor, v: Tensor, softmax_scale: Optional[flo
     qt, kt, vt = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)   # (B, H, S, D) views
     out, lse = attention_forward(qt, kt, vt, None, scale, causal, kt.size(2) - qt.size(2))
     out = out.transpose(1, 2)                                              # (B, Sq, Hq, D), contiguous
+    return (out, lse) if return_lse else out
+
+
+def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Optional[Tensor] = None,
+                            v: Optional[Tensor] = None, cache_seqlens=None, softmax_scale: Optional[float] = None,
+                            causal: bool = False, return_lse: bool = False, *, check_lengths: bool = True):
+    """Drop-in for FlashAttention-2's flash_attn_with_kvcache, forward only: decode against a KV cache.
+
+    q: (B, Lq, Hq, D), typically Lq = 1 (or a few tokens for speculative decoding).
+    k_cache, v_cache: (B, S_max, Hkv, D), Hq a multiple of Hkv.
+    k, v: optional new keys/values (B, Lnew, Hkv, D), written into the caches IN PLACE at positions
+    cache_seqlens[b] .. cache_seqlens[b] + Lnew - 1 before attending.
+    cache_seqlens: int or int tensor (B,): keys already in each batch row's cache (None: the whole
+    cache, S_max). Batch row b then attends to its first cache_seqlens[b] + Lnew keys.
+    causal: aligned bottom-right per batch row: query i sees key j iff j <= i + len_b - Lq.
+    check_lengths: verify 0 <= cache_seqlens and cache_seqlens + Lnew <= S_max; for a CUDA tensor this
+    reads two numbers back to the host (a synchronisation); pass False to skip it in a hot loop.
+    Returns out (B, Lq, Hq, D), and with return_lse also lse (B, Hq, Lq) float32.
+    """
+    q, k_cache, v_cache = check_qkv(q, k_cache, v_cache, names=("q", "k_cache", "v_cache"), layout="blhd")
+    B, S_max, Hkv, D = k_cache.shape
+    if (k is None) != (v is None):
+        raise ValueError("k and v must be given together (new keys and values for the cache)")
+    n_new = 0
+    if k is not None:
+        for t, n in ((k, "k"), (v, "v")):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{n} must be a torch.Tensor; got {type(t).__name__}")
+            if t.dim() != 4 or t.shape[0] != B or t.shape[2:] != k_cache.shape[2:]:
+                raise ValueError(f"{n}.shape={tuple(t.shape)} must be (B, Lnew, Hkv, D) = ({B}, Lnew, {Hkv}, {D})")
+            if t.dtype != k_cache.dtype or t.device != k_cache.device:
+                raise TypeError(f"{n} must match k_cache's dtype and device; got {n}.dtype={t.dtype}, "
+                                f"{n}.device={t.device} vs {k_cache.dtype}, {k_cache.device}")
+        if v.shape != k.shape:
+            raise ValueError(f"v.shape={tuple(v.shape)} must equal k.shape={tuple(k.shape)}")
+        n_new = k.size(1)
+        if cache_seqlens is None:
+            raise ValueError("cache_seqlens is required with k/v: it says where the new keys go")
+
+    lens = None                                            # (B,) int32: keys each batch row attends to
+    if cache_seqlens is not None:
+        if isinstance(cache_seqlens, int):
+            if check_lengths and not 0 <= cache_seqlens <= S_max - n_new:
+                raise ValueError(f"cache_seqlens={cache_seqlens} with {n_new} new keys does not fit the cache "
+                                 f"(k_cache.size(1)={S_max})")
+            cache_seqlens = torch.full((B,), cache_seqlens, dtype=torch.int32, device=q.device)
+        if not isinstance(cache_seqlens, Tensor):
+            raise TypeError(f"cache_seqlens must be an int or a tensor; got {type(cache_seqlens).__name__}")
+        if cache_seqlens.dtype not in (torch.int32, torch.int64) or cache_seqlens.shape != (B,):
+            raise ValueError(f"cache_seqlens must be an int32/int64 tensor of shape (B,)=({B},); got "
+                             f"dtype={cache_seqlens.dtype}, shape={tuple(cache_seqlens.shape)}")
+        if cache_seqlens.device != q.device:
+            raise ValueError(f"cache_seqlens.device={cache_seqlens.device} must equal q.device={q.device}")
+        if check_lengths and B > 0:
+            lo, hi = (int(x) for x in torch.aminmax(cache_seqlens))
+            if lo < 0 or hi + n_new > S_max:
+                raise ValueError(f"cache_seqlens must lie in [0, {S_max - n_new}] (k_cache.size(1)={S_max}, "
+                                 f"{n_new} new keys); got values from {lo} to {hi}")
+        if n_new > 0:
+            pos = cache_seqlens.to(torch.int64).unsqueeze(1) + torch.arange(n_new, device=q.device)   # (B, Lnew)
+            index = pos.view(B, n_new, 1, 1).expand(B, n_new, Hkv, D)
+            k_cache.scatter_(1, index, k)                 # in place, no host synchronisation
+            v_cache.scatter_(1, index, v)
+        lens = (cache_seqlens + n_new).to(torch.int32)
+
+    scale = 1.0 / math.sqrt(D) if softmax_scale is None else float(softmax_scale)
+    qt, kt, vt = q.transpose(1, 2), k_cache.transpose(1, 2), v_cache.transpose(1, 2)   # (B, H, S, D) views
+    out, lse = attention_forward(qt, kt, vt, None, scale, causal, S_max - qt.size(2), seqlens_k=lens)
+    out = out.transpose(1, 2)                                                         # (B, Lq, Hq, D)
     return (out, lse) if return_lse else out

@@ -1,10 +1,12 @@
 """The one op under every public function, and the autograd.Function around it.
 
-    torch.ops.flashmin.attention_fwd(q, k, v, attn_mask, scale, is_causal, causal_offset, kernel)
+    torch.ops.flashmin.attention_fwd(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel)
         -> (out, lse)
 
 q: (B, Hq, L, D), k/v: (B, Hkv, S, D) (any strides, last dim contiguous); attn_mask: None or
-already expanded to (B, Hq, L, S); query i sees key j iff j <= i + causal_offset when is_causal;
+already expanded to (B, Hq, L, S); seqlens_k: None or int32 (B,), batch b attending to its first
+seqlens_k[b] keys only; query i sees key j iff j <= i + causal_offset when is_causal (with
+seqlens_k the offset moves with each batch's length: causal_offset + seqlens_k[b] - S);
 kernel: a concrete name from flashmin_nn.backends. out: (B, Hq, L, D) stored as (B, L, Hq, D);
 lse: (B, Hq, L) fp32. See docs/internals.md.
 
@@ -22,36 +24,36 @@ from . import _ext, backends, reference
 
 _lib = torch.library.Library("flashmin", "DEF")
 _lib.define(
-    "attention_fwd(Tensor q, Tensor k, Tensor v, Tensor? attn_mask, float scale, bool is_causal, "
-    "int causal_offset, str kernel) -> (Tensor, Tensor)"
+    "attention_fwd(Tensor q, Tensor k, Tensor v, Tensor? attn_mask, Tensor? seqlens_k, float scale, "
+    "bool is_causal, int causal_offset, str kernel) -> (Tensor, Tensor)"
 )
 
 
 @torch.library.impl(_lib, "attention_fwd", "CPU")
-def _attention_fwd_cpu(q, k, v, attn_mask, scale, is_causal, causal_offset, kernel):
-    return reference.tiled_attention(q, k, v, attn_mask, scale, is_causal, causal_offset)
+def _attention_fwd_cpu(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel):
+    return reference.tiled_attention(q, k, v, attn_mask, scale, is_causal, causal_offset, seqlens_k=seqlens_k)
 
 
 @torch.library.register_fake("flashmin::attention_fwd")
-def _attention_fwd_fake(q, k, v, attn_mask, scale, is_causal, causal_offset, kernel):
+def _attention_fwd_fake(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel):
     B, H, L, D = q.shape
     out = q.new_empty((B, L, H, D)).transpose(1, 2)        # (B, H, L, D), stored as (B, L, H, D)
     lse = q.new_empty((B, H, L), dtype=torch.float32)
     return out, lse
 
 
-def _forward(q, k, v, attn_mask, scale, is_causal, causal_offset, kernel):
+def _forward(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel):
     if kernel == "reference":   # pure PyTorch on any device; never touches the extension
-        return reference.tiled_attention(q, k, v, attn_mask, scale, is_causal, causal_offset)
-    return torch.ops.flashmin.attention_fwd(q, k, v, attn_mask, scale, is_causal, causal_offset, kernel)
+        return reference.tiled_attention(q, k, v, attn_mask, scale, is_causal, causal_offset, seqlens_k=seqlens_k)
+    return torch.ops.flashmin.attention_fwd(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel)
 
 
 class _AttentionFn(torch.autograd.Function):
     """Forward through the op; backward refuses, clearly: flashmin is inference-only."""
 
     @staticmethod
-    def forward(ctx, q, k, v, attn_mask, scale, is_causal, causal_offset, kernel):
-        out, lse = _forward(q, k, v, attn_mask, scale, is_causal, causal_offset, kernel)
+    def forward(ctx, q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel):
+        out, lse = _forward(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel)
         ctx.mark_non_differentiable(lse)
         return out, lse
 
@@ -65,12 +67,12 @@ class _AttentionFn(torch.autograd.Function):
 
 
 def attention_forward(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor], scale: float,
-                      is_causal: bool, causal_offset: int):
+                      is_causal: bool, causal_offset: int, seqlens_k: Optional[Tensor] = None):
     """Pick the kernel and run it. Arguments already validated (flashmin_nn/_checks.py)."""
     kernel = backends.resolve(q, k, v, attn_mask)
     if kernel != "reference" and q.is_cuda:
         _ext.load()                 # registers the CUDA implementation; a no-op after the first call
-    args = (q, k, v, attn_mask, float(scale), bool(is_causal), int(causal_offset), kernel)
+    args = (q, k, v, attn_mask, seqlens_k, float(scale), bool(is_causal), int(causal_offset), kernel)
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad
                                     or (attn_mask is not None and attn_mask.requires_grad)):
         return _AttentionFn.apply(*args)

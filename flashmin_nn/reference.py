@@ -26,11 +26,26 @@ def _causal_hidden(L: int, S: int, causal_offset: int, j0: int, j1: int, device)
     return j > i + causal_offset                               # (L, n)
 
 
+def _hidden_by_lengths(seqlens_k: Tensor, L: int, S: int, is_causal: bool, causal_offset: int,
+                       j0: int, j1: int) -> Tensor:
+    """(B, 1, 1, L, n) bool for per-batch key lengths: keys past seqlens_k[b] are hidden, and the
+    causal limit moves with each batch's length (offset + seqlens_k[b] - S)."""
+    lens = seqlens_k.to(torch.int64).view(-1, 1, 1, 1, 1)                      # (B, 1, 1, 1, 1)
+    j = torch.arange(j0, j1, device=seqlens_k.device).view(1, 1, 1, 1, -1)   # (1, 1, 1, 1, n)
+    hidden = j >= lens
+    if is_causal:
+        i = torch.arange(L, device=seqlens_k.device).view(1, 1, 1, -1, 1)    # (1, 1, 1, L, 1)
+        hidden = hidden | (j > i + causal_offset + lens - S)
+    return hidden
+
+
 def tiled_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor], scale: float,
-                    is_causal: bool, causal_offset: int, block_size: int = 128):
+                    is_causal: bool, causal_offset: int, block_size: int = 128,
+                    seqlens_k: Optional[Tensor] = None):
     """Online-softmax attention over key blocks. Returns (out, lse).
 
-    q: (B, Hq, L, D); k, v: (B, Hkv, S, D); attn_mask: None or broadcastable to (B, Hq, L, S).
+    q: (B, Hq, L, D); k, v: (B, Hkv, S, D); attn_mask: None or broadcastable to (B, Hq, L, S);
+    seqlens_k: None or (B,) integer key counts per batch (keys past them are ignored).
     out: (B, Hq, L, D) in q's dtype, laid out in memory as (B, L, Hq, D) like the CUDA kernels;
     lse: (B, Hq, L) float32 (natural log). Arithmetic in float32 (float64 for float64 inputs).
     """
@@ -45,7 +60,7 @@ def tiled_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]
     l = torch.zeros((B, Hkv, G, L, 1), dtype=acc_dtype, device=q.device)            # running sum
     acc = torch.zeros((B, Hkv, G, L, D), dtype=acc_dtype, device=q.device)          # unnormalised O
 
-    n_end = S if not is_causal else max(0, min(S, L + causal_offset))   # later keys: nobody sees them
+    n_end = S if not is_causal or seqlens_k is not None else max(0, min(S, L + causal_offset))  # later keys: unseen
     for j0 in range(0, n_end, block_size):
         j1 = min(n_end, j0 + block_size)
         kj = k[:, :, j0:j1].to(acc_dtype).unsqueeze(2)          # (B, Hkv, 1, n, D)
@@ -54,7 +69,9 @@ def tiled_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]
         if attn_mask is not None:
             mj = attn_mask[..., j0:j1]                          # (B, Hkv, G, L, n), still a view
             s = s.masked_fill(~mj, -math.inf) if mj.dtype == torch.bool else s + mj.to(acc_dtype)
-        if is_causal:
+        if seqlens_k is not None:
+            s = s.masked_fill(_hidden_by_lengths(seqlens_k, L, S, is_causal, causal_offset, j0, j1), -math.inf)
+        elif is_causal:
             s = s.masked_fill(_causal_hidden(L, S, causal_offset, j0, j1, q.device), -math.inf)
         m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))  # (B, Hkv, G, L, 1)
         m_ref = m_new.masked_fill(m_new == -math.inf, 0.0)      # nothing visible yet: p = 0, not NaN
@@ -74,11 +91,12 @@ def tiled_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]
 
 def naive_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor] = None,
                     scale: Optional[float] = None, is_causal: bool = False, causal_offset: int = 0,
-                    return_lse: bool = False):
+                    return_lse: bool = False, seqlens_k: Optional[Tensor] = None):
     """softmax(scale * q k^T + mask) v, materialised in float64. (B, H, L, D) in, float64 out.
 
     Same semantics as the kernels (GQA by head counts, bool/float masks broadcast to (B, Hq, L, S),
-    causal with `causal_offset`, rows that see no key give zeros and lse = -inf).
+    causal with `causal_offset`, per-batch key counts `seqlens_k`, rows that see no key give zeros
+    and lse = -inf).
     """
     B, Hq, L, D = q.shape
     Hkv, S = k.shape[1], k.shape[2]
@@ -89,7 +107,9 @@ def naive_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]
     s = (q64 @ k64.transpose(-1, -2)) * scale                   # (B, Hq, L, S)
     if attn_mask is not None:
         s = s.masked_fill(~attn_mask, -math.inf) if attn_mask.dtype == torch.bool else s + attn_mask.to(torch.float64)
-    if is_causal:
+    if seqlens_k is not None:
+        s = s.masked_fill(_hidden_by_lengths(seqlens_k, L, S, is_causal, causal_offset, 0, S).squeeze(1), -math.inf)
+    elif is_causal:
         s = s.masked_fill(_causal_hidden(L, S, causal_offset, 0, S, q.device), -math.inf)
     m = s.amax(dim=-1, keepdim=True) if S > 0 else s.new_full((B, Hq, L, 1), -math.inf)
     m = m.masked_fill(m == -math.inf, 0.0)                      # (B, Hq, L, 1)

@@ -121,22 +121,48 @@ __device__ __forceinline__ float mask_value(const AttnParams& p, int64_t at) {  
     }
 }
 
+__device__ __forceinline__ int64_t opaque64(int64_t x) {
+    asm volatile("" : "+l"(x));
+    return x;
+}
+
 // rows [row0, row0 + kRows) of a (len, head_dim) matrix -> shared memory, zero-filled outside.
+// Each thread owns one 16-byte column chunk and walks down the rows with one running pointer
+// (a fixed row step), so the loop costs one 64-bit add per load, not a live address per load.
 template <typename Tr, int kRows, typename T>
 __device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stride, int row0, int len, int head_dim) {
     constexpr int kChunks = Tr::kHeadDim / 8;   // 16-byte chunks per row
+    if constexpr (Tr::kThreads % kChunks == 0) {
+        constexpr int kStep = Tr::kThreads / kChunks;   // rows between one thread's loads
+        constexpr int kIters = (kRows + kStep - 1) / kStep;
+        const int r = threadIdx.x / kChunks, c = threadIdx.x % kChunks;
+        const bool col_ok = c * 8 < head_dim;
+        const T* g = src + (row0 + r) * row_stride + c * 8;
+        const int64_t step = opaque64(kStep * row_stride);
+        T* d = dst + r * Tr::kStride + c * 8;
 #pragma unroll
-    for (int idx = threadIdx.x; idx < kRows * kChunks; idx += Tr::kThreads) {
-        const int r = idx / kChunks, c = idx % kChunks;
-        const bool valid = row0 + r < len && c * 8 < head_dim;
-        const T* g = valid ? src + (row0 + r) * row_stride + c * 8 : src;
-        cp_async_16(dst + r * Tr::kStride + c * 8, g, valid);
+        for (int it = 0; it < kIters; ++it) {
+            if (kRows % kStep != 0 && r + it * kStep >= kRows) break;
+            const bool valid = col_ok && row0 + r + it * kStep < len;
+            cp_async_16(d + it * kStep * Tr::kStride, valid ? g : src, valid);
+            g += step;
+        }
+    } else {
+        for (int idx = threadIdx.x; idx < kRows * kChunks; idx += Tr::kThreads) {
+            const int r = idx / kChunks, c = idx % kChunks;
+            const bool valid = row0 + r < len && c * 8 < head_dim;
+            cp_async_16(dst + r * Tr::kStride + c * 8, valid ? src + (row0 + r) * row_stride + c * 8 : src, valid);
+        }
     }
 }
 
 // ---- the kernel ---------------------------------------------------------------------------------
 
-template <typename Tr, typename T>
+// kHasMask: attn_mask is read (the general, element-by-element path); without it the kernel
+// carries no mask code at all. kSplitKV: blockIdx.z = b * num_splits + split, the block covers its
+// split's share of the key tiles and writes fp32 partial O (normalised by its own l) and partial
+// lse to p.o_accum / p.lse_accum, merged afterwards by combine_splits_kernel.
+template <typename Tr, typename T, bool kHasMask, bool kSplitKV>
 __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     T* sQ = reinterpret_cast<T*>(smem_raw);   // kBlockM x kStride (later: the O tile on its way out)
@@ -145,7 +171,9 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
 
     // Heavy (late, causal) query blocks first: they set the kernel's tail.
     const int m_block = gridDim.x - 1 - blockIdx.x;
-    const int h = blockIdx.y, b = blockIdx.z, hk = h / p.group;
+    const int h = blockIdx.y, hk = h / p.group;
+    const int b = kSplitKV ? blockIdx.z / p.num_splits : blockIdx.z;
+    const int split = kSplitKV ? blockIdx.z % p.num_splits : 0;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int row0 = m_block * Tr::kBlockM;
     const int warp_row0 = warp * Tr::kMT * 16;   // first row of this warp within the block
@@ -153,14 +181,19 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
     int N = p.len_k, offset = p.causal_offset;
     if (p.seqlens_k) { N = p.seqlens_k[b]; offset += N - p.len_k; }
     const int n_end = p.is_causal ? max(0, min(N, row0 + Tr::kBlockM + offset)) : N;
-    const int n_tiles = (n_end + Tr::kBlockN - 1) / Tr::kBlockN;
+    int t_begin = 0, t_end = (n_end + Tr::kBlockN - 1) / Tr::kBlockN;   // key tiles of this block
+    if constexpr (kSplitKV) {
+        const int per_split = (t_end + p.num_splits - 1) / p.num_splits;
+        t_begin = min(t_end, split * per_split);
+        t_end = min(t_end, t_begin + per_split);
+    }
 
     const T* gQ = static_cast<const T*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride;
     const T* gK = static_cast<const T*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride;
     const T* gV = static_cast<const T*>(p.v) + b * p.v_batch_stride + hk * p.v_head_stride;
 
     load_tile<Tr, Tr::kBlockM>(sQ, gQ, p.q_row_stride, row0, p.len_q, p.head_dim);
-    if (n_tiles > 0) load_tile<Tr, Tr::kBlockN>(sK, gK, p.k_row_stride, 0, N, p.head_dim);
+    if (t_begin < t_end) load_tile<Tr, Tr::kBlockN>(sK, gK, p.k_row_stride, t_begin * Tr::kBlockN, N, p.head_dim);
     cp_async_commit();
     cp_async_wait_all();
     __syncthreads();
@@ -196,13 +229,13 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
 
     // Scores are kept raw and scaled inside exp2 (one FFMA), unless an additive mask must be added
     // in scaled units first (or the scale is not positive, which would flip the max).
-    const bool additive = p.mask_kind == MaskKind::kAddF32 || p.mask_kind == MaskKind::kAddF16 || p.mask_kind == MaskKind::kAddBF16;
+    const bool additive = kHasMask && p.mask_kind != MaskKind::kBool;
     const bool scale_first = additive || !(p.scale_log2 > 0.f);
     const float sl = scale_first ? 1.f : p.scale_log2;   // exp2 argument = (s - m) * sl
 
-    for (int t = 0; t < n_tiles; ++t) {
+    for (int t = t_begin; t < t_end; ++t) {
         const int j0 = t * Tr::kBlockN;
-        if (t > 0) { cp_async_wait_all(); __syncthreads(); }   // K_t has landed; every warp is done with V_{t-1}
+        if (t > t_begin) { cp_async_wait_all(); __syncthreads(); }   // K_t has landed; every warp is done with V_{t-1}
         load_tile<Tr, Tr::kBlockN>(sV, gV, p.v_row_stride, j0, N, p.head_dim);
         cp_async_commit();
 
@@ -233,7 +266,7 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
         }
 
         // attn_mask (and, when the scale goes first, the scale): the general path, element by element.
-        if (p.mask_kind != MaskKind::kNone || scale_first) {
+        if (kHasMask || scale_first) {
 #pragma unroll
             for (int mt = 0; mt < Tr::kMT; ++mt)
 #pragma unroll
@@ -243,7 +276,7 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
                         const int i = row0 + warp_row0 + mt * 16 + lane / 4 + (e / 2) * 8;
                         const int j = j0 + nt * 8 + (lane % 4) * 2 + (e % 2);
                         float x = scale_first ? s[mt][nt][e] * p.scale_log2 : s[mt][nt][e];
-                        if (p.mask_kind != MaskKind::kNone && i < p.len_q && j < N)   // never read past the mask
+                        if (kHasMask && i < p.len_q && j < N)   // never read past the mask
                             x += mask_value(p, b * p.mask_batch_stride + h * p.mask_head_stride +
                                                    i * p.mask_row_stride + j * p.mask_col_stride);
                         s[mt][nt][e] = x;
@@ -298,7 +331,7 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
 
         cp_async_wait_all();   // V_t has landed
         __syncthreads();       // ... and every warp is done reading K_t
-        if (t + 1 < n_tiles) load_tile<Tr, Tr::kBlockN>(sK, gK, p.k_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
+        if (t + 1 < t_end) load_tile<Tr, Tr::kBlockN>(sK, gK, p.k_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
         cp_async_commit();
 
         // O += P V_t, P straight from the S accumulators (C layout of two 16x8 tiles = A layout of 16x16).
@@ -326,6 +359,29 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
         }
     }
     cp_async_wait_all();
+
+    if constexpr (kSplitKV) {
+        // Partial O (normalised by this split's l, fp32) and partial lse, row index (b, h, i).
+        const int64_t rows = static_cast<int64_t>(p.batch) * p.heads_q * p.len_q;
+#pragma unroll
+        for (int mt = 0; mt < Tr::kMT; ++mt)
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) {
+                const float l = quad_sum(l_run[mt][hf]);
+                const float inv = l > 0.f ? 1.f / l : 0.f;
+                const int i = row0 + warp_row0 + mt * 16 + lane / 4 + hf * 8;
+                if (i >= p.len_q) continue;
+                const int64_t row = (static_cast<int64_t>(b) * p.heads_q + h) * p.len_q + i;
+                float* acc = p.o_accum + (split * rows + row) * Tr::kHeadDim;
+#pragma unroll
+                for (int dt = 0; dt < Tr::kDT; ++dt)
+                    *reinterpret_cast<float2*>(&acc[dt * 8 + (lane % 4) * 2]) =
+                        make_float2(o[mt][dt][2 * hf] * inv, o[mt][dt][2 * hf + 1] * inv);
+                if (lane % 4 == 0)
+                    p.lse_accum[split * rows + row] = l > 0.f ? (m_run[mt][hf] * sl + log2f(l)) * kLn2 : -INFINITY;
+            }
+        return;
+    }
 
     // O = O / l; a row that saw no key has l = 0 and O = 0. Stage this warp's rows in sQ (only this
     // warp ever read them), then 16-byte stores to global memory.
@@ -357,18 +413,58 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
     }
 }
 
+// Merge split-KV partials: out = sum_s w_s O_s / sum_s w_s with w_s = exp(lse_s - max lse).
+// One warp per row; each lane owns head-dim columns lane, lane + 32, ...
+template <typename T, int kHeadDim>
+__global__ void __launch_bounds__(128) combine_splits_kernel(const AttnParams p) {
+    const int64_t rows = static_cast<int64_t>(p.batch) * p.heads_q * p.len_q;
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * 4 + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (row >= rows) return;
+    const int i = row % p.len_q, h = (row / p.len_q) % p.heads_q, b = row / (static_cast<int64_t>(p.len_q) * p.heads_q);
+    float m = -INFINITY;
+    for (int s = 0; s < p.num_splits; ++s) m = fmaxf(m, p.lse_accum[s * rows + row]);
+    float acc[kHeadDim / 32] = {};
+    float wsum = 0.f;
+    if (m != -INFINITY) {
+        for (int s = 0; s < p.num_splits; ++s) {
+            const float w = __expf(p.lse_accum[s * rows + row] - m);
+            wsum += w;
+            const float* src = p.o_accum + (s * rows + row) * kHeadDim;
+#pragma unroll
+            for (int c = 0; c < kHeadDim / 32; ++c) acc[c] += w * src[lane + 32 * c];
+        }
+    }
+    const float inv = wsum > 0.f ? 1.f / wsum : 0.f;
+    T* dst = static_cast<T*>(p.o) + b * p.o_batch_stride + h * p.o_head_stride + i * p.o_row_stride;
+#pragma unroll
+    for (int c = 0; c < kHeadDim / 32; ++c)
+        if (lane + 32 * c < p.head_dim) dst[lane + 32 * c] = static_cast<T>(acc[c] * inv);
+    if (lane == 0) p.lse[row] = wsum > 0.f ? m + __logf(wsum) : -INFINITY;
+}
+
 // Launch one configuration; dynamic shared memory above 48 KB needs an opt-in per kernel.
-template <typename Tr, typename T>
-cudaError_t launch_tc(const AttnParams& p, cudaStream_t stream) {
-    auto kernel = tc_fwd_kernel<Tr, T>;
+template <typename Tr, typename T, bool kHasMask, bool kSplitKV>
+cudaError_t launch_tc_kernel(const AttnParams& p, cudaStream_t stream) {
+    auto kernel = tc_fwd_kernel<Tr, T, kHasMask, kSplitKV>;
     if (Tr::kSmemBytes > p.max_smem_per_block) return cudaErrorInvalidConfiguration;
     if (Tr::kSmemBytes > 48 * 1024) {
         const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
         if (err != cudaSuccess) return err;
     }
-    const dim3 grid((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM, p.heads_q, p.batch);
+    const dim3 grid((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM, p.heads_q, p.batch * (kSplitKV ? p.num_splits : 1));
     kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
+    if constexpr (kSplitKV) {
+        const int64_t rows = static_cast<int64_t>(p.batch) * p.heads_q * p.len_q;
+        combine_splits_kernel<T, Tr::kHeadDim><<<static_cast<unsigned>((rows + 3) / 4), 128, 0, stream>>>(p);
+    }
     return cudaGetLastError();
+}
+
+template <typename Tr, typename T, bool kSplitKV>
+cudaError_t launch_tc(const AttnParams& p, cudaStream_t stream) {
+    return p.mask_kind == MaskKind::kNone ? launch_tc_kernel<Tr, T, false, kSplitKV>(p, stream)
+                                          : launch_tc_kernel<Tr, T, true, kSplitKV>(p, stream);
 }
 
 }  // namespace tc
