@@ -31,6 +31,9 @@ _lib.define(
 
 @torch.library.impl(_lib, "attention_fwd", "CPU")
 def _attention_fwd_cpu(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel):
+    if kernel != "reference":
+        raise ValueError(f"kernel={kernel!r}: CPU tensors run the 'reference' kernel only "
+                         f"(the CUDA kernels are {backends.CUDA_KERNELS})")
     return reference.tiled_attention(q, k, v, attn_mask, scale, is_causal, causal_offset, seqlens_k=seqlens_k)
 
 
