@@ -62,5 +62,6 @@ cudaError_t run_tc_fwd(const AttnParams& params, cudaStream_t stream);        //
 // run of its decode tile shape when one split is enough. padded_head_dim: the o_accum row length.
 cudaError_t run_decode_fwd(const AttnParams& params, cudaStream_t stream);     // csrc/tensor_core/
 int decode_padded_head_dim(int head_dim);
+int plan_decode_splits(const AttnParams& params);   // how many key-range splits fill one wave
 
 }  // namespace flashmin

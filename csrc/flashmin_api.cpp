@@ -68,9 +68,9 @@ const DeviceFacts& device_facts(int device) {
 // heads become the rows of one kv head's tile (q viewed as (B, Hkv, group, D)), so K and V are
 // read once per group. Valid when the mask, if any, is the same for every head and row, and the
 // causal limit (if any) hides nothing from the single query. (2) The key range is split so the
-// grid has about four blocks per SM; partials go to fp32 buffers merged by a second kernel.
+// grid fills one wave (plan_decode_splits); partials go to fp32 buffers merged by a second kernel.
 void prepare_decode(AttnParams& p, const at::Tensor& q, const c10::optional<at::Tensor>& attn_mask,
-                    int num_sms, at::Tensor& o_accum, at::Tensor& lse_accum) {
+                    at::Tensor& o_accum, at::Tensor& lse_accum) {
     const bool mask_shared = !attn_mask.has_value() || (attn_mask->stride(1) == 0 && attn_mask->stride(2) == 0);
     const bool sees_all = !p.is_causal || p.causal_offset >= p.len_k - 1;
     if (p.len_q == 1 && p.group > 1 && mask_shared && sees_all) {
@@ -80,10 +80,7 @@ void prepare_decode(AttnParams& p, const at::Tensor& q, const c10::optional<at::
         p.heads_q = p.heads_kv; p.len_q = group; p.group = 1;
         p.is_causal = false;
     }
-    const int64_t blocks = static_cast<int64_t>(p.batch) * p.heads_q * ((p.len_q + 63) / 64);
-    const int tiles = (p.len_k + 63) / 64;
-    int splits = static_cast<int>(std::min<int64_t>((4LL * num_sms + blocks - 1) / blocks, 128));
-    splits = std::max(1, std::min(splits, tiles));
+    const int splits = plan_decode_splits(p);
     p.num_splits = splits;
     if (splits > 1) {
         const int64_t rows = static_cast<int64_t>(p.batch) * p.heads_q * p.len_q;
@@ -179,7 +176,7 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
     at::Tensor o_accum, lse_accum;   // split-KV partials, alive until the launches are queued
     if (kernel == Kernel::kDecode) {
         TORCH_CHECK(D <= 128, "the decode kernel takes head dims up to 128; got q.size(-1)=", D);
-        prepare_decode(p, q, attn_mask, dev.num_sms, o_accum, lse_accum);
+        prepare_decode(p, q, attn_mask, o_accum, lse_accum);
     }
 
     const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();

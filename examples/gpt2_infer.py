@@ -65,6 +65,9 @@ def parse_args(argv=None):
     p.add_argument("--width", type=int, help="random model: hidden size")
     p.add_argument("--vocab", type=int, help="random model: vocabulary size")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--embed-scale", type=float, default=6.0,
+                   help="scale of the random model's tied embeddings (default 6: decisive logits, like a trained "
+                        "model's; 1 keeps GPT-2's raw initialisation)")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
     try:
@@ -110,9 +113,15 @@ def build_model(args):
         torch.manual_seed(args.seed)
         log(f"building a random GPT-2 {shape}")
         model = transformers.GPT2LMHeadModel(config)
+        # GPT-2's initialisation (std 0.02) gives near-uniform next-token logits: at ~0.5% of
+        # positions the top two differ by less than fp16 rounding, so top-1 agreement would measure
+        # rounding noise, not attention. Trained GPT-2 embeddings are several times larger; scaling
+        # the (tied) embeddings gives every implementation the same, more decisive model.
+        with torch.no_grad():
+            model.transformer.wte.weight.mul_(args.embed_scale)
         what = (f"GPT-2 {'small shape' if shape == GPT2_SMALL else 'shape'} ({shape['n_layer']} layers, "
                 f"{shape['n_head']} heads, {shape['n_embd']} wide, vocab {shape['vocab_size']}), "
-                f"random weights (seed {args.seed})")
+                f"random weights (seed {args.seed}, embeddings x{args.embed_scale:g})")
     model.generation_config.eos_token_id = None  # every run generates exactly --new-tokens
     model.generation_config.pad_token_id = 0
     return model.to(args.device, DTYPES[args.dtype]).eval(), tokenizer, what
