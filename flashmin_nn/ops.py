@@ -45,8 +45,28 @@ def _attention_fwd_fake(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_
     return out, lse
 
 
+_lib.define("backward_unsupported(Tensor grad) -> Tensor")
+
+_BACKWARD_MESSAGE = (
+    "flashmin is forward-only (inference): its attention has no backward pass. For training, "
+    "use torch.nn.functional.scaled_dot_product_attention (or FlashAttention-2's flash_attn); "
+    "for inference, run flashmin under torch.no_grad() or torch.inference_mode()."
+)
+
+
+@torch.library.impl(_lib, "backward_unsupported", "CompositeExplicitAutograd")
+def _backward_unsupported(grad):
+    raise NotImplementedError(_BACKWARD_MESSAGE)
+
+
+@torch.library.register_fake("flashmin::backward_unsupported")
+def _backward_unsupported_fake(grad):
+    # torch.compile traces backward graphs ahead of time: the refusal happens when backward runs.
+    return torch.empty_like(grad)
+
+
 def _forward(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel):
-    if kernel == "reference":   # pure PyTorch on any device; never touches the extension
+    if kernel == "reference" and q.is_cuda:   # forced reference on a GPU: plain PyTorch ops
         return reference.tiled_attention(q, k, v, attn_mask, scale, is_causal, causal_offset, seqlens_k=seqlens_k)
     return torch.ops.flashmin.attention_fwd(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel)
 
@@ -62,11 +82,10 @@ class _AttentionFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out, grad_lse):
-        raise NotImplementedError(
-            "flashmin is forward-only (inference): its attention has no backward pass. For training, "
-            "use torch.nn.functional.scaled_dot_product_attention (or FlashAttention-2's flash_attn); "
-            "for inference, run flashmin under torch.no_grad() or torch.inference_mode()."
-        )
+        # Raises NotImplementedError when it runs (an op, so that compiling a forward with grad
+        # enabled still works: only an actual backward refuses).
+        grad_q = torch.ops.flashmin.backward_unsupported(grad_out)
+        return grad_q, None, None, None, None, None, None, None, None
 
 
 def attention_forward(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor], scale: float,

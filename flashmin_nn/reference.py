@@ -39,6 +39,14 @@ def _hidden_by_lengths(seqlens_k: Tensor, L: int, S: int, is_causal: bool, causa
     return hidden
 
 
+def _zero_past_lengths(v: Tensor, seqlens_k: Tensor, j0: int) -> Tensor:
+    """v (B, Hkv, 1 or G, n, D) with rows j0 + r >= seqlens_k[b] zeroed: their weight is 0, but
+    0 * NaN is NaN, and a KV cache's unused slots are uninitialised memory."""
+    n = v.size(-2)
+    past = torch.arange(j0, j0 + n, device=v.device).view(1, 1, 1, n, 1) >= seqlens_k.to(torch.int64).view(-1, 1, 1, 1, 1)
+    return v.masked_fill(past, 0.0)
+
+
 def tiled_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor], scale: float,
                     is_causal: bool, causal_offset: int, block_size: int = 128,
                     seqlens_k: Optional[Tensor] = None):
@@ -71,6 +79,7 @@ def tiled_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]
             s = s.masked_fill(~mj, -math.inf) if mj.dtype == torch.bool else s + mj.to(acc_dtype)
         if seqlens_k is not None:
             s = s.masked_fill(_hidden_by_lengths(seqlens_k, L, S, is_causal, causal_offset, j0, j1), -math.inf)
+            vj = _zero_past_lengths(vj, seqlens_k, j0)  # unused cache slots may hold anything, NaN too
         elif is_causal:
             s = s.masked_fill(_causal_hidden(L, S, causal_offset, j0, j1, q.device), -math.inf)
         m_new = torch.maximum(m, s.amax(dim=-1, keepdim=True))  # (B, Hkv, G, L, 1)
@@ -109,6 +118,7 @@ def naive_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]
         s = s.masked_fill(~attn_mask, -math.inf) if attn_mask.dtype == torch.bool else s + attn_mask.to(torch.float64)
     if seqlens_k is not None:
         s = s.masked_fill(_hidden_by_lengths(seqlens_k, L, S, is_causal, causal_offset, 0, S).squeeze(1), -math.inf)
+        v64 = _zero_past_lengths(v64.unsqueeze(2), seqlens_k, 0).squeeze(2)
     elif is_causal:
         s = s.masked_fill(_causal_hidden(L, S, causal_offset, 0, S, q.device), -math.inf)
     m = s.amax(dim=-1, keepdim=True) if S > 0 else s.new_full((B, Hq, L, 1), -math.inf)

@@ -1,0 +1,458 @@
+"""CUDA kernels against a float64 reference (computed on the GPU), parametrized per kernel.
+
+Every kernel that list_kernels() reports available is run on every case, forced with
+use_kernel(). "minimal" must serve every case; "tensor_core" must serve fp16/bf16 with head dims
+32/64/96/128/256 (without a mask or with a bool mask); any other refusal by a forced kernel is
+a skip that carries the kernel's own reason. Outputs are poisoned before each run
+(helpers.poisoned_call) so an element a kernel forgets to write fails.
+
+Pass rule: error against float64 at most ~2x torch's default SDPA error in the same dtype on the
+same inputs (helpers.assert_attention_close); NaN never passes; rows that see nothing are 0.
+"""
+import pytest
+import torch
+
+import flashmin_nn
+
+from helpers import (
+    K,
+    MASK,
+    assert_attention_close,
+    assert_lse_close,
+    expect_error,
+    key_padding_mask,
+    make_qkv,
+    op_args,
+    poisoned_call,
+    randn,
+    random_float_mask,
+    ref_attention,
+    torch_sdpa,
+)
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+DEV = "cuda"
+KERNELS = ["minimal", "tensor_core", "decode", "auto"]
+DTYPES = [torch.float16, torch.bfloat16, torch.float32]
+DT_IDS = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16", torch.float64: "fp64"}
+TC_HEAD_DIMS = (32, 64, 96, 128, 256)
+
+
+def _ids(v):
+    return DT_IDS.get(v) if isinstance(v, torch.dtype) else None
+
+
+def _must_support(kernel, dtype, D, mask_kind):
+    if kernel in ("minimal", "auto"):
+        return True
+    if kernel == "tensor_core":
+        return dtype in (torch.float16, torch.bfloat16) and D in TC_HEAD_DIMS and mask_kind in ("none", "bool")
+    return False
+
+
+def run_kernel(kernel, fn, *, dtype, D, mask_kind="none"):
+    """fn() under use_kernel(kernel), poisoned; a refusal by a kernel not required to serve the
+    case becomes a skip with the kernel's reason."""
+    if kernel != "auto":
+        info = flashmin_nn.list_kernels()[kernel]
+        if not info.available:
+            if kernel == "minimal":
+                pytest.fail(f"the minimal kernel is not available on a CUDA machine: {info.reason}")
+            pytest.skip(f"{kernel} not available: {info.reason}")
+    try:
+        with flashmin_nn.use_kernel(kernel):
+            return poisoned_call(fn)
+    except (RuntimeError, ValueError) as e:
+        msg = str(e)
+        if _must_support(kernel, dtype, D, mask_kind) or "CUDA error" in msg or "illegal" in msg:
+            raise
+        pytest.skip(f"{kernel} refuses this case: {msg}")
+
+
+def _causal_offset(mode, L, S):
+    return {"none": None, "top_left": 0, "bottom_right": S - L}[mode]
+
+
+# ---------------------------------------------------------------------------------------------
+# the main grid: dtype x causal x head dim x (L, S) x kernel
+# ---------------------------------------------------------------------------------------------
+# (L, S, input magnitude): equal, L < S, L > S, awkward lengths; some inputs scaled up (peaky softmax)
+LS = [(1, 1, 1.0), (1, 1025, 3.0), (17, 17, 3.0), (97, 1000, 1.0), (256, 256, 3.0), (1000, 97, 3.0), (1025, 1025, 1.0)]
+HEAD_DIMS = [32, 64, 80, 96, 128, 256]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("L,S,mag", LS, ids=[f"L{l}-S{s}" for l, s, _ in LS])
+@pytest.mark.parametrize("D", HEAD_DIMS)
+@pytest.mark.parametrize("causal", ["none", "top_left", "bottom_right"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=_ids)
+def test_grid(dtype, causal, D, L, S, mag, kernel):
+    B, H = 2, 2
+    q, k, v = make_qkv(B, H, L, S, D, dtype=dtype, device=DEV, scale=mag)
+    co = _causal_offset(causal, L, S)
+    fn = lambda: flashmin_nn.attention(q, k, v, is_causal=co is not None, causal_offset=co or 0, return_lse=True)
+    out, lse = run_kernel(kernel, fn, dtype=dtype, D=D)
+    assert out.dtype == dtype and out.shape == (B, H, L, D)
+    assert out.transpose(1, 2).is_contiguous(), f"out strides {out.stride()}: memory must be (B, L, H, D)"
+    ref, ref_lse, dead = ref_attention(q, k, v, causal_offset=co)
+    t = torch_sdpa(q, k, v, causal_offset=co)
+    what = f"{kernel} {DT_IDS[dtype]} {causal} D={D} L={L} S={S}"
+    assert_attention_close(out, ref, dead, torch_out=t, what=what)
+    assert_lse_close(lse, ref_lse, dead, dtype=dtype, what=what)
+
+
+# ---------------------------------------------------------------------------------------------
+# masks and GQA on a subset
+# ---------------------------------------------------------------------------------------------
+LS_MASK = [(1, 1025), (17, 97), (1000, 97), (1025, 1025)]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("mask_kind", ["none", "bool", "float"])
+@pytest.mark.parametrize("group", [1, 4])
+@pytest.mark.parametrize("causal", ["none", "bottom_right"])
+@pytest.mark.parametrize("L,S", LS_MASK, ids=[f"L{l}-S{s}" for l, s in LS_MASK])
+@pytest.mark.parametrize("D", [64, 128])
+@pytest.mark.parametrize("dtype", DTYPES, ids=_ids)
+def test_masks_gqa(dtype, D, L, S, causal, group, mask_kind, kernel):
+    B, Hkv = 2, 2
+    Hq = Hkv * group
+    q, k, v = make_qkv(B, Hq, L, S, D, Hkv=Hkv, dtype=dtype, device=DEV, scale=2.0)
+    if mask_kind == "bool":
+        m = key_padding_mask(B, L, S, device=DEV)  # (B, 1, 1, S), True = attend
+    elif mask_kind == "float":
+        m = random_float_mask((B, Hq, L, S), dtype=dtype, device=DEV, neg_inf_p=0.2)  # full (B, H, L, S)
+    else:
+        m = None
+    co = _causal_offset(causal, L, S)
+    fn = lambda: flashmin_nn.attention(q, k, v, attn_mask=m, is_causal=co is not None, causal_offset=co or 0,
+                                       return_lse=True)
+    out, lse = run_kernel(kernel, fn, dtype=dtype, D=D, mask_kind=mask_kind)
+    ref, ref_lse, dead = ref_attention(q, k, v, attn_mask=m, causal_offset=co)
+    t = torch_sdpa(q, k, v, attn_mask=m, causal_offset=co)
+    what = f"{kernel} {DT_IDS[dtype]} D={D} L={L} S={S} {causal} g={group} mask={mask_kind}"
+    assert_attention_close(out, ref, dead, torch_out=t, what=what)
+    assert_lse_close(lse, ref_lse, dead, dtype=dtype, what=what)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=_ids)
+def test_sdpa_api_masks_and_gqa(dtype, kernel):
+    # the torch-compatible entry point: broadcast mask shapes, enable_gqa, fully masked rows
+    B, Hq, Hkv, L, S, D = 2, 8, 2, 67, 130, 64
+    q, k, v = make_qkv(B, Hq, L, S, D, Hkv=Hkv, dtype=dtype, device=DEV, scale=2.0)
+    masks = {
+        "S": torch.rand(S, device=DEV) < 0.8,
+        "LS": torch.rand(L, S, device=DEV) < 0.8,
+        "B11S": key_padding_mask(B, L, S, device=DEV),
+        "1HLS": torch.randn(1, Hq, L, S, device=DEV).to(dtype),
+        "BHLS_dead": torch.rand(B, Hq, L, S, device=DEV) < 0.7,
+    }
+    masks["BHLS_dead"][0, 3, 5] = False
+    masks["BHLS_dead"][1, :, -1] = False
+    for name, m in masks.items():
+        kind = "bool" if m.dtype == torch.bool else "float"
+        fn = lambda: flashmin_nn.scaled_dot_product_attention(q, k, v, attn_mask=m, enable_gqa=True)
+        out = run_kernel(kernel, fn, dtype=dtype, D=D, mask_kind=kind)
+        ref, _, dead = ref_attention(q, k, v, attn_mask=m)
+        if name == "BHLS_dead":
+            assert dead.sum() == 1 + Hq
+        assert_attention_close(out, ref, dead, torch_out=torch_sdpa(q, k, v, attn_mask=m), what=f"{kernel} mask {name}")
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("Sq,Sk", [(1, 4096), (7, 300), (300, 7), (128, 128)])
+def test_flash_attn_func_cuda(Sq, Sk, kernel):
+    dtype, B, Hq, Hkv, D = torch.float16, 3, 8, 2, 128
+    q = randn(B, Sq, Hq, D, dtype=dtype, device=DEV, scale=2.0)
+    k = randn(B, Sk, Hkv, D, dtype=dtype, device=DEV, scale=2.0)
+    v = randn(B, Sk, Hkv, D, dtype=dtype, device=DEV)
+    fn = lambda: flashmin_nn.flash_attn_func(q, k, v, causal=True, return_lse=True)
+    out, lse = run_kernel(kernel, fn, dtype=dtype, D=D)
+    assert out.shape == (B, Sq, Hq, D) and out.is_contiguous()
+    qh, kh, vh = (t.transpose(1, 2) for t in (q, k, v))
+    ref, ref_lse, dead = ref_attention(qh, kh, vh, causal_offset=Sk - Sq)
+    assert_attention_close(out.transpose(1, 2), ref, dead, torch_out=torch_sdpa(qh, kh, vh, causal_offset=Sk - Sq),
+                           what=f"flash {kernel} {Sq}x{Sk}")
+    assert_lse_close(lse, ref_lse, dead, dtype=dtype)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("Lq", [1, 4])
+@pytest.mark.parametrize("D", [64, 128])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=_ids)
+def test_flash_attn_with_kvcache_cuda(dtype, D, Lq, kernel):
+    from helpers import kvcache_expected
+
+    B, S_max, Hq, Hkv = 4, 4096, 8, 2
+    kc = randn(B, S_max, Hkv, D, dtype=dtype, device=DEV, scale=2.0)
+    vc = randn(B, S_max, Hkv, D, dtype=dtype, device=DEV)
+    q = randn(B, Lq, Hq, D, dtype=dtype, device=DEV, scale=2.0)
+    kn = randn(B, Lq, Hkv, D, dtype=dtype, device=DEV, scale=2.0)
+    vn = randn(B, Lq, Hkv, D, dtype=dtype, device=DEV)
+    lens = [0, 1, 1000, S_max - Lq]
+    ekc, evc, ref, ref_lse, dead = kvcache_expected(q, kc, vc, kn, vn, lens, causal=True)
+    seqlens = torch.tensor(lens, dtype=torch.int32, device=DEV)
+    fn = lambda: flashmin_nn.flash_attn_with_kvcache(q, kc, vc, kn, vn, cache_seqlens=seqlens, causal=True,
+                                                     return_lse=True)
+    out, lse = run_kernel(kernel, fn, dtype=dtype, D=D)
+    assert torch.equal(kc, ekc) and torch.equal(vc, evc), "new keys/values not written at cache_seqlens"
+    # torch's comparator: the same per-row problem as a padded batch with a bool mask
+    qh, kh, vh = q.transpose(1, 2), ekc.transpose(1, 2), evc.transpose(1, 2)
+    n = torch.tensor(lens, device=DEV) + Lq
+    i = torch.arange(Lq, device=DEV).view(1, 1, Lq, 1)
+    j = torch.arange(S_max, device=DEV).view(1, 1, 1, S_max)
+    allowed = (j < n.view(B, 1, 1, 1)) & (j <= i + n.view(B, 1, 1, 1) - Lq)  # (B, 1, Lq, S_max)
+    t = torch_sdpa(qh, kh, vh, attn_mask=allowed)
+    assert_attention_close(out.transpose(1, 2), ref, dead, torch_out=t, what=f"kvcache {kernel} D={D} Lq={Lq}")
+    assert_lse_close(lse, ref_lse, dead, dtype=dtype, what=f"kvcache {kernel}")
+
+
+# ---------------------------------------------------------------------------------------------
+# kernel selection on CUDA
+# ---------------------------------------------------------------------------------------------
+def test_list_kernels_cuda():
+    ks = flashmin_nn.list_kernels()
+    assert ks["minimal"].available, f"minimal kernel unavailable on a CUDA machine: {ks['minimal'].reason}"
+    cap = torch.cuda.get_device_capability()
+    if cap >= (8, 0):
+        assert ks["tensor_core"].available, f"tensor_core unavailable on sm{cap[0]}{cap[1]}: {ks['tensor_core'].reason}"
+
+
+@pytest.mark.parametrize(
+    "dtype,L,S,D", [(torch.float16, 512, 512, 64), (torch.bfloat16, 1000, 1000, 128), (torch.float32, 512, 512, 64),
+                    (torch.float16, 1, 4096, 128), (torch.float16, 97, 1000, 80)]
+)
+def test_choose_kernel_cuda(dtype, L, S, D):
+    q, k, v = make_qkv(2, 4, L, S, D, dtype=dtype, device=DEV)
+    name = flashmin_nn.choose_kernel(q, k, v)
+    ks = flashmin_nn.list_kernels()
+    assert name in ks and name != "auto" and ks[name].available, name
+    if dtype == torch.float32:
+        assert name != "tensor_core"
+    if dtype != torch.float32 and D in TC_HEAD_DIMS and L > 64 and ks["tensor_core"].available:
+        assert name == "tensor_core", f"auto picked {name} for a prefill {DT_IDS[dtype]} D={D} call"
+    # "auto" runs what choose_kernel says
+    auto = flashmin_nn.scaled_dot_product_attention(q, k, v)
+    with flashmin_nn.use_kernel(name):
+        forced = flashmin_nn.scaled_dot_product_attention(q, k, v)
+    assert torch.equal(auto, forced)
+
+
+def test_reference_kernel_on_cuda():
+    q, k, v = make_qkv(2, 4, 97, 130, 64, dtype=torch.float16, device=DEV, scale=2.0)
+    with flashmin_nn.use_kernel("reference"):
+        out = poisoned_call(lambda: flashmin_nn.scaled_dot_product_attention(q, k, v, is_causal=True))
+    assert out.is_cuda
+    ref, _, dead = ref_attention(q, k, v, causal_offset=0)
+    assert_attention_close(out, ref, dead, torch_out=torch_sdpa(q, k, v, causal_offset=0))
+
+
+# ---------------------------------------------------------------------------------------------
+# strides, layout, determinism, big grids, empties, streams
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=_ids)
+def test_fused_qkv_strided(dtype, kernel):
+    B, L, H, D = 2, 193, 12, 64
+    C = H * D
+    x = randn(B, L, C, dtype=dtype, device=DEV)
+    W = randn(C, 3 * C, dtype=dtype, device=DEV, scale=C ** -0.5)
+    qkv = (x @ W).view(B, L, 3, H, D)  # GPT-2's c_attn output
+    q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))  # (B, H, L, D), row stride 3*C
+    assert q.stride() == (L * 3 * C, D, 3 * C, 1)
+    for causal in (False, True):
+        out = run_kernel(kernel, lambda: flashmin_nn.scaled_dot_product_attention(q, k, v, is_causal=causal),
+                         dtype=dtype, D=D)
+        assert out.transpose(1, 2).is_contiguous()
+        qc, kc, vc = q.contiguous(), k.contiguous(), v.contiguous()
+        with flashmin_nn.use_kernel(kernel):
+            out_c = flashmin_nn.scaled_dot_product_attention(qc, kc, vc, is_causal=causal)
+        assert torch.equal(out, out_c), f"{kernel}: strided inputs give a different answer (max diff {(out.float() - out_c.float()).abs().max().item():.3e})"
+        ref, _, dead = ref_attention(q, k, v, causal_offset=0 if causal else None)
+        assert_attention_close(out, ref, dead, torch_out=torch_sdpa(q, k, v, causal_offset=0 if causal else None),
+                               what=f"fused qkv {kernel}")
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_decode_strided_cache(kernel):
+    # a query of one token against a slice of a preallocated KV cache (B, H, max_len, D)
+    B, H, D, max_len, S = 4, 8, 128, 2048, 1500
+    dtype = torch.float16
+    kc = randn(B, H, max_len, D, dtype=dtype, device=DEV, scale=2.0)
+    vc = randn(B, H, max_len, D, dtype=dtype, device=DEV)
+    k, v = kc[:, :, :S], vc[:, :, :S]
+    q = randn(B, 1, H, D, dtype=dtype, device=DEV, scale=2.0).transpose(1, 2)  # (B, H, 1, D)
+    out = run_kernel(kernel, lambda: flashmin_nn.scaled_dot_product_attention(q, k, v), dtype=dtype, D=D)
+    ref, _, dead = ref_attention(q, k, v)
+    assert_attention_close(out, ref, dead, torch_out=torch_sdpa(q, k, v), what=f"decode cache {kernel}")
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("L,S,dtype", [(1025, 1025, torch.float16), (1, 8192, torch.bfloat16), (300, 700, torch.float32)],
+                         ids=["prefill", "decode", "fp32"])
+def test_deterministic(kernel, L, S, dtype):
+    q, k, v = make_qkv(2, 4, L, S, 128, dtype=dtype, device=DEV, scale=2.0)
+    fn = lambda: flashmin_nn.attention(q, k, v, is_causal=True, causal_offset=S - L, return_lse=True)
+    o1, l1 = run_kernel(kernel, fn, dtype=dtype, D=128)
+    o2, l2 = run_kernel(kernel, fn, dtype=dtype, D=128)
+    assert torch.equal(o1, o2) and torch.equal(l1, l2), f"{kernel}: two runs differ"
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("B,H,L,S,D", [(64, 32, 1, 64, 64), (1024, 128, 1, 8, 32), (4, 2, 70000, 3, 32)],
+                         ids=["B64H32", "BH131072", "L70000"])
+def test_large_grid(kernel, B, H, L, S, D):
+    dtype = torch.float16
+    q, k, v = make_qkv(B, H, L, S, D, dtype=dtype, device=DEV, scale=2.0)
+    out = run_kernel(kernel, lambda: flashmin_nn.scaled_dot_product_attention(q, k, v), dtype=dtype, D=D)
+    ref, _, dead = ref_attention(q, k, v)
+    assert_attention_close(out, ref, dead, torch_out=torch_sdpa(q, k, v), what=f"grid {kernel} B={B} H={H} L={L}")
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("B,L,S", [(0, 5, 7), (2, 0, 7), (0, 0, 0), (2, 5, 0), (2, 1, 0)])
+def test_empty_cuda(kernel, B, L, S):
+    H, D, dtype = 4, 64, torch.float16
+    q, k, v = make_qkv(B, H, L, S, D, dtype=dtype, device=DEV)
+    fn = lambda: flashmin_nn.attention(q, k, v, return_lse=True)
+    out, lse = run_kernel(kernel, fn, dtype=dtype, D=D)
+    assert out.shape == (B, H, L, D) and lse.shape == (B, H, L) and out.is_cuda
+    assert (out == 0).all() and torch.isneginf(lse).all()
+    out2 = flashmin_nn.scaled_dot_product_attention(q, k, v)
+    assert out2.shape == (B, H, L, D) and (out2 == 0).all()
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_current_stream(kernel):
+    dtype, D = torch.float16, 64
+    q, k, v = make_qkv(2, 4, 300, 300, D, dtype=dtype, device=DEV, scale=2.0)
+    exp = run_kernel(kernel, lambda: flashmin_nn.scaled_dot_product_attention(q, k, v), dtype=dtype, D=D)
+    qn = torch.full_like(q, float("nan"))
+    torch.cuda.synchronize()
+    s = torch.cuda.Stream()
+    with flashmin_nn.use_kernel(kernel), torch.cuda.stream(s):
+        torch.cuda._sleep(100_000_000)  # keep s busy: a launch on another stream would read NaN
+        qn.copy_(q)
+        out = flashmin_nn.scaled_dot_product_attention(qn, k, v)
+    torch.cuda.current_stream().wait_stream(s)
+    torch.cuda.synchronize()
+    assert torch.isfinite(out).all(), f"{kernel}: ran before the work queued on the current stream"
+    assert torch.equal(out, exp)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_grad_modes_cuda(kernel):
+    dtype, D = torch.bfloat16, 64
+    q, k, v = make_qkv(1, 2, 33, 33, D, dtype=dtype, device=DEV)
+    exp = run_kernel(kernel, lambda: flashmin_nn.scaled_dot_product_attention(q, k, v), dtype=dtype, D=D)
+    qg = q.clone().requires_grad_()
+    with flashmin_nn.use_kernel(kernel):
+        out = flashmin_nn.scaled_dot_product_attention(qg, k, v)
+        assert torch.equal(out.detach(), exp)
+        with torch.inference_mode():
+            assert torch.equal(flashmin_nn.scaled_dot_product_attention(q, k, v), exp)
+    with pytest.raises(NotImplementedError, match="forward"):
+        out.float().sum().backward()
+
+
+# ---------------------------------------------------------------------------------------------
+# compile and opcheck on CUDA
+# ---------------------------------------------------------------------------------------------
+def test_compile_cuda():
+    torch._dynamo.reset()
+    q, k, v = make_qkv(2, 4, 100, 100, 64, dtype=torch.float16, device=DEV)
+    f = lambda q, k, v: flashmin_nn.scaled_dot_product_attention(q, k, v, is_causal=True) * 2
+    exp = f(q, k, v)
+    got = torch.compile(f, fullgraph=True, backend="aot_eager")(q, k, v)
+    assert torch.equal(got, exp)
+    torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("kernel", ["minimal", "tensor_core", "decode"])
+def test_opcheck_cuda(kernel):
+    if not flashmin_nn.list_kernels()[kernel].available:
+        pytest.skip(flashmin_nn.list_kernels()[kernel].reason)
+    dtype = torch.float32 if kernel == "minimal" else torch.float16
+    L = 1 if kernel == "decode" else 37
+    B, H, S, D = 2, 4, 50, 64
+    q, k, v = make_qkv(B, H, L, S, D, dtype=dtype, device=DEV)
+    m = key_padding_mask(B, L, S, device=DEV).expand(B, H, L, S)
+    for args in [op_args(q, k, v, None, 0.125, True, S - L, kernel), op_args(q, k, v, m, 0.125, False, 0, kernel)]:
+        try:
+            out, lse = torch.ops.flashmin.attention_fwd(*args)
+        except (RuntimeError, ValueError) as e:
+            if kernel == "minimal":
+                raise
+            pytest.skip(f"{kernel} refuses: {e}")
+        torch.library.opcheck(torch.ops.flashmin.attention_fwd.default, args)
+
+
+# ---------------------------------------------------------------------------------------------
+# CUDA-only argument checks
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("D", [257, 512])
+def test_head_dim_too_large(D):
+    q, k, v = make_qkv(1, 2, 8, 8, D, dtype=torch.float16, device=DEV)
+    expect_error(lambda: flashmin_nn.scaled_dot_product_attention(q, k, v), rf"\b{D}\b", r"256|head", types=(ValueError, RuntimeError))
+
+
+def test_fp64_on_cuda():
+    q, k, v = make_qkv(1, 2, 8, 8, 64, dtype=torch.float64, device=DEV)
+    expect_error(lambda: flashmin_nn.scaled_dot_product_attention(q, k, v), r"float64|double", types=(TypeError, ValueError, RuntimeError))
+
+
+@pytest.mark.parametrize("which", ["k", "v"])
+def test_device_mismatch(which):
+    q, k, v = make_qkv(1, 2, 8, 8, 64, dtype=torch.float16, device=DEV)
+    if which == "k":
+        k = k.cpu()
+    else:
+        v = v.cpu()
+    pat = K if which == "k" else r"\b(v|value)\b"
+    expect_error(lambda: flashmin_nn.scaled_dot_product_attention(q, k, v), pat, r"cpu")
+
+
+def test_mask_on_other_device():
+    q, k, v = make_qkv(1, 2, 8, 8, 64, dtype=torch.float16, device=DEV)
+    m = torch.ones(8, 8, dtype=torch.bool)
+    expect_error(lambda: flashmin_nn.scaled_dot_product_attention(q, k, v, attn_mask=m), MASK, r"cpu")
+
+
+def test_cpu_query_with_cuda_kv():
+    q, k, v = make_qkv(1, 2, 8, 8, 64, dtype=torch.float16, device=DEV)
+    expect_error(lambda: flashmin_nn.scaled_dot_product_attention(q.cpu(), k, v), r"cuda|cpu", r"device|cuda")
+
+
+# ---------------------------------------------------------------------------------------------
+# last: unaligned data pointers (a kernel that assumes 16-byte alignment must refuse, not fault).
+# Kept at the end of the file: a faulting kernel would poison the CUDA context for later tests.
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32], ids=_ids)
+def test_zz_unaligned_pointers(kernel, dtype):
+    B, H, L, S, D = 2, 4, 77, 91, 64
+    qb = randn(B, H, L, D + 8, dtype=dtype, device=DEV, scale=2.0)
+    kb = randn(B, H, S, D + 8, dtype=dtype, device=DEV, scale=2.0)
+    vb = randn(B, H, S, D + 8, dtype=dtype, device=DEV)
+    q, k, v = qb[..., 1:D + 1], kb[..., 3:D + 3], vb[..., 1:D + 1]  # odd element offsets, odd-ish row strides
+    assert q.stride(-1) == 1 and q.data_ptr() % 16 != 0
+    fn = lambda: flashmin_nn.scaled_dot_product_attention(q, k, v, is_causal=True)
+    if kernel == "auto":
+        out = poisoned_call(fn)  # auto must find a kernel that serves it
+    else:
+        info = flashmin_nn.list_kernels()[kernel]
+        if not info.available:
+            pytest.skip(info.reason)
+        try:
+            with flashmin_nn.use_kernel(kernel):
+                out = poisoned_call(fn)
+        except (RuntimeError, ValueError) as e:
+            msg = str(e)
+            if kernel == "minimal" or "CUDA error" in msg or "illegal" in msg:
+                raise
+            pytest.skip(f"{kernel} refuses unaligned inputs: {msg}")
+    torch.cuda.synchronize()
+    ref, _, dead = ref_attention(q, k, v, causal_offset=0)
+    assert_attention_close(out, ref, dead, torch_out=torch_sdpa(q, k, v, causal_offset=0), what=f"unaligned {kernel}")
