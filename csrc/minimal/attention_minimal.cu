@@ -9,8 +9,9 @@
 // any length (tiles are zero-padded, out-of-range keys masked), causal attention with whole tiles
 // above the diagonal skipped, masks, GQA, per-batch key lengths, head dims up to 256, the query
 // tile Br chosen at run time from the head dim, the grid size and the shared-memory limit.
-// Arithmetic is fp32 whatever the input dtype; softmax runs in base 2 (exp2 is one instruction)
-// with log2(e) folded into the scale.
+// Arithmetic is fp32 whatever the input dtype, in natural base with an accurate expf: this kernel
+// is also the fp32 reference-grade path, and folding log2(e) into the scale (what the fast kernels
+// do) adds a systematic rounding of the scale that large scores amplify.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -21,8 +22,6 @@ namespace {
 
 constexpr int Bc = 32;            // keys per tile: a thread keeps its Bc scores in registers
 constexpr int kMaxBr = 128;       // rows per query tile, at most (one thread each)
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
 
 __device__ __forceinline__ float to_float(float x) { return x; }
 __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
@@ -32,16 +31,15 @@ template <> __device__ __forceinline__ float from_float<float>(float x) { return
 template <> __device__ __forceinline__ __half from_float<__half>(float x) { return __float2half_rn(x); }
 template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
 
-// attn_mask at (b, h, i, j), in the base-2 units of the scores: 0 or -inf for a bool mask,
-// the bias times log2(e) for an additive one.
-__device__ float mask_log2(const AttnParams& p, int b, int h, int i, int j) {
+// attn_mask at (b, h, i, j): 0 or -inf for a bool mask, the bias for an additive one.
+__device__ float mask_value(const AttnParams& p, int b, int h, int i, int j) {
     const int64_t at = b * p.mask_batch_stride + h * p.mask_head_stride +
                        i * p.mask_row_stride + j * p.mask_col_stride;
     switch (p.mask_kind) {
         case MaskKind::kBool: return static_cast<const uint8_t*>(p.mask)[at] ? 0.f : -INFINITY;
-        case MaskKind::kAddF32: return static_cast<const float*>(p.mask)[at] * kLog2e;
-        case MaskKind::kAddF16: return __half2float(static_cast<const __half*>(p.mask)[at]) * kLog2e;
-        case MaskKind::kAddBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p.mask)[at]) * kLog2e;
+        case MaskKind::kAddF32: return static_cast<const float*>(p.mask)[at];
+        case MaskKind::kAddF16: return __half2float(static_cast<const __half*>(p.mask)[at]);
+        case MaskKind::kAddBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p.mask)[at]);
         default: return 0.f;
     }
 }
@@ -108,48 +106,50 @@ __global__ void __launch_bounds__(kMaxBr) minimal_fwd_kernel(const AttnParams p,
             }
         }
 
-        // Step 4: scale (base 2), mask, and this tile's row max m_ij.
+        // Step 4: scale, mask, and this tile's row max m_ij.
         float m_ij = -INFINITY;
 #pragma unroll
         for (int c = 0; c < Bc; ++c) {
             const int j = j0 + c;
-            float x = s[c] * p.scale_log2;
+            float x = s[c] * p.scale;
             if (j >= N || (p.is_causal && j > i + offset)) x = -INFINITY;
-            else if (p.mask_kind != MaskKind::kNone && i < p.len_q) x += mask_log2(p, b, h, i, j);
+            else if (p.mask_kind != MaskKind::kNone && i < p.len_q) x += mask_value(p, b, h, i, j);
             s[c] = x;
             m_ij = fmaxf(m_ij, x);
         }
 
-        // Step 5: m_new = max(m, m_ij); P_ij = exp2(S_ij - m_new); l = exp2(m - m_new) l + rowsum(P_ij).
+        // Step 5: m_new = max(m, m_ij); P_ij = exp(S_ij - m_new); l = exp(m - m_new) l + rowsum(P_ij).
         const float m_new = fmaxf(m, m_ij);
         const float m_ref = m_new == -INFINITY ? 0.f : m_new;  // nothing visible yet: P = 0, not NaN
-        const float alpha = exp2f(m - m_ref);
+        const float alpha = expf(m - m_ref);
         float l_ij = 0.f;
 #pragma unroll
-        for (int c = 0; c < Bc; ++c) { s[c] = exp2f(s[c] - m_ref); l_ij += s[c]; }
+        for (int c = 0; c < Bc; ++c) { s[c] = expf(s[c] - m_ref); l_ij += s[c]; }
         l = alpha * l + l_ij;
         m = m_new;
 
-        // Step 6: Oi = diag(alpha) Oi + P_ij Vj.
+        // Step 6: Oi = diag(alpha) Oi + P_ij Vj (the tile's sum first, then one add: shorter
+        // rounding chains than adding key by key into Oi).
         for (int d = 0; d < Dp; d += 4) {
-            float4 o = *reinterpret_cast<float4*>(&Oi[r * Ds + d]);
-            o.x *= alpha; o.y *= alpha; o.z *= alpha; o.w *= alpha;
+            float4 pv = make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
             for (int c = 0; c < Bc; ++c) {
                 const float4 v4 = *reinterpret_cast<const float4*>(&Vj[c * Ds + d]);
-                o.x += s[c] * v4.x; o.y += s[c] * v4.y; o.z += s[c] * v4.z; o.w += s[c] * v4.w;
+                pv.x += s[c] * v4.x; pv.y += s[c] * v4.y; pv.z += s[c] * v4.z; pv.w += s[c] * v4.w;
             }
+            float4 o = *reinterpret_cast<float4*>(&Oi[r * Ds + d]);
+            o.x = o.x * alpha + pv.x; o.y = o.y * alpha + pv.y; o.z = o.z * alpha + pv.z; o.w = o.w * alpha + pv.w;
             *reinterpret_cast<float4*>(&Oi[r * Ds + d]) = o;
         }
     }
 
-    // Step 7: O_i = diag(l)^-1 Oi and lse = m + log2(l) (returned in natural log). A row that saw
-    // no key (l == 0) gets zeros and lse = -inf.
+    // Step 7: O_i = diag(l)^-1 Oi and lse = m + log(l). A row that saw no key (l == 0) gets zeros
+    // and lse = -inf.
     if (i < p.len_q) {
         const float inv_l = l > 0.f ? 1.f / l : 0.f;
         T* o = static_cast<T*>(p.o) + b * p.o_batch_stride + h * p.o_head_stride + i * p.o_row_stride;
         for (int d = 0; d < p.head_dim; ++d) o[d] = from_float<T>(Oi[r * Ds + d] * inv_l);
-        p.lse[(static_cast<int64_t>(b) * p.heads_q + h) * p.len_q + i] = l > 0.f ? (m + log2f(l)) * kLn2 : -INFINITY;
+        p.lse[(static_cast<int64_t>(b) * p.heads_q + h) * p.len_q + i] = l > 0.f ? m + logf(l) : -INFINITY;
     }
 }
 
