@@ -67,7 +67,10 @@ def _rows_aligned(t: Tensor) -> bool:
     """Every (b, h, l) row starts on a 16-byte boundary (8 fp16/bf16 elements). Judged from the
     storage offset (traceable by torch.compile; PyTorch's allocations start 16-byte aligned); the
     binding checks the actual pointer too."""
-    return (t.storage_offset() * t.element_size()) % 16 == 0 and all(st % 8 == 0 for st in t.stride()[:3])
+    strides_ok = all(st % 8 == 0 for st in t.stride()[:3])
+    if torch.compiler.is_compiling():   # offsets are not traceable; the binding still checks
+        return strides_ok
+    return strides_ok and (t.storage_offset() * t.element_size()) % 16 == 0
 
 
 def _tensor_core_rejects(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]) -> Optional[str]:

@@ -93,17 +93,25 @@ __global__ void __launch_bounds__(kMaxBr) minimal_fwd_kernel(const AttnParams p,
         load_tile(Vj, v, p.v_row_stride, j0, Bc, N, p.head_dim, Dp, Ds);
         __syncthreads();
 
-        // Step 3: my row of S_ij = Qi Kj^T, four columns of d at a time.
+        // Step 3: my row of S_ij = Qi Kj^T, four columns of d at a time, summed per 16-column chunk
+        // and then across chunks (two short rounding chains instead of one long one).
         float s[Bc];
 #pragma unroll
         for (int c = 0; c < Bc; ++c) s[c] = 0.f;
-        for (int d = 0; d < Dp; d += 4) {
-            const float4 q4 = *reinterpret_cast<const float4*>(&Qi[r * Ds + d]);
+        for (int d0 = 0; d0 < Dp; d0 += 16) {
+            float t[Bc];
 #pragma unroll
-            for (int c = 0; c < Bc; ++c) {
-                const float4 k4 = *reinterpret_cast<const float4*>(&Kj[c * Ds + d]);  // same address for the whole warp: a broadcast
-                s[c] += q4.x * k4.x + q4.y * k4.y + q4.z * k4.z + q4.w * k4.w;
+            for (int c = 0; c < Bc; ++c) t[c] = 0.f;
+            for (int d = d0; d < min(d0 + 16, Dp); d += 4) {
+                const float4 q4 = *reinterpret_cast<const float4*>(&Qi[r * Ds + d]);
+#pragma unroll
+                for (int c = 0; c < Bc; ++c) {
+                    const float4 k4 = *reinterpret_cast<const float4*>(&Kj[c * Ds + d]);  // same address for the whole warp: a broadcast
+                    t[c] += q4.x * k4.x + q4.y * k4.y + q4.z * k4.z + q4.w * k4.w;
+                }
             }
+#pragma unroll
+            for (int c = 0; c < Bc; ++c) s[c] += t[c];
         }
 
         // Step 4: scale, mask, and this tile's row max m_ij.
