@@ -93,16 +93,16 @@ __global__ void __launch_bounds__(kMaxBr) minimal_fwd_kernel(const AttnParams p,
         load_tile(Vj, v, p.v_row_stride, j0, Bc, N, p.head_dim, Dp, Ds);
         __syncthreads();
 
-        // Step 3: my row of S_ij = Qi Kj^T, four columns of d at a time, summed per 16-column chunk
+        // Step 3: my row of S_ij = Qi Kj^T, four columns of d at a time, summed per 32-column chunk
         // and then across chunks (two short rounding chains instead of one long one).
         float s[Bc];
 #pragma unroll
         for (int c = 0; c < Bc; ++c) s[c] = 0.f;
-        for (int d0 = 0; d0 < Dp; d0 += 16) {
+        for (int d0 = 0; d0 < Dp; d0 += 32) {
             float t[Bc];
 #pragma unroll
             for (int c = 0; c < Bc; ++c) t[c] = 0.f;
-            for (int d = d0; d < min(d0 + 16, Dp); d += 4) {
+            for (int d = d0; d < min(d0 + 32, Dp); d += 4) {
                 const float4 q4 = *reinterpret_cast<const float4*>(&Qi[r * Ds + d]);
 #pragma unroll
                 for (int c = 0; c < Bc; ++c) {
