@@ -29,13 +29,34 @@ def _last_dim_contiguous(t: Tensor, name: str) -> Tensor:
     return t.contiguous()
 
 
+_DTYPES_BY_DEVICE = {"cuda": CUDA_DTYPES, "cpu": CPU_DTYPES}
+
+
 def check_qkv(q: Tensor, k: Tensor, v: Tensor, names: Sequence[str] = ("query", "key", "value"),
               layout: str = "bhld") -> Tuple[Tensor, Tensor, Tensor]:
     """Validate q, k, v; return them (last dim made contiguous if it was not).
 
     layout "bhld": (B, H, L, D) tensors; "blhd": (B, L, H, D). GQA by head counts is allowed here
     (Hq a multiple of Hkv); the SDPA wrapper adds torch's `enable_gqa` rule on top.
+    The common, valid call is accepted by one expression (this runs on every decode step);
+    anything it does not accept goes through the detailed checks, which name what is wrong.
     """
+    hd = 1 if layout == "bhld" else 2
+    try:
+        qs, ks = q.shape, k.shape
+        ok = (len(qs) == 4 and len(ks) == 4 and v.shape == ks and k.dtype == q.dtype and v.dtype == q.dtype
+              and q.dtype in _DTYPES_BY_DEVICE.get(q.device.type, ()) and k.device == q.device
+              and v.device == q.device and ks[0] == qs[0] and ks[3] == qs[3] and ks[hd] > 0
+              and qs[hd] % ks[hd] == 0 and (qs[3] <= MAX_CUDA_HEAD_DIM or not q.is_cuda)
+              and q.stride(3) == 1 and k.stride(3) == 1 and v.stride(3) == 1)
+    except (AttributeError, TypeError):
+        ok = False
+    if ok:
+        return q, k, v
+    return _check_qkv_detailed(q, k, v, names, layout)
+
+
+def _check_qkv_detailed(q, k, v, names, layout):
     qn, kn, vn = names
     hd = 1 if layout == "bhld" else 2                          # index of the heads dim
     shape = "(B, H, L, E)" if layout == "bhld" else "(B, S, H, D)"

@@ -63,14 +63,14 @@ def _cc_major(device) -> int:
     return _capability[idx]
 
 
-def _rows_aligned(t: Tensor) -> bool:
+def _rows_aligned(t: Tensor, compiling: bool) -> bool:
     """Every (b, h, l) row starts on a 16-byte boundary (8 fp16/bf16 elements). Judged from the
-    storage offset (traceable by torch.compile; PyTorch's allocations start 16-byte aligned); the
-    binding checks the actual pointer too."""
-    strides_ok = all(st % 8 == 0 for st in t.stride()[:3])
-    if torch.compiler.is_compiling():   # offsets are not traceable; the binding still checks
-        return strides_ok
-    return strides_ok and (t.storage_offset() * t.element_size()) % 16 == 0
+    storage offset (PyTorch's allocations start 16-byte aligned; offsets are not traceable, so
+    under torch.compile only the strides); the binding checks the actual pointer too."""
+    st = t.stride()
+    if (st[0] | st[1] | st[2]) & 7:
+        return False
+    return compiling or (t.storage_offset() * t.element_size()) & 15 == 0
 
 
 def _tensor_core_rejects(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]) -> Optional[str]:
@@ -82,8 +82,9 @@ def _tensor_core_rejects(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Te
         return f"head dim {q.size(-1)} (it takes multiples of 8 up to 256)"
     if _cc_major(q.device) < 8:
         return "it needs a GPU of compute capability 8.0 or newer (mma.sync m16n8k16, cp.async)"
+    compiling = torch.compiler.is_compiling()
     for t, n in ((q, "query"), (k, "key"), (v, "value")):
-        if not _rows_aligned(t):
+        if not _rows_aligned(t, compiling):
             return f"{n} rows are not 16-byte aligned ({n}.stride()={tuple(t.stride())})"
     return None
 
@@ -92,14 +93,11 @@ DECODE_MAX_QUERIES = 16
 
 
 def _decode_rejects(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]) -> Optional[str]:
-    why = _tensor_core_rejects(q, k, v, attn_mask)
-    if why is not None:
-        return why
-    if q.size(2) > DECODE_MAX_QUERIES:
+    if q.size(2) > DECODE_MAX_QUERIES:   # the cheap tests first: "auto" asks this of every call
         return f"query length {q.size(2)} > {DECODE_MAX_QUERIES} (it serves short queries over long KV caches)"
     if q.size(-1) > 128:
         return f"head dim {q.size(-1)} > 128"
-    return None
+    return _tensor_core_rejects(q, k, v, attn_mask)
 
 
 _KERNELS: Dict[str, tuple] = {

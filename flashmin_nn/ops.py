@@ -65,10 +65,13 @@ def _backward_unsupported_fake(grad):
     return torch.empty_like(grad)
 
 
+_attention_fwd = torch.ops.flashmin.attention_fwd.default   # resolved once: every decode step calls it
+
+
 def _forward(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel):
     if kernel == "reference" and q.is_cuda:   # forced reference on a GPU: plain PyTorch ops
         return reference.tiled_attention(q, k, v, attn_mask, scale, is_causal, causal_offset, seqlens_k=seqlens_k)
-    return torch.ops.flashmin.attention_fwd(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel)
+    return _attention_fwd(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel)
 
 
 class _AttentionFn(torch.autograd.Function):
@@ -91,6 +94,8 @@ class _AttentionFn(torch.autograd.Function):
 def attention_forward(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor], scale: float,
                       is_causal: bool, causal_offset: int, seqlens_k: Optional[Tensor] = None):
     """Pick the kernel and run it. Arguments already validated (flashmin_nn/_checks.py)."""
+    if is_causal and causal_offset >= k.size(2) - 1:
+        is_causal = False          # every query sees every key (a decode step): nothing to mask
     kernel = backends.resolve(q, k, v, attn_mask)
     if kernel != "reference" and q.is_cuda:
         _ext.load()                 # registers the CUDA implementation; a no-op after the first call
