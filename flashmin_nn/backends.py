@@ -151,7 +151,10 @@ def rejection(name: str, q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Te
 
 def choose_kernel(query: Tensor, key: Tensor, value: Optional[Tensor] = None,
                   attn_mask: Optional[Tensor] = None, is_causal: bool = False) -> str:
-    """The kernel "auto" picks for a call with these (B, H, L, D) tensors."""
+    """The kernel "auto" picks for a call with these (B, H, L, D) tensors.
+
+    `value` defaults to `key`; `is_causal` is accepted to mirror the call, but no kernel's support
+    depends on it, so it does not change the choice."""
     if not query.is_cuda:
         return "reference"
     value = key if value is None else value

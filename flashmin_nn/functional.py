@@ -129,6 +129,7 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
             if check_lengths and not 0 <= cache_seqlens <= S_max - n_new:
                 raise ValueError(f"cache_seqlens={cache_seqlens} with {n_new} new keys does not fit the cache "
                                  f"(k_cache.size(1)={S_max})")
+            check_lengths = False                           # checked on the host: no device read-back
             cache_seqlens = torch.full((B,), cache_seqlens, dtype=torch.int32, device=q.device)
         if not isinstance(cache_seqlens, Tensor):
             raise TypeError(f"cache_seqlens must be an int or a tensor; got {type(cache_seqlens).__name__}")
@@ -138,7 +139,7 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
         if cache_seqlens.device != q.device:
             raise ValueError(f"cache_seqlens.device={cache_seqlens.device} must equal q.device={q.device}")
         if check_lengths and B > 0:
-            lo, hi = (int(x) for x in torch.aminmax(cache_seqlens))
+            lo, hi = torch.stack(torch.aminmax(cache_seqlens)).tolist()   # one read-back, not two
             if lo < 0 or hi + n_new > S_max:
                 raise ValueError(f"cache_seqlens must lie in [0, {S_max - n_new}] (k_cache.size(1)={S_max}, "
                                  f"{n_new} new keys); got values from {lo} to {hi}")
