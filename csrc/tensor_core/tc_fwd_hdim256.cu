@@ -1,13 +1,12 @@
 // Head dim 256 instantiation of the tensor-core kernel (one file per head dim keeps builds parallel).
-// Tile shape and its measured reason: see tc_fwd.cu.
+// Tile shape, buffering and rescaling, and their measured reasons: see tc_fwd.cu.
 #include "tensor_core/tc_fwd_kernel.cuh"
 
 namespace flashmin {
 
 cudaError_t run_tc_fwd_hdim256(const AttnParams& p, cudaStream_t stream) {
-    using Tr = tc::Traits<256, 64, 32, 4, false>;
-    return p.dtype == DType::kFloat16 ? tc::launch_tc<Tr, __half, false>(p, stream)
-                                      : tc::launch_tc<Tr, __nv_bfloat16, false>(p, stream);
+    using Tr = tc::Traits<256, 64, 32, 4, false, 2, 0, false>;
+    return p.dtype == DType::kFloat16 ? tc::launch_tc<Tr, __half>(p, stream) : tc::launch_tc<Tr, __nv_bfloat16>(p, stream);
 }
 
 }  // namespace flashmin

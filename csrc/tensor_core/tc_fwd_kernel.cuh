@@ -23,7 +23,8 @@ namespace tc {
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
-template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, bool kQInRegs_>
+template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, bool kQInRegs_, int kStages_ = 2, int kPrefetch_ = 0,
+          bool kLazyRescale_ = false>
 struct Traits {
     static constexpr int kHeadDim = kHeadDim_;   // compiled head dim; smaller ones (multiples of 8) are zero-padded
     static constexpr int kBlockM = kBlockM_;     // query rows per block
@@ -37,11 +38,22 @@ struct Traits {
     static constexpr int kStride = kHeadDim + 8;          // shared-memory row stride (elements): +16 B of padding
     static constexpr int kSmemQ = kBlockM * kStride;
     static constexpr int kSmemKV = kBlockN * kStride;
-    static constexpr int kSmemBytes = (kSmemQ + 2 * kSmemKV) * 2;
+    // K/V buffering. 1: one K and one V buffer; V_t is fetched during S = Q K_t^T and K_{t+1}
+    // during O += P V_t (two barriers per tile; FlashAttention-2's scheme). 2: two (K, V) slots;
+    // K_{t+1} and V_{t+1} are fetched while tile t is computed (one barrier per tile).
+    static constexpr int kStages = kStages_;
+    static constexpr int kSmemBytes = (kSmemQ + 2 * kStages * kSmemKV) * 2;
     // Q fragments held in registers for the whole kernel, or re-read from shared memory at each
     // k-step when O's accumulators need the room (large head dims, two slices per warp).
     static constexpr bool kQInRegs = kQInRegs_;
     static_assert(kBlockM % (16 * kNWarps) == 0, "each warp owns whole 16-row MMA slices");
+    static_assert(kStages == 1 || kStages == 2, "one or two K/V buffers");
+    static constexpr int kPrefetch = kPrefetch_;   // L2 prefetch hint of the K/V loads (cp_async_16)
+    // Lazy rescaling: a warp keeps its rows' running max (and skips rescaling O and l) until some
+    // row's max has grown by more than 2^kLazyLog2, so P stays below 2^8 = 256, far inside fp16
+    // and bf16 range; the result is the same softmax, normalised by the same max it was built on.
+    static constexpr bool kLazyRescale = kLazyRescale_;
+    static constexpr float kLazyLog2 = 8.f;
     static_assert(kBlockN % 16 == 0 && kHeadDim % 16 == 0, "ldmatrix.x4 loads two 8-wide tiles at a time");
 };
 
@@ -52,8 +64,16 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
 }
 
 // 16 bytes global -> shared, asynchronously; zero-filled when !valid (nothing is read then).
+// kPrefetch (0, 128 or 256): the L2 prefetch size hint; the neighbouring bytes of a streamed K/V
+// row are fetched from DRAM in one larger request.
+template <int kPrefetch = 0>
 __device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0));
+    if constexpr (kPrefetch == 256)
+        asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0));
+    else if constexpr (kPrefetch == 128)
+        asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0));
+    else
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
@@ -151,14 +171,14 @@ __device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stri
         for (int it = 0; it < kIters; ++it) {
             if (kRows % kStep != 0 && r + it * kStep >= kRows) break;
             const bool valid = col_ok && row0 + r + it * kStep < len;
-            cp_async_16(d + it * kStep * Tr::kStride, valid ? g : src, valid);
+            cp_async_16<Tr::kPrefetch>(d + it * kStep * Tr::kStride, valid ? g : src, valid);
             g += step;
         }
     } else {
         for (int idx = threadIdx.x; idx < kRows * kChunks; idx += Tr::kThreads) {
             const int r = idx / kChunks, c = idx % kChunks;
             const bool valid = row0 + r < len && c * 8 < head_dim;
-            cp_async_16(dst + r * Tr::kStride + c * 8, valid ? src + (row0 + r) * row_stride + c * 8 : src, valid);
+            cp_async_16<Tr::kPrefetch>(dst + r * Tr::kStride + c * 8, valid ? src + (row0 + r) * row_stride + c * 8 : src, valid);
         }
     }
 }
@@ -166,21 +186,19 @@ __device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stri
 // ---- the kernel ---------------------------------------------------------------------------------
 
 // kHasMask: attn_mask is read (the general, element-by-element path); without it the kernel
-// carries no mask code at all. kSplitKV: blockIdx.z = b * num_splits + split, the block covers its
-// split's share of the key tiles and writes fp32 partial O (normalised by its own l) and partial
-// lse to p.o_accum / p.lse_accum, merged afterwards by combine_splits_kernel.
-template <typename Tr, typename T, bool kHasMask, bool kSplitKV>
+// carries no mask code at all.
+template <typename Tr, typename T, bool kHasMask>
 __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     T* sQ = reinterpret_cast<T*>(smem_raw);   // kBlockM x kStride (later: the O tile on its way out)
-    T* sK = sQ + Tr::kSmemQ;                   // kBlockN x kStride
-    T* sV = sK + Tr::kSmemKV;                  // kBlockN x kStride
+    T* sK = sQ + Tr::kSmemQ;                   // kBlockN x kStride, slot 0 (slot s: + s * 2 * kSmemKV)
+    T* sV = sK + Tr::kSmemKV;                  // kBlockN x kStride, slot 0
+    constexpr uint32_t kSlotBytes = 2 * Tr::kSmemKV * sizeof(T);
 
     // Heavy (late, causal) query blocks first: they set the kernel's tail.
     const int m_block = gridDim.x - 1 - blockIdx.x;
     const int h = blockIdx.y, hk = h / p.group;
-    const int b = kSplitKV ? blockIdx.z / p.num_splits : blockIdx.z;
-    const int split = kSplitKV ? blockIdx.z % p.num_splits : 0;
+    const int b = blockIdx.z;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int row0 = m_block * Tr::kBlockM;
     const int warp_row0 = warp * Tr::kMT * 16;   // first row of this warp within the block
@@ -188,19 +206,17 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
     int N = p.len_k, offset = p.causal_offset;
     if (p.seqlens_k) { N = p.seqlens_k[b]; offset += N - p.len_k; }
     const int n_end = p.is_causal ? max(0, min(N, row0 + Tr::kBlockM + offset)) : N;
-    int t_begin = 0, t_end = (n_end + Tr::kBlockN - 1) / Tr::kBlockN;   // key tiles of this block
-    if constexpr (kSplitKV) {
-        const int per_split = (t_end + p.num_splits - 1) / p.num_splits;
-        t_begin = min(t_end, split * per_split);
-        t_end = min(t_end, t_begin + per_split);
-    }
+    const int t_begin = 0, t_end = (n_end + Tr::kBlockN - 1) / Tr::kBlockN;   // key tiles of this block
 
     const T* gQ = static_cast<const T*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride;
     const T* gK = static_cast<const T*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride;
     const T* gV = static_cast<const T*>(p.v) + b * p.v_batch_stride + hk * p.v_head_stride;
 
     load_tile<Tr, Tr::kBlockM>(sQ, gQ, p.q_row_stride, row0, p.len_q, p.head_dim);
-    if (t_begin < t_end) load_tile<Tr, Tr::kBlockN>(sK, gK, p.k_row_stride, t_begin * Tr::kBlockN, N, p.head_dim);
+    if (t_begin < t_end) {
+        load_tile<Tr, Tr::kBlockN>(sK, gK, p.k_row_stride, t_begin * Tr::kBlockN, N, p.head_dim);
+        if constexpr (Tr::kStages == 2) load_tile<Tr, Tr::kBlockN>(sV, gV, p.v_row_stride, t_begin * Tr::kBlockN, N, p.head_dim);
+    }
     cp_async_commit();
     cp_async_wait_all();
     __syncthreads();
@@ -242,12 +258,22 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
 
     for (int t = t_begin; t < t_end; ++t) {
         const int j0 = t * Tr::kBlockN;
-        if (t > t_begin) { cp_async_wait_all(); __syncthreads(); }   // K_t has landed; every warp is done with V_{t-1}
-        load_tile<Tr, Tr::kBlockN>(sV, gV, p.v_row_stride, j0, N, p.head_dim);
+        const int slot = Tr::kStages == 2 ? (t - t_begin) & 1 : 0;
+        // One stage: K_t has landed, every warp is done with V_{t-1}; fetch V_t now.
+        // Two stages: K_t and V_t have landed, every warp is done with tile t-1 (the other slot);
+        // fetch tile t+1 into it.
+        if (t > t_begin) { cp_async_wait_all(); __syncthreads(); }
+        if constexpr (Tr::kStages == 1) {
+            load_tile<Tr, Tr::kBlockN>(sV, gV, p.v_row_stride, j0, N, p.head_dim);
+        } else if (t + 1 < t_end) {
+            const int next = (slot ^ 1) * 2 * Tr::kSmemKV;
+            load_tile<Tr, Tr::kBlockN>(sK + next, gK, p.k_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
+            load_tile<Tr, Tr::kBlockN>(sV + next, gV, p.v_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
+        }
         cp_async_commit();
 
         // S = Q K_t^T.
-        const uint32_t k_base = opaque(k_lane), q_base = opaque(q_lane);
+        const uint32_t k_base = opaque(k_lane + slot * kSlotBytes), q_base = opaque(q_lane);
         float s[Tr::kMT][Tr::kNT][4];
 #pragma unroll
         for (int mt = 0; mt < Tr::kMT; ++mt)
@@ -310,20 +336,34 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
         }
 
         // Online softmax: new row max, rescale the running state, P = exp2((S - m) * sl).
+        float mx[Tr::kMT][2];
+        bool grow = false;
+#pragma unroll
+        for (int mt = 0; mt < Tr::kMT; ++mt)
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) {
+                float x = m_run[mt][hf];
+#pragma unroll
+                for (int nt = 0; nt < Tr::kNT; ++nt) x = fmaxf(x, fmaxf(s[mt][nt][2 * hf], s[mt][nt][2 * hf + 1]));
+                mx[mt][hf] = quad_max(x);
+                // -inf running max (nothing seen yet): (mx - m) * sl is +inf or NaN; only +inf grows.
+                if constexpr (Tr::kLazyRescale) grow |= (mx[mt][hf] - m_run[mt][hf]) * sl > Tr::kLazyLog2;
+            }
+        // Lazy: the whole warp rescales together, or not at all (a warp-uniform branch).
+        const bool rescale = !Tr::kLazyRescale || __any_sync(0xffffffffu, grow);
 #pragma unroll
         for (int mt = 0; mt < Tr::kMT; ++mt) {
 #pragma unroll
             for (int hf = 0; hf < 2; ++hf) {
-                float mx = m_run[mt][hf];
+                if (rescale) {
+                    const float m_new = mx[mt][hf] == -INFINITY ? 0.f : mx[mt][hf];   // nothing visible yet: P = 0, not NaN
+                    const float alpha = fast_exp2((m_run[mt][hf] - m_new) * sl);
+                    m_run[mt][hf] = mx[mt][hf];
+                    l_run[mt][hf] *= alpha;
 #pragma unroll
-                for (int nt = 0; nt < Tr::kNT; ++nt) mx = fmaxf(mx, fmaxf(s[mt][nt][2 * hf], s[mt][nt][2 * hf + 1]));
-                mx = quad_max(mx);
-                const float m_ref = mx == -INFINITY ? 0.f : mx;    // nothing visible yet: P = 0, not NaN
-                const float alpha = fast_exp2((m_run[mt][hf] - m_ref) * sl);
-                m_run[mt][hf] = mx;
-                l_run[mt][hf] *= alpha;
-#pragma unroll
-                for (int dt = 0; dt < Tr::kDT; ++dt) { o[mt][dt][2 * hf] *= alpha; o[mt][dt][2 * hf + 1] *= alpha; }
+                    for (int dt = 0; dt < Tr::kDT; ++dt) { o[mt][dt][2 * hf] *= alpha; o[mt][dt][2 * hf + 1] *= alpha; }
+                }
+                const float m_ref = m_run[mt][hf] == -INFINITY ? 0.f : m_run[mt][hf];
                 const float neg = -m_ref * sl;
                 float sum = 0.f;
 #pragma unroll
@@ -336,13 +376,15 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
             }
         }
 
-        cp_async_wait_all();   // V_t has landed
-        __syncthreads();       // ... and every warp is done reading K_t
-        if (t + 1 < t_end) load_tile<Tr, Tr::kBlockN>(sK, gK, p.k_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
-        cp_async_commit();
+        if constexpr (Tr::kStages == 1) {
+            cp_async_wait_all();   // V_t has landed
+            __syncthreads();       // ... and every warp is done reading K_t
+            if (t + 1 < t_end) load_tile<Tr, Tr::kBlockN>(sK, gK, p.k_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
+            cp_async_commit();
+        }
 
         // O += P V_t, P straight from the S accumulators (C layout of two 16x8 tiles = A layout of 16x16).
-        const uint32_t v_base = opaque(v_lane);
+        const uint32_t v_base = opaque(v_lane + slot * kSlotBytes);
 #pragma unroll
         for (int kk = 0; kk < Tr::kBlockN / 16; ++kk) {
             uint32_t pa[Tr::kMT][4];
@@ -366,29 +408,6 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
         }
     }
     cp_async_wait_all();
-
-    if constexpr (kSplitKV) {
-        // Partial O (normalised by this split's l, fp32) and partial lse, row index (b, h, i).
-        const int64_t rows = static_cast<int64_t>(p.batch) * p.heads_q * p.len_q;
-#pragma unroll
-        for (int mt = 0; mt < Tr::kMT; ++mt)
-#pragma unroll
-            for (int hf = 0; hf < 2; ++hf) {
-                const float l = quad_sum(l_run[mt][hf]);
-                const float inv = l > 0.f ? 1.f / l : 0.f;
-                const int i = row0 + warp_row0 + mt * 16 + lane / 4 + hf * 8;
-                if (i >= p.len_q) continue;
-                const int64_t row = (static_cast<int64_t>(b) * p.heads_q + h) * p.len_q + i;
-                float* acc = p.o_accum + (split * rows + row) * Tr::kHeadDim;
-#pragma unroll
-                for (int dt = 0; dt < Tr::kDT; ++dt)
-                    *reinterpret_cast<float2*>(&acc[dt * 8 + (lane % 4) * 2]) =
-                        make_float2(o[mt][dt][2 * hf] * inv, o[mt][dt][2 * hf + 1] * inv);
-                if (lane % 4 == 0)
-                    p.lse_accum[split * rows + row] = l > 0.f ? (m_run[mt][hf] * sl + log2f(l)) * kLn2 : -INFINITY;
-            }
-        return;
-    }
 
     // O = O / l; a row that saw no key has l = 0 and O = 0. Stage this warp's rows in sQ (only this
     // warp ever read them), then 16-byte stores to global memory.
@@ -420,58 +439,23 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
     }
 }
 
-// Merge split-KV partials: out = sum_s w_s O_s / sum_s w_s with w_s = exp(lse_s - max lse).
-// One warp per row; each lane owns head-dim columns lane, lane + 32, ...
-template <typename T, int kHeadDim>
-__global__ void __launch_bounds__(128) combine_splits_kernel(const AttnParams p) {
-    const int64_t rows = static_cast<int64_t>(p.batch) * p.heads_q * p.len_q;
-    const int64_t row = static_cast<int64_t>(blockIdx.x) * 4 + threadIdx.x / 32;
-    const int lane = threadIdx.x % 32;
-    if (row >= rows) return;
-    const int i = row % p.len_q, h = (row / p.len_q) % p.heads_q, b = row / (static_cast<int64_t>(p.len_q) * p.heads_q);
-    float m = -INFINITY;
-    for (int s = 0; s < p.num_splits; ++s) m = fmaxf(m, p.lse_accum[s * rows + row]);
-    float acc[kHeadDim / 32] = {};
-    float wsum = 0.f;
-    if (m != -INFINITY) {
-        for (int s = 0; s < p.num_splits; ++s) {
-            const float w = __expf(p.lse_accum[s * rows + row] - m);
-            wsum += w;
-            const float* src = p.o_accum + (s * rows + row) * kHeadDim;
-#pragma unroll
-            for (int c = 0; c < kHeadDim / 32; ++c) acc[c] += w * src[lane + 32 * c];
-        }
-    }
-    const float inv = wsum > 0.f ? 1.f / wsum : 0.f;
-    T* dst = static_cast<T*>(p.o) + b * p.o_batch_stride + h * p.o_head_stride + i * p.o_row_stride;
-#pragma unroll
-    for (int c = 0; c < kHeadDim / 32; ++c)
-        if (lane + 32 * c < p.head_dim) dst[lane + 32 * c] = static_cast<T>(acc[c] * inv);
-    if (lane == 0) p.lse[row] = wsum > 0.f ? m + __logf(wsum) : -INFINITY;
-}
-
 // Launch one configuration; dynamic shared memory above 48 KB needs an opt-in per kernel.
-template <typename Tr, typename T, bool kHasMask, bool kSplitKV>
+template <typename Tr, typename T, bool kHasMask>
 cudaError_t launch_tc_kernel(const AttnParams& p, cudaStream_t stream) {
-    auto kernel = tc_fwd_kernel<Tr, T, kHasMask, kSplitKV>;
+    auto kernel = tc_fwd_kernel<Tr, T, kHasMask>;
     if (Tr::kSmemBytes > p.max_smem_per_block) return cudaErrorInvalidConfiguration;
     if (Tr::kSmemBytes > 48 * 1024) {
         const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
         if (err != cudaSuccess) return err;
     }
-    const dim3 grid((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM, p.heads_q, p.batch * (kSplitKV ? p.num_splits : 1));
+    const dim3 grid((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM, p.heads_q, p.batch);
     kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
-    if constexpr (kSplitKV) {
-        const int64_t rows = static_cast<int64_t>(p.batch) * p.heads_q * p.len_q;
-        combine_splits_kernel<T, Tr::kHeadDim><<<static_cast<unsigned>((rows + 3) / 4), 128, 0, stream>>>(p);
-    }
     return cudaGetLastError();
 }
 
-template <typename Tr, typename T, bool kSplitKV>
+template <typename Tr, typename T>
 cudaError_t launch_tc(const AttnParams& p, cudaStream_t stream) {
-    return p.mask_kind == MaskKind::kNone ? launch_tc_kernel<Tr, T, false, kSplitKV>(p, stream)
-                                          : launch_tc_kernel<Tr, T, true, kSplitKV>(p, stream);
+    return p.mask_kind == MaskKind::kNone ? launch_tc_kernel<Tr, T, false>(p, stream) : launch_tc_kernel<Tr, T, true>(p, stream);
 }
 
 }  // namespace tc
