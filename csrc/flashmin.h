@@ -58,8 +58,8 @@ struct AttnParams {
 // Each kernel family exposes a launcher that returns the launch status (cudaGetLastError).
 cudaError_t run_minimal_fwd(const AttnParams& params, cudaStream_t stream);   // csrc/minimal/
 cudaError_t run_tc_fwd(const AttnParams& params, cudaStream_t stream);        // csrc/tensor_core/
-// Decode: the tensor-core kernel's split-KV mode plus the merge (params.num_splits > 1), or a plain
-// run of its decode tile shape when one split is enough. padded_head_dim: the o_accum row length.
+// Decode: the split-KV decode kernel (csrc/tensor_core/decode_kernel.cuh) plus the merge of its
+// partials when params.num_splits > 1. decode_padded_head_dim: the o_accum row length.
 cudaError_t run_decode_fwd(const AttnParams& params, cudaStream_t stream);     // csrc/tensor_core/
 int decode_padded_head_dim(int head_dim);
 int plan_decode_splits(const AttnParams& params);   // how many key-range splits fill one wave

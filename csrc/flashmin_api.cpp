@@ -7,6 +7,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/extension.h>
 
+
 #include "flashmin.h"
 
 namespace flashmin {
@@ -173,13 +174,13 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
         check_tensor_core(q, "q"); check_tensor_core(k, "k"); check_tensor_core(v, "v");
         TORCH_CHECK(dev.cc_major >= 8, "the tensor_core kernel needs compute capability 8.0 or newer; this GPU is sm_", dev.cc_major, "x");
     }
+    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
     at::Tensor o_accum, lse_accum;   // split-KV partials, alive until the launches are queued
     if (kernel == Kernel::kDecode) {
         TORCH_CHECK(D <= 128, "the decode kernel takes head dims up to 128; got q.size(-1)=", D);
         prepare_decode(p, q, attn_mask, o_accum, lse_accum);
     }
 
-    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
     cudaError_t err = cudaSuccess;
     switch (kernel) {
         case Kernel::kMinimal: err = run_minimal_fwd(p, stream); break;

@@ -4,6 +4,9 @@
 #
 #   STAGES="build jit test bench gpt2" bash scripts/device_run.sh      (default: all of them)
 #   BENCH_ARGS="--suite prefill --quick"  PYTEST_ARGS="-k cuda"  GPT2_ARGS="--batch 8"
+#   PYTEST_TARGETS="tests/test_decode.py"  (default: tests)
+#   STAGES=tune TUNE="--suite decode --env FLASHMIN_DECODE_VARIANT --variants 0,1;--suite prefill"
+#     (scripts/tune.py once per ;-separated argument list)
 #
 # Logs and JSON go to $OUT (the device tool brings that folder back), else to ./bench_out.
 set -uo pipefail
@@ -48,7 +51,7 @@ fi
 
 if has test; then
     echo "=== test: pytest"
-    $PY -m pytest -q tests -p no:cacheprovider ${PYTEST_ARGS:-} 2>&1 | tee "$OUT/pytest.log"
+    $PY -m pytest -q ${PYTEST_TARGETS:-tests} -p no:cacheprovider ${PYTEST_ARGS:-} 2>&1 | tee "$OUT/pytest.log"
     summary+=("pytest: $(grep -E '^(=+ )?[0-9]+ (passed|failed)|[0-9]+ (passed|failed|error)' "$OUT/pytest.log" | tail -1)")
 fi
 
@@ -64,6 +67,14 @@ if has gpt2; then
     tail -3 "$OUT/gpt2.err"
 fi
 
+if has tune; then
+    IFS=';' read -ra specs <<< "${TUNE:-}"
+    for spec in "${specs[@]}"; do
+        echo "=== tune: scripts/tune.py $spec"
+        $PY scripts/tune.py $spec 2>> "$OUT/tune.err" | tee -a "$OUT/tune.txt"
+    done
+fi
+
 if has smoke; then
     echo "=== smoke: every CUDA kernel against float64 on awkward shapes"
     $PY scripts/smoke.py 2>&1 | tee "$OUT/smoke.txt"
@@ -75,4 +86,5 @@ for s in "${summary[@]}"; do echo "$s"; done
 [ -f "$OUT/bench.txt" ] && tail -n 60 "$OUT/bench.txt"
 [ -f "$OUT/gpt2.txt" ] && tail -n 20 "$OUT/gpt2.txt"
 [ -f "$OUT/smoke.txt" ] && tail -n 30 "$OUT/smoke.txt"
+[ -f "$OUT/tune.txt" ] && cat "$OUT/tune.txt"
 exit 0

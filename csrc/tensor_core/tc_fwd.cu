@@ -1,20 +1,29 @@
 // tc_fwd.cu: picks the tensor-core configuration for a call.
 //
-// Prefill tile shapes (kBlockM x kBlockN, 4 warps), measured on the H100 (docs/perf-notes.md):
+// Prefill configurations (kBlockM x kBlockN, 4 warps), measured on the H100 with scripts/tune.py,
+// every variant beside SDPA's flash backend in the same process (docs/perf-notes.md, v4):
 //   hdim 32, 64: 128 x 64, two 16-row slices per warp, Q in registers. 64 x 64 with one slice
 //                per warp was 15-20% slower at hdim 64 (each K fragment feeds one MMA, not two).
+//                Two K/V slots (tile t+1 fetched while t is computed, one barrier per tile): +10-17%
+//                at hdim 64 over one slot, from 0.83-0.98x flash to 1.00-1.19x. 128 x 128 tiles
+//                (Q from shared memory, 16-byte spills) were 0-8% slower than 128 x 64.
+//                Lazy rescaling: +10-15% at hdim 32, but 5-7% slower at hdim 64, so off there.
 //   hdim 96, 128: 128 x 64, two slices per warp, Q re-read from shared memory (registers go to
 //                O). 8 warps x one slice (213 registers, one block per SM) was 20-25% slower:
-//                with a single block per SM every barrier stalls the whole SM.
-//   hdim 256:    64 x 32, one slice per warp, Q re-read from shared memory.
+//                with a single block per SM every barrier stalls the whole SM. One K/V slot: two
+//                (80-byte spills at 255 registers) were 1-4% slower. Lazy rescaling on: +1-4%.
+//                An L2::128B prefetch hint on the loads: no measurable change (left off).
+//   hdim 256:    64 x 32, one slice per warp, Q re-read from shared memory, two slots (no
+//                spills); lazy rescaling 0-10% slower, so off.
 // Head dims that are multiples of 8 run in the next compiled size up, zero-padded (80 -> 96).
 // The binding has already checked dtype (fp16/bf16), 16-byte row alignment and head_dim <= 256.
 //
-// Decode (short queries over long caches, head dims 64 and 128): 32 x 128 tiles on two warps, so
-// many blocks fit per SM and each keeps a 128-key K and V tile in flight; the key range is split
-// so the grid is one full wave (the occupancy API says how many blocks fit), and the partials are
-// merged by combine_splits_kernel. Measured: 64 x 64 tiles on four warps split without regard
-// to occupancy reached 0.77-0.81x SDPA at B=8, H=12, D=64 (576 blocks, 396 slots: two waves).
+// Decode (1-16 queries over long caches, head dims 64 and 128): decode_kernel.cuh. 16-key tiles
+// per warp, four warps splitting the keys, a private ring of cp.async slots per warp (4 at hdim
+// 64, 3 at 128), L2::256B prefetch hint (+1-2% over none), XOR-swizzled K/V tiles. The key range
+// is split so the grid is one full wave (plan_decode_splits). Measured before it: 32 x 128 tiles
+// on two warps splitting query rows reached 0.82-1.01x SDPA; 32-key tiles were 0-5% slower at
+// hdim 64 and equal at hdim 128.
 #include "flashmin.h"
 
 namespace flashmin {

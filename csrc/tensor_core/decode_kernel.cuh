@@ -1,0 +1,389 @@
+// decode_kernel.cuh: short queries (1-16 rows) over long KV caches, split-KV, fp16/bf16.
+//
+// Decode is memory bound: the math per key is one 16-row MMA slice, so what counts is how many
+// bytes are in flight. The layout is chosen for that:
+// - one block per (16 query rows, head, batch, split); its warps take the split's key tiles in
+//   turn (warp w: tiles w, w + kNWarps, ...), each with its own m, l and O, so every warp does
+//   useful work even for a single query row;
+// - every warp streams its own tiles through a private ring of kStages (K, V) slots in shared
+//   memory with cp.async: kStages - 1 tiles are in flight while one is computed, and a warp waits
+//   only for its own copies (cp.async.wait_group + __syncwarp, no block barrier in the loop);
+// - after the loop the warps' partial results are merged through shared memory; with one split
+//   the block writes the output, otherwise fp32 partial O and lse, merged by combine_splits_kernel.
+// The MMA fragments, masking and softmax are those of the prefill kernel (tc_fwd_kernel.cuh).
+#pragma once
+
+#include <algorithm>
+
+#include "tensor_core/tc_fwd_kernel.cuh"
+
+namespace flashmin {
+namespace tc {
+
+template <int kHeadDim_, int kWarpN_, int kStages_, int kNWarps_, int kPrefetch_ = 0>
+struct DecodeTraits {
+    static constexpr int kPrefetch = kPrefetch_;   // L2 prefetch hint of the K/V loads (cp_async_16)
+    static constexpr int kHeadDim = kHeadDim_;   // compiled head dim; smaller multiples of 8 are zero-padded
+    static constexpr int kWarpN = kWarpN_;       // keys per tile (one warp computes one tile at a time)
+    static constexpr int kStages = kStages_;     // ring slots per warp
+    static constexpr int kNWarps = kNWarps_;
+    static constexpr int kThreads = 32 * kNWarps;
+    static constexpr int kBlockM = 16;           // query rows per block: one MMA slice
+    static constexpr int kNT = kWarpN / 8, kDT = kHeadDim / 8, kKS = kHeadDim / 16;
+    // K/V tiles are unpadded, 16-byte chunks XOR-swizzled within each row: chunk c of row r sits
+    // at chunk c ^ (r % 8). The 8 rows an ldmatrix reads then fall in distinct banks, and every
+    // 32-byte sector of a global row lands in one aligned 32-byte sector of shared memory. (With
+    // 16 bytes of row padding instead, odd rows straddle sectors and the L2 serves each of their
+    // sectors twice: 1.5x the L2 sector reads of the data, measured with ncu at B=8, H=32, D=128.)
+    static constexpr int kStride = kHeadDim;
+    static constexpr int kTile = kWarpN * kStride;            // elements of one K (or V) tile
+    static constexpr int kQStride = kHeadDim + 8;             // Q: 16 rows, padded (read once)
+    static constexpr int kSmemQ = kBlockM * kQStride;
+    static constexpr int kSmemRing = kNWarps * kStages * 2 * kTile;
+    // The merge reuses the rings: per warp 16 rows of fp32 O (+4 floats of padding), m, l, weight.
+    static constexpr int kMergeStride = kHeadDim + 4;
+    static constexpr int kMergeBytes = (kNWarps * kBlockM * (kMergeStride + 3) + kBlockM) * 4;   // O, m, l, weights; lse
+    static constexpr int kLoopBytes = (kSmemQ + kSmemRing) * 2;
+    static constexpr int kSmemBytes = kLoopBytes > kMergeBytes ? kLoopBytes : kMergeBytes;
+    static_assert(kWarpN % 16 == 0 && kHeadDim % 16 == 0 && kHeadDim <= 256, "whole ldmatrix.x4 tiles");
+    static_assert(32 % (kHeadDim / 8) == 0, "a warp loads whole rows of 16-byte chunks at a time");
+    static_assert(kHeadDim >= 64, "the swizzle permutes 8 chunks (128 bytes) of a row");
+    static_assert(kStages >= 2, "at least one tile in flight while another is computed");
+};
+
+// `kRows` rows from row0 of a (len, head_dim) matrix into one warp's tile, zero-filled outside.
+template <typename Tr, int kRows, typename T>
+__device__ __forceinline__ void warp_load_rows(T* dst, const T* src, int64_t row_stride, int row0, int len, int head_dim,
+                                               int lane) {
+    constexpr int kChunks = Tr::kHeadDim / 8;    // 16-byte chunks per row
+    constexpr int kStep = 32 / kChunks;          // rows per warp instruction
+    const int r = lane / kChunks, c = lane % kChunks;
+    const bool col_ok = c * 8 < head_dim;
+    const T* g = src + (row0 + r) * row_stride + c * 8;
+    const int64_t step = opaque64(kStep * row_stride);
+#pragma unroll
+    for (int it = 0; it < kRows / kStep; ++it) {
+        const int row = r + it * kStep;
+        const bool valid = col_ok && row0 + row < len;
+        cp_async_16<Tr::kPrefetch>(dst + row * Tr::kStride + ((c ^ (row % 8)) * 8), valid ? g : src, valid);
+        g += step;
+    }
+}
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+template <typename Tr, typename T, bool kHasMask, bool kSplitKV>
+__global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    T* sQ = reinterpret_cast<T*>(smem_raw);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    T* ring = sQ + Tr::kSmemQ + warp * Tr::kStages * 2 * Tr::kTile;   // slot s: K at 2s, V at 2s + 1
+
+    const int h = blockIdx.y, hk = h / p.group;
+    const int b = kSplitKV ? blockIdx.z / p.num_splits : blockIdx.z;
+    const int split = kSplitKV ? blockIdx.z % p.num_splits : 0;
+    const int row0 = blockIdx.x * Tr::kBlockM;
+
+    int N = p.len_k, offset = p.causal_offset;
+    if (p.seqlens_k) { N = p.seqlens_k[b]; offset += N - p.len_k; }
+    const int n_end = p.is_causal ? max(0, min(N, row0 + Tr::kBlockM + offset)) : N;
+    int t_begin = 0, t_end = (n_end + Tr::kWarpN - 1) / Tr::kWarpN;
+    if constexpr (kSplitKV) {
+        const int per_split = (t_end + p.num_splits - 1) / p.num_splits;
+        t_begin = min(t_end, split * per_split);
+        t_end = min(t_end, t_begin + per_split);
+    }
+    // This warp's tiles: t_begin + warp + i * kNWarps, i < n_mine.
+    const int first = t_begin + warp;
+    const int n_mine = first < t_end ? (t_end - first + Tr::kNWarps - 1) / Tr::kNWarps : 0;
+
+    const T* gQ = static_cast<const T*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride;
+    const T* gK = static_cast<const T*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride;
+    const T* gV = static_cast<const T*>(p.v) + b * p.v_batch_stride + hk * p.v_head_stride;
+
+    auto load = [&](int i) {   // tile i of this warp into slot i % kStages
+        const int j0 = (first + i * Tr::kNWarps) * Tr::kWarpN;
+        T* slot = ring + (i % Tr::kStages) * 2 * Tr::kTile;
+        warp_load_rows<Tr, Tr::kWarpN>(slot, gK, p.k_row_stride, j0, N, p.head_dim, lane);
+        warp_load_rows<Tr, Tr::kWarpN>(slot + Tr::kTile, gV, p.v_row_stride, j0, N, p.head_dim, lane);
+    };
+
+    // Q (one group for the whole block), then the first kStages - 1 tiles of every warp.
+    for (int idx = threadIdx.x; idx < Tr::kBlockM * (Tr::kHeadDim / 8); idx += Tr::kThreads) {
+        const int r = idx / (Tr::kHeadDim / 8), c = idx % (Tr::kHeadDim / 8);
+        const bool valid = row0 + r < p.len_q && c * 8 < p.head_dim;
+        cp_async_16(sQ + r * Tr::kQStride + c * 8, valid ? gQ + (row0 + r) * p.q_row_stride + c * 8 : gQ, valid);
+    }
+    cp_async_commit();
+#pragma unroll
+    for (int i = 0; i < Tr::kStages - 1; ++i) {
+        if (i < n_mine) load(i);
+        cp_async_commit();
+    }
+    cp_async_wait<Tr::kStages - 1>();   // this thread's Q copies have landed
+    __syncthreads();                    // ... and everyone's
+
+    const int mi = lane / 8, mr = lane % 8;
+    uint32_t qf[Tr::kKS][4];
+    {
+        const uint32_t q_lane = smem_addr(&sQ[(lane % 16) * Tr::kQStride + (lane / 16) * 8]);
+#pragma unroll
+        for (int ks = 0; ks < Tr::kKS; ++ks) ldmatrix_x4(qf[ks], q_lane + ks * 32);
+    }
+    // ldmatrix rows: K lane reads key (mi / 2) * 8 + mr, chunk 2 ks + mi % 2; V lane reads key
+    // (mi % 2) * 8 + mr, chunk 2 dp + mi / 2. The row is mr modulo 8, so the stored chunk is
+    // (2 ks + b) ^ mr = 2 ks ^ (b ^ mr): a per-lane XOR of the compile-time 2 ks.
+    const uint32_t k_lane = smem_addr(&ring[((mi / 2) * 8 + mr) * Tr::kStride]);
+    const uint32_t v_lane = smem_addr(&ring[Tr::kTile + ((mi % 2) * 8 + mr) * Tr::kStride]);
+    const uint32_t k_xor = (mi % 2) ^ mr, v_xor = (mi / 2) ^ mr;
+    constexpr uint32_t kRowBytes = Tr::kStride * sizeof(T);
+    constexpr uint32_t kSlotBytes = 2 * Tr::kTile * sizeof(T);
+
+    float o[Tr::kDT][4];
+#pragma unroll
+    for (int dt = 0; dt < Tr::kDT; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
+    float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};   // rows lane/4 and lane/4 + 8
+
+    const bool additive = kHasMask && p.mask_kind != MaskKind::kBool;
+    const bool scale_first = additive || !(p.scale_log2 > 0.f);
+    const float sl = scale_first ? 1.f : p.scale_log2;
+
+    for (int i = 0; i < n_mine; ++i) {
+        // Refill the slot tile i-1 used (every lane left it at the __syncwarp below), then wait
+        // for tile i: at most kStages - 1 newer groups may still be in flight.
+        if (i + Tr::kStages - 1 < n_mine) load(i + Tr::kStages - 1);
+        cp_async_commit();
+        cp_async_wait<Tr::kStages - 1>();
+        __syncwarp();
+
+        const int j0 = (first + i * Tr::kNWarps) * Tr::kWarpN;
+        const uint32_t slot_off = (i % Tr::kStages) * kSlotBytes;
+        const uint32_t k_base = opaque(k_lane + slot_off);
+        float s[Tr::kNT][4];
+#pragma unroll
+        for (int nt = 0; nt < Tr::kNT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+#pragma unroll
+        for (int ks = 0; ks < Tr::kKS; ++ks)
+#pragma unroll
+            for (int np = 0; np < Tr::kNT / 2; ++np) {
+                uint32_t kb[4];
+                ldmatrix_x4(kb, k_base + np * 16 * kRowBytes + (((2 * ks) ^ k_xor) * 16));
+                mma_16816<T>(s[2 * np], qf[ks], kb[0], kb[1]);
+                mma_16816<T>(s[2 * np + 1], qf[ks], kb[2], kb[3]);
+            }
+
+        if (kHasMask || scale_first) {
+#pragma unroll
+            for (int nt = 0; nt < Tr::kNT; ++nt)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int r = row0 + lane / 4 + (e / 2) * 8;
+                    const int j = j0 + nt * 8 + (lane % 4) * 2 + (e % 2);
+                    float x = scale_first ? s[nt][e] * p.scale_log2 : s[nt][e];
+                    if (kHasMask && r < p.len_q && j < N)
+                        x += mask_value(p, b * p.mask_batch_stride + h * p.mask_head_stride + r * p.mask_row_stride +
+                                               j * p.mask_col_stride);
+                    s[nt][e] = x;
+                }
+        }
+        if (j0 + Tr::kWarpN > N || (p.is_causal && j0 + Tr::kWarpN - 1 > row0 + offset)) {
+            const int col0 = j0 + (lane % 4) * 2;
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) {
+                const int r = row0 + lane / 4 + hf * 8;
+                int limit = N - col0;
+                if (p.is_causal) limit = min(limit, r + offset + 1 - col0);
+#pragma unroll
+                for (int nt = 0; nt < Tr::kNT; ++nt) {
+                    if (nt * 8 >= limit) s[nt][2 * hf] = -INFINITY;
+                    if (nt * 8 + 1 >= limit) s[nt][2 * hf + 1] = -INFINITY;
+                }
+            }
+        }
+
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+            float mx = m_run[hf];
+#pragma unroll
+            for (int nt = 0; nt < Tr::kNT; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * hf], s[nt][2 * hf + 1]));
+            mx = quad_max(mx);
+            const float m_ref = mx == -INFINITY ? 0.f : mx;
+            const float alpha = fast_exp2((m_run[hf] - m_ref) * sl);
+            m_run[hf] = mx;
+            l_run[hf] *= alpha;
+#pragma unroll
+            for (int dt = 0; dt < Tr::kDT; ++dt) { o[dt][2 * hf] *= alpha; o[dt][2 * hf + 1] *= alpha; }
+            const float neg = -m_ref * sl;
+            float sum = 0.f;
+#pragma unroll
+            for (int nt = 0; nt < Tr::kNT; ++nt) {
+                s[nt][2 * hf] = fast_exp2(fmaf(s[nt][2 * hf], sl, neg));
+                s[nt][2 * hf + 1] = fast_exp2(fmaf(s[nt][2 * hf + 1], sl, neg));
+                sum += s[nt][2 * hf] + s[nt][2 * hf + 1];
+            }
+            l_run[hf] += sum;
+        }
+
+        const uint32_t v_base = opaque(v_lane + slot_off);
+#pragma unroll
+        for (int kk = 0; kk < Tr::kWarpN / 16; ++kk) {
+            uint32_t pa[4];
+            pa[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
+            pa[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
+            pa[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            pa[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+            for (int dp = 0; dp < Tr::kDT / 2; ++dp) {
+                uint32_t vb[4];
+                ldmatrix_x4_trans(vb, v_base + kk * 16 * kRowBytes + (((2 * dp) ^ v_xor) * 16));
+                mma_16816<T>(o[2 * dp], pa, vb[0], vb[1]);
+                mma_16816<T>(o[2 * dp + 1], pa, vb[2], vb[3]);
+            }
+        }
+        __syncwarp();   // every lane is done with this slot before it is refilled
+    }
+    cp_async_wait<0>();
+    __syncthreads();   // every warp is done with its ring: the merge area may overwrite them
+
+    // Merge the warps: row r's result is sum_w 2^((m_w - M) sl) O_w / sum_w 2^((m_w - M) sl) l_w.
+    float* mO = reinterpret_cast<float*>(smem_raw);                               // [warp][row][kMergeStride]
+    float* mM = mO + Tr::kNWarps * Tr::kBlockM * Tr::kMergeStride;                 // [warp][row]
+    float* mL = mM + Tr::kNWarps * Tr::kBlockM;                                     // [warp][row]
+    float* mW = mL + Tr::kNWarps * Tr::kBlockM;                                     // [warp][row]: weight / total
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+        const int r = lane / 4 + hf * 8;
+        float* dst = mO + (warp * Tr::kBlockM + r) * Tr::kMergeStride + (lane % 4) * 2;
+#pragma unroll
+        for (int dt = 0; dt < Tr::kDT; ++dt) *reinterpret_cast<float2*>(dst + dt * 8) = make_float2(o[dt][2 * hf], o[dt][2 * hf + 1]);
+        const float l = quad_sum(l_run[hf]);
+        if (lane % 4 == 0) { mM[warp * Tr::kBlockM + r] = m_run[hf]; mL[warp * Tr::kBlockM + r] = l; }
+    }
+    __syncthreads();
+    float* rowLse = mW + Tr::kNWarps * Tr::kBlockM;   // never overlaps: kMergeBytes counts it
+    if (threadIdx.x < Tr::kBlockM) {
+        const int r = threadIdx.x;
+        float M = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < Tr::kNWarps; ++w) M = fmaxf(M, mM[w * Tr::kBlockM + r]);
+        float total = 0.f, wts[Tr::kNWarps];
+#pragma unroll
+        for (int w = 0; w < Tr::kNWarps; ++w) {
+            const float m = mM[w * Tr::kBlockM + r];
+            wts[w] = m == -INFINITY ? 0.f : fast_exp2((m - M) * sl);
+            total += wts[w] * mL[w * Tr::kBlockM + r];
+        }
+        const float inv = total > 0.f ? 1.f / total : 0.f;   // a row that saw no key: zeros
+#pragma unroll
+        for (int w = 0; w < Tr::kNWarps; ++w) mW[w * Tr::kBlockM + r] = wts[w] * inv;
+        rowLse[r] = total > 0.f ? (M * sl + log2f(total)) * kLn2 : -INFINITY;
+    }
+    __syncthreads();
+
+    const int rows_here = min(Tr::kBlockM, p.len_q - row0);
+    const int64_t rows = static_cast<int64_t>(p.batch) * p.heads_q * p.len_q;
+    for (int idx = threadIdx.x; idx < rows_here * Tr::kHeadDim; idx += Tr::kThreads) {
+        const int r = idx / Tr::kHeadDim, c = idx % Tr::kHeadDim;
+        float acc = 0.f;
+#pragma unroll
+        for (int w = 0; w < Tr::kNWarps; ++w) acc += mW[w * Tr::kBlockM + r] * mO[(w * Tr::kBlockM + r) * Tr::kMergeStride + c];
+        const int i = row0 + r;
+        if constexpr (kSplitKV) {
+            const int64_t row = (static_cast<int64_t>(b) * p.heads_q + h) * p.len_q + i;
+            p.o_accum[(split * rows + row) * Tr::kHeadDim + c] = acc;
+            if (c == 0) p.lse_accum[split * rows + row] = rowLse[r];
+        } else {
+            if (c < p.head_dim)
+                static_cast<T*>(p.o)[b * p.o_batch_stride + h * p.o_head_stride + i * p.o_row_stride + c] = static_cast<T>(acc);
+            if (c == 0) p.lse[(static_cast<int64_t>(b) * p.heads_q + h) * p.len_q + i] = rowLse[r];
+        }
+    }
+}
+
+// Merge split-KV partials: out = sum_s w_s O_s / sum_s w_s with w_s = exp(lse_s - max lse).
+// One warp per row; each lane owns head-dim columns lane, lane + 32, ... (A second launch: merging
+// in the decode kernel itself, by the last split to finish a row block, measured 1-6% slower.)
+template <typename T, int kHeadDim>
+__global__ void __launch_bounds__(128) combine_splits_kernel(const AttnParams p) {
+    const int64_t rows = static_cast<int64_t>(p.batch) * p.heads_q * p.len_q;
+    const int64_t row = static_cast<int64_t>(blockIdx.x) * 4 + threadIdx.x / 32;
+    const int lane = threadIdx.x % 32;
+    if (row >= rows) return;
+    const int i = row % p.len_q, h = (row / p.len_q) % p.heads_q, b = row / (static_cast<int64_t>(p.len_q) * p.heads_q);
+    float m = -INFINITY;
+    for (int s = 0; s < p.num_splits; ++s) m = fmaxf(m, p.lse_accum[s * rows + row]);
+    float acc[kHeadDim / 32] = {};
+    float wsum = 0.f;
+    if (m != -INFINITY) {
+        for (int s = 0; s < p.num_splits; ++s) {
+            const float w = __expf(p.lse_accum[s * rows + row] - m);
+            wsum += w;
+            const float* src = p.o_accum + (s * rows + row) * kHeadDim;
+#pragma unroll
+            for (int c = 0; c < kHeadDim / 32; ++c) acc[c] += w * src[lane + 32 * c];
+        }
+    }
+    const float inv = wsum > 0.f ? 1.f / wsum : 0.f;
+    T* dst = static_cast<T*>(p.o) + b * p.o_batch_stride + h * p.o_head_stride + i * p.o_row_stride;
+#pragma unroll
+    for (int c = 0; c < kHeadDim / 32; ++c)
+        if (lane + 32 * c < p.head_dim) dst[lane + 32 * c] = static_cast<T>(acc[c] * inv);
+    if (lane == 0) p.lse[row] = wsum > 0.f ? m + __logf(wsum) : -INFINITY;
+}
+
+// Blocks of this configuration that fit on one SM (occupancy API, asked once per process).
+template <typename Tr>
+int decode_blocks_per_sm() {
+    static int per_sm = -1;
+    if (per_sm < 0) {
+        auto kernel = decode_kernel<Tr, __half, false, true>;
+        if (Tr::kSmemBytes > 48 * 1024) cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, Tr::kThreads, Tr::kSmemBytes) != cudaSuccess || per_sm < 1)
+            per_sm = 1;
+    }
+    return per_sm;
+}
+
+// How many key-range splits: enough blocks to keep every SM's slots busy in one wave (a second,
+// partial wave would cost a whole one), but never so many that a warp is left with fewer than
+// two tiles (below that the fixed costs - Q, the merge, the combine - outweigh the streaming).
+// Measured against a plan that allowed several full waves (the split count whose last wave is
+// fullest): no better at B=8, H=32, D=128 and 1-2% worse at H=12, D=64, 16k keys.
+template <typename Tr>
+int plan_decode_splits(const AttnParams& p) {
+    const long blocks = static_cast<long>(p.batch) * p.heads_q * ((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM);
+    const long wave = static_cast<long>(decode_blocks_per_sm<Tr>()) * p.num_sms;
+    const long tiles = (p.len_k + Tr::kWarpN - 1) / Tr::kWarpN;
+    const long by_wave = wave / std::max(1L, blocks);
+    const long by_work = tiles / (2 * Tr::kNWarps);
+    return static_cast<int>(std::max(1L, std::min({by_wave, by_work, 128L})));
+}
+
+template <typename Tr, typename T, bool kHasMask, bool kSplitKV>
+cudaError_t launch_decode_kernel(const AttnParams& p, cudaStream_t stream) {
+    auto kernel = decode_kernel<Tr, T, kHasMask, kSplitKV>;
+    if (Tr::kSmemBytes > p.max_smem_per_block) return cudaErrorInvalidConfiguration;
+    if (Tr::kSmemBytes > 48 * 1024) {
+        const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
+        if (err != cudaSuccess) return err;
+    }
+    const dim3 grid((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM, p.heads_q, p.batch * (kSplitKV ? p.num_splits : 1));
+    kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
+    if constexpr (kSplitKV) {
+        const int64_t rows = static_cast<int64_t>(p.batch) * p.heads_q * p.len_q;
+        combine_splits_kernel<T, Tr::kHeadDim><<<static_cast<unsigned>((rows + 3) / 4), 128, 0, stream>>>(p);
+    }
+    return cudaGetLastError();
+}
+
+template <typename Tr, typename T>
+cudaError_t launch_decode(const AttnParams& p, cudaStream_t stream) {
+    const bool split = p.num_splits > 1;
+    if (p.mask_kind == MaskKind::kNone)
+        return split ? launch_decode_kernel<Tr, T, false, true>(p, stream) : launch_decode_kernel<Tr, T, false, false>(p, stream);
+    return split ? launch_decode_kernel<Tr, T, true, true>(p, stream) : launch_decode_kernel<Tr, T, true, false>(p, stream);
+}
+
+}  // namespace tc
+}  // namespace flashmin
