@@ -2,9 +2,12 @@
 //
 // FlashAttention-2's algorithm on sm80+ tensor cores:
 // - one block per (kBlockM query rows, head, batch); each warp owns kMT 16-row slices and keeps its
-//   Q fragments in registers for the whole kernel;
-// - K and V tiles of kBlockN keys stream through shared memory with cp.async: V_j is fetched while
+//   Q fragments in registers (or re-reads them from shared memory, kQInRegs = false);
+// - K and V tiles of kBlockN keys stream through shared memory with cp.async: with two slots
+//   (kStages = 2) tile t+1 is fetched while tile t is computed; with one, V_j is fetched while
 //   S = Q K_j^T and its softmax run, K_{j+1} while O += P V_j runs;
+// - optionally lazy rescaling (kLazyRescale): O and l are rescaled only when a row max has grown
+//   by more than 2^8;
 // - the online softmax stays in registers (base 2, the scale folded into one FFMA before exp2), and
 //   P is repacked in registers as the A operand of the second product: S never touches memory;
 // - one normalisation at the end; O leaves through shared memory as 16-byte stores.
