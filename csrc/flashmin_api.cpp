@@ -7,7 +7,6 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/extension.h>
 
-
 #include "flashmin.h"
 
 namespace flashmin {

@@ -162,11 +162,15 @@ def torch_sdpa(q, k, v, *, attn_mask=None, scale=None, causal_offset=None):
 # ---------------------------------------------------------------------------------------------
 # error metrics and the rule
 # ---------------------------------------------------------------------------------------------
+def _as_float64(out, ref, rows):
+    """out and ref in float64, restricted to `rows` (an optional bool mask over the leading dims)."""
+    o, r = out.double(), ref.double()
+    return (o[rows], r[rows]) if rows is not None else (o, r)
+
+
 def rel_err(out, ref, rows=None):
     """||out - ref|| / ||ref|| in float64 (rows: optional bool mask over the leading dims)."""
-    o, r = out.double(), ref.double()
-    if rows is not None:
-        o, r = o[rows], r[rows]
+    o, r = _as_float64(out, ref, rows)
     if r.numel() == 0:
         return 0.0
     num = (o - r).norm().item()
@@ -175,9 +179,7 @@ def rel_err(out, ref, rows=None):
 
 
 def max_abs(out, ref, rows=None):
-    o, r = out.double(), ref.double()
-    if rows is not None:
-        o, r = o[rows], r[rows]
+    o, r = _as_float64(out, ref, rows)
     if r.numel() == 0:
         return 0.0
     return (o - r).abs().max().item()

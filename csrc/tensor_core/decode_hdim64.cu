@@ -1,18 +1,11 @@
-// Head dim 64 instantiations of the decode kernel (decode_kernel.cuh): 16-key tiles, four warps,
+// Head dim 64 instantiation of the decode kernel (decode_kernel.cuh): 16-key tiles, four warps,
 // 4 ring slots per warp, L2::256B prefetch hint; three blocks (12 warps) per SM. Measured reasons: see tc_fwd.cu.
 #include "tensor_core/decode_kernel.cuh"
 
 namespace flashmin {
 
-namespace {
-using Config = tc::DecodeTraits<64, 16, 4, 4, 256>;
-}
-
-int plan_decode_splits_hdim64(const AttnParams& p) { return tc::plan_decode_splits<Config>(p); }
-
-cudaError_t run_decode_fwd_hdim64(const AttnParams& p, cudaStream_t stream) {
-    return p.dtype == DType::kFloat16 ? tc::launch_decode<Config, __half>(p, stream)
-                                      : tc::launch_decode<Config, __nv_bfloat16>(p, stream);
-}
+using DecodeHdim64 = tc::DecodeTraits<64, 16, 4, 4, 256>;
+int plan_decode_splits_hdim64(const AttnParams& p) { return tc::plan_decode_splits<DecodeHdim64>(p); }
+cudaError_t run_decode_fwd_hdim64(const AttnParams& p, cudaStream_t stream) { return tc::launch_decode<DecodeHdim64>(p, stream); }
 
 }  // namespace flashmin

@@ -337,9 +337,9 @@ template <typename Tr>
 int decode_blocks_per_sm() {
     static int per_sm = -1;
     if (per_sm < 0) {
-        auto kernel = decode_kernel<Tr, __half, false, true>;
-        if (Tr::kSmemBytes > 48 * 1024) cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
-        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, Tr::kThreads, Tr::kSmemBytes) != cudaSuccess || per_sm < 1)
+        constexpr auto kernel = decode_kernel<Tr, __half, false, true>;
+        if (opt_in_smem<kernel>(Tr::kSmemBytes) != cudaSuccess ||
+            cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, Tr::kThreads, Tr::kSmemBytes) != cudaSuccess || per_sm < 1)
             per_sm = 1;
     }
     return per_sm;
@@ -362,12 +362,10 @@ int plan_decode_splits(const AttnParams& p) {
 
 template <typename Tr, typename T, bool kHasMask, bool kSplitKV>
 cudaError_t launch_decode_kernel(const AttnParams& p, cudaStream_t stream) {
-    auto kernel = decode_kernel<Tr, T, kHasMask, kSplitKV>;
+    constexpr auto kernel = decode_kernel<Tr, T, kHasMask, kSplitKV>;
     if (Tr::kSmemBytes > p.max_smem_per_block) return cudaErrorInvalidConfiguration;
-    if (Tr::kSmemBytes > 48 * 1024) {
-        const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
-        if (err != cudaSuccess) return err;
-    }
+    const cudaError_t err = opt_in_smem<kernel>(Tr::kSmemBytes);
+    if (err != cudaSuccess) return err;
     const dim3 grid((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM, p.heads_q, p.batch * (kSplitKV ? p.num_splits : 1));
     kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
     if constexpr (kSplitKV) {
@@ -378,11 +376,16 @@ cudaError_t launch_decode_kernel(const AttnParams& p, cudaStream_t stream) {
 }
 
 template <typename Tr, typename T>
-cudaError_t launch_decode(const AttnParams& p, cudaStream_t stream) {
+cudaError_t launch_decode_typed(const AttnParams& p, cudaStream_t stream) {
     const bool split = p.num_splits > 1;
     if (p.mask_kind == MaskKind::kNone)
         return split ? launch_decode_kernel<Tr, T, false, true>(p, stream) : launch_decode_kernel<Tr, T, false, false>(p, stream);
     return split ? launch_decode_kernel<Tr, T, true, true>(p, stream) : launch_decode_kernel<Tr, T, true, false>(p, stream);
+}
+
+template <typename Tr>
+cudaError_t launch_decode(const AttnParams& p, cudaStream_t stream) {
+    return p.dtype == DType::kFloat16 ? launch_decode_typed<Tr, __half>(p, stream) : launch_decode_typed<Tr, __nv_bfloat16>(p, stream);
 }
 
 }  // namespace tc

@@ -6,7 +6,7 @@ namespace flashmin {
 
 cudaError_t run_tc_fwd_hdim128(const AttnParams& p, cudaStream_t stream) {
     using Tr = tc::Traits<128, 128, 64, 4, false, 1, 0, true>;
-    return p.dtype == DType::kFloat16 ? tc::launch_tc<Tr, __half>(p, stream) : tc::launch_tc<Tr, __nv_bfloat16>(p, stream);
+    return tc::launch_tc<Tr>(p, stream);
 }
 
 }  // namespace flashmin

@@ -6,7 +6,7 @@ namespace flashmin {
 
 cudaError_t run_tc_fwd_hdim256(const AttnParams& p, cudaStream_t stream) {
     using Tr = tc::Traits<256, 64, 32, 4, false, 2, 0, false>;
-    return p.dtype == DType::kFloat16 ? tc::launch_tc<Tr, __half>(p, stream) : tc::launch_tc<Tr, __nv_bfloat16>(p, stream);
+    return tc::launch_tc<Tr>(p, stream);
 }
 
 }  // namespace flashmin

@@ -15,6 +15,9 @@
 // Masking work (ragged tails, the causal diagonal, attn_mask) runs only on tiles that need it.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -442,23 +445,43 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
     }
 }
 
-// Launch one configuration; dynamic shared memory above 48 KB needs an opt-in per kernel.
+// Dynamic shared memory above 48 KB needs an opt-in per kernel and device. It is a host API call
+// of a few microseconds, so it is made once per (kernel, device), not on every launch.
+template <auto kKernel>
+cudaError_t opt_in_smem(int bytes) {
+    if (bytes <= 48 * 1024) return cudaSuccess;
+    static std::atomic<uint64_t> done{0};   // bit d: set on device d
+    int device = 0;
+    cudaError_t err = cudaGetDevice(&device);
+    if (err != cudaSuccess) return err;
+    const uint64_t bit = device < 64 ? uint64_t{1} << device : 0;
+    if (bit && (done.load(std::memory_order_relaxed) & bit)) return cudaSuccess;
+    err = cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    if (err == cudaSuccess) done.fetch_or(bit, std::memory_order_relaxed);
+    return err;
+}
+
+// The launchers below dispatch on dtype and mask themselves, so each per-head-dim file names
+// only its configuration.
 template <typename Tr, typename T, bool kHasMask>
 cudaError_t launch_tc_kernel(const AttnParams& p, cudaStream_t stream) {
-    auto kernel = tc_fwd_kernel<Tr, T, kHasMask>;
+    constexpr auto kernel = tc_fwd_kernel<Tr, T, kHasMask>;
     if (Tr::kSmemBytes > p.max_smem_per_block) return cudaErrorInvalidConfiguration;
-    if (Tr::kSmemBytes > 48 * 1024) {
-        const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
-        if (err != cudaSuccess) return err;
-    }
+    const cudaError_t err = opt_in_smem<kernel>(Tr::kSmemBytes);
+    if (err != cudaSuccess) return err;
     const dim3 grid((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM, p.heads_q, p.batch);
     kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
     return cudaGetLastError();
 }
 
 template <typename Tr, typename T>
-cudaError_t launch_tc(const AttnParams& p, cudaStream_t stream) {
+cudaError_t launch_tc_typed(const AttnParams& p, cudaStream_t stream) {
     return p.mask_kind == MaskKind::kNone ? launch_tc_kernel<Tr, T, false>(p, stream) : launch_tc_kernel<Tr, T, true>(p, stream);
+}
+
+template <typename Tr>
+cudaError_t launch_tc(const AttnParams& p, cudaStream_t stream) {
+    return p.dtype == DType::kFloat16 ? launch_tc_typed<Tr, __half>(p, stream) : launch_tc_typed<Tr, __nv_bfloat16>(p, stream);
 }
 
 }  // namespace tc
