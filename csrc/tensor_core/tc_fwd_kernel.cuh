@@ -11,7 +11,8 @@
 // - the online softmax stays in registers (base 2, the scale folded into one FFMA before exp2), and
 //   P is repacked in registers as the A operand of the second product: S never touches memory;
 // - one normalisation at the end; O leaves through shared memory as 16-byte stores.
-// Shared-memory rows are padded by 16 bytes, so the 8 rows an ldmatrix reads fall in distinct banks.
+// Shared-memory rows are padded by 16 bytes, or (K/V with kSwizzleKV) unpadded and XOR-swizzled,
+// so the 8 rows an ldmatrix reads fall in distinct banks.
 // Masking work (ragged tails, the causal diagonal, attn_mask) runs only on tiles that need it.
 #pragma once
 
@@ -30,7 +31,7 @@ constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
 template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, bool kQInRegs_, int kStages_ = 2, int kPrefetch_ = 0,
-          bool kLazyRescale_ = false>
+          bool kLazyRescale_ = false, bool kSwizzleKV_ = false>
 struct Traits {
     static constexpr int kHeadDim = kHeadDim_;   // compiled head dim; smaller ones (multiples of 8) are zero-padded
     static constexpr int kBlockM = kBlockM_;     // query rows per block
@@ -43,7 +44,14 @@ struct Traits {
     static constexpr int kKS = kHeadDim / 16;             // k-steps of Q K^T
     static constexpr int kStride = kHeadDim + 8;          // shared-memory row stride (elements): +16 B of padding
     static constexpr int kSmemQ = kBlockM * kStride;
-    static constexpr int kSmemKV = kBlockN * kStride;
+    // K/V tiles: padded like Q, or (kSwizzleKV) unpadded with 16-byte chunk c of row r stored at
+    // chunk c ^ (r % 8): the 8 rows an ldmatrix reads still fall in distinct banks, and each 32-byte
+    // sector of a global row lands in one aligned 32-byte sector of shared memory (with padding,
+    // odd rows straddle sectors; in the decode kernel that cost 1.5x the L2 sector reads).
+    static constexpr bool kSwizzleKV = kSwizzleKV_;
+    static constexpr int kKVStride = kSwizzleKV ? kHeadDim : kStride;
+    static constexpr int kSmemKV = kBlockN * kKVStride;
+    static_assert(!kSwizzleKV || kHeadDim % 64 == 0, "the swizzle permutes whole groups of 8 chunks (128 bytes)");
     // K/V buffering. 1: one K and one V buffer; V_t is fetched during S = Q K_t^T and K_{t+1}
     // during O += P V_t (two barriers per tile; FlashAttention-2's scheme). 2: two (K, V) slots;
     // K_{t+1} and V_{t+1} are fetched while tile t is computed (one barrier per tile).
@@ -162,9 +170,12 @@ __device__ __forceinline__ int64_t opaque64(int64_t x) {
 // rows [row0, row0 + kRows) of a (len, head_dim) matrix -> shared memory, zero-filled outside.
 // Each thread owns one 16-byte column chunk and walks down the rows with one running pointer
 // (a fixed row step), so the loop costs one 64-bit add per load, not a live address per load.
-template <typename Tr, int kRows, typename T>
+// kSwizzled: a K/V tile in the kSwizzleKV layout (see Traits), else padded rows of kStride.
+template <typename Tr, int kRows, bool kSwizzled = false, typename T>
 __device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stride, int row0, int len, int head_dim) {
     constexpr int kChunks = Tr::kHeadDim / 8;   // 16-byte chunks per row
+    constexpr int kDstStride = kSwizzled ? Tr::kHeadDim : Tr::kStride;
+    auto at = [](int r, int c) { return r * kDstStride + (kSwizzled ? (c ^ (r % 8)) : c) * 8; };
     if constexpr (Tr::kThreads % kChunks == 0) {
         constexpr int kStep = Tr::kThreads / kChunks;   // rows between one thread's loads
         constexpr int kIters = (kRows + kStep - 1) / kStep;
@@ -172,19 +183,18 @@ __device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stri
         const bool col_ok = c * 8 < head_dim;
         const T* g = src + (row0 + r) * row_stride + c * 8;
         const int64_t step = opaque64(kStep * row_stride);
-        T* d = dst + r * Tr::kStride + c * 8;
 #pragma unroll
         for (int it = 0; it < kIters; ++it) {
             if (kRows % kStep != 0 && r + it * kStep >= kRows) break;
             const bool valid = col_ok && row0 + r + it * kStep < len;
-            cp_async_16<Tr::kPrefetch>(d + it * kStep * Tr::kStride, valid ? g : src, valid);
+            cp_async_16<Tr::kPrefetch>(dst + at(r + it * kStep, c), valid ? g : src, valid);
             g += step;
         }
     } else {
         for (int idx = threadIdx.x; idx < kRows * kChunks; idx += Tr::kThreads) {
             const int r = idx / kChunks, c = idx % kChunks;
             const bool valid = row0 + r < len && c * 8 < head_dim;
-            cp_async_16<Tr::kPrefetch>(dst + r * Tr::kStride + c * 8, valid ? src + (row0 + r) * row_stride + c * 8 : src, valid);
+            cp_async_16<Tr::kPrefetch>(dst + at(r, c), valid ? src + (row0 + r) * row_stride + c * 8 : src, valid);
         }
     }
 }
@@ -197,8 +207,8 @@ template <typename Tr, typename T, bool kHasMask>
 __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     T* sQ = reinterpret_cast<T*>(smem_raw);   // kBlockM x kStride (later: the O tile on its way out)
-    T* sK = sQ + Tr::kSmemQ;                   // kBlockN x kStride, slot 0 (slot s: + s * 2 * kSmemKV)
-    T* sV = sK + Tr::kSmemKV;                  // kBlockN x kStride, slot 0
+    T* sK = sQ + Tr::kSmemQ;                   // kBlockN x kKVStride, slot 0 (slot s: + s * 2 * kSmemKV)
+    T* sV = sK + Tr::kSmemKV;                  // kBlockN x kKVStride, slot 0
     constexpr uint32_t kSlotBytes = 2 * Tr::kSmemKV * sizeof(T);
 
     // Heavy (late, causal) query blocks first: they set the kernel's tail.
@@ -220,8 +230,8 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
 
     load_tile<Tr, Tr::kBlockM>(sQ, gQ, p.q_row_stride, row0, p.len_q, p.head_dim);
     if (t_begin < t_end) {
-        load_tile<Tr, Tr::kBlockN>(sK, gK, p.k_row_stride, t_begin * Tr::kBlockN, N, p.head_dim);
-        if constexpr (Tr::kStages == 2) load_tile<Tr, Tr::kBlockN>(sV, gV, p.v_row_stride, t_begin * Tr::kBlockN, N, p.head_dim);
+        load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV>(sK, gK, p.k_row_stride, t_begin * Tr::kBlockN, N, p.head_dim);
+        if constexpr (Tr::kStages == 2) load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV>(sV, gV, p.v_row_stride, t_begin * Tr::kBlockN, N, p.head_dim);
     }
     cp_async_commit();
     cp_async_wait_all();
@@ -232,9 +242,17 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
     // V (B operand via .trans, two head-dim tiles): keys (mi % 2) * 8 + lane % 8, columns (mi / 2) * 8.
     const int mi = lane / 8, mr = lane % 8;
     const uint32_t q_lane = smem_addr(&sQ[(warp_row0 + lane % 16) * Tr::kStride + (lane / 16) * 8]);
-    const uint32_t k_lane = smem_addr(&sK[((mi / 2) * 8 + mr) * Tr::kStride + (mi % 2) * 8]);
-    const uint32_t v_lane = smem_addr(&sV[((mi % 2) * 8 + mr) * Tr::kStride + (mi / 2) * 8]);
-    constexpr uint32_t kRowBytes = Tr::kStride * sizeof(T);
+    // Swizzled K/V: the lane's row is mr modulo 8, so its chunk 2 ks + b is stored at
+    // (2 ks) ^ (b ^ mr): a per-lane XOR (k_xor, v_xor) of a compile-time even chunk.
+    constexpr bool kSwz = Tr::kSwizzleKV;
+    const uint32_t k_lane = smem_addr(&sK[((mi / 2) * 8 + mr) * Tr::kKVStride + (kSwz ? 0 : (mi % 2) * 8)]);
+    const uint32_t v_lane = smem_addr(&sV[((mi % 2) * 8 + mr) * Tr::kKVStride + (kSwz ? 0 : (mi / 2) * 8)]);
+    const uint32_t k_xor = (mi % 2) ^ mr, v_xor = (mi / 2) ^ mr;
+    auto kv_chunk = [](int even_chunk, uint32_t x) -> uint32_t {   // byte offset of a lane's 16-byte chunk
+        return kSwz ? ((static_cast<uint32_t>(even_chunk) ^ x) * 16) : static_cast<uint32_t>(even_chunk) * 16;
+    };
+    constexpr uint32_t kRowBytes = Tr::kStride * sizeof(T);      // Q (and the O staging)
+    constexpr uint32_t kKVRowBytes = Tr::kKVStride * sizeof(T);
 
     // Q fragments, held in registers for the whole kernel where they fit.
     uint32_t qf[Tr::kMT][Tr::kQInRegs ? Tr::kKS : 1][4];
@@ -270,11 +288,11 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
         // fetch tile t+1 into it.
         if (t > t_begin) { cp_async_wait_all(); __syncthreads(); }
         if constexpr (Tr::kStages == 1) {
-            load_tile<Tr, Tr::kBlockN>(sV, gV, p.v_row_stride, j0, N, p.head_dim);
+            load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV>(sV, gV, p.v_row_stride, j0, N, p.head_dim);
         } else if (t + 1 < t_end) {
             const int next = (slot ^ 1) * 2 * Tr::kSmemKV;
-            load_tile<Tr, Tr::kBlockN>(sK + next, gK, p.k_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
-            load_tile<Tr, Tr::kBlockN>(sV + next, gV, p.v_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
+            load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV>(sK + next, gK, p.k_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
+            load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV>(sV + next, gV, p.v_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
         }
         cp_async_commit();
 
@@ -295,7 +313,7 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
 #pragma unroll
             for (int np = 0; np < Tr::kNT / 2; ++np) {
                 uint32_t kb[4];   // B fragments of key tiles 2np (kb[0..1]) and 2np+1 (kb[2..3])
-                ldmatrix_x4(kb, k_base + np * 16 * kRowBytes + ks * 32);
+                ldmatrix_x4(kb, k_base + np * 16 * kKVRowBytes + kv_chunk(2 * ks, k_xor));
 #pragma unroll
                 for (int mt = 0; mt < Tr::kMT; ++mt) {
                     mma_16816<T>(s[mt][2 * np], qf[mt][qs], kb[0], kb[1]);
@@ -385,7 +403,7 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
         if constexpr (Tr::kStages == 1) {
             cp_async_wait_all();   // V_t has landed
             __syncthreads();       // ... and every warp is done reading K_t
-            if (t + 1 < t_end) load_tile<Tr, Tr::kBlockN>(sK, gK, p.k_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
+            if (t + 1 < t_end) load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV>(sK, gK, p.k_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
             cp_async_commit();
         }
 
@@ -404,7 +422,7 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
 #pragma unroll
             for (int dp = 0; dp < Tr::kDT / 2; ++dp) {
                 uint32_t vb[4];   // B fragments of head-dim tiles 2dp (vb[0..1]) and 2dp+1 (vb[2..3])
-                ldmatrix_x4_trans(vb, v_base + kk * 16 * kRowBytes + dp * 32);
+                ldmatrix_x4_trans(vb, v_base + kk * 16 * kKVRowBytes + kv_chunk(2 * dp, v_xor));
 #pragma unroll
                 for (int mt = 0; mt < Tr::kMT; ++mt) {
                     mma_16816<T>(o[mt][2 * dp], pa[mt], vb[0], vb[1]);
