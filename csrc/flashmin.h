@@ -53,6 +53,7 @@ struct AttnParams {
     // Device facts, read by the binding once per device.
     int num_sms;
     int max_smem_per_block;  // opt-in limit (cudaDevAttrMaxSharedMemoryPerBlockOptin)
+    bool dependent_launch;   // sm90+: a second kernel may start while the first one finishes (PDL)
 };
 
 // Each kernel family exposes a launcher that returns the launch status (cudaGetLastError).
@@ -62,6 +63,6 @@ cudaError_t run_tc_fwd(const AttnParams& params, cudaStream_t stream);        //
 // partials when params.num_splits > 1. decode_padded_head_dim: the o_accum row length.
 cudaError_t run_decode_fwd(const AttnParams& params, cudaStream_t stream);     // csrc/tensor_core/
 int decode_padded_head_dim(int head_dim);
-int plan_decode_splits(const AttnParams& params);   // how many key-range splits fill one wave
+int plan_decode_splits(const AttnParams& params);   // key-range splits: about one block per SM
 
 }  // namespace flashmin

@@ -67,10 +67,11 @@ const DeviceFacts& device_facts(int device) {
 // Decode setup. (1) One query against a KV cache with grouped-query attention: the group's query
 // heads become the rows of one kv head's tile (q viewed as (B, Hkv, group, D)), so K and V are
 // read once per group. Valid when the mask, if any, is the same for every head and row, and the
-// causal limit (if any) hides nothing from the single query. (2) The key range is split so the
-// grid fills one wave (plan_decode_splits); partials go to fp32 buffers merged by a second kernel.
+// causal limit (if any) hides nothing from the single query. (2) A grid smaller than the GPU has
+// its key range split to about one block per SM (plan_decode_splits); partials go to one fp32
+// buffer, merged by a second kernel.
 void prepare_decode(AttnParams& p, const at::Tensor& q, const c10::optional<at::Tensor>& attn_mask,
-                    at::Tensor& o_accum, at::Tensor& lse_accum) {
+                    at::Tensor& accum) {
     const bool mask_shared = !attn_mask.has_value() || (attn_mask->stride(1) == 0 && attn_mask->stride(2) == 0);
     const bool sees_all = !p.is_causal || p.causal_offset >= p.len_k - 1;
     if (p.len_q == 1 && p.group > 1 && mask_shared && sees_all) {
@@ -82,12 +83,12 @@ void prepare_decode(AttnParams& p, const at::Tensor& q, const c10::optional<at::
     }
     const int splits = plan_decode_splits(p);
     p.num_splits = splits;
-    if (splits > 1) {
+    if (splits > 1) {   // one buffer for both (one allocation per call): O (splits, rows, Dp), then lse (splits, rows)
         const int64_t rows = static_cast<int64_t>(p.batch) * p.heads_q * p.len_q;
-        o_accum = at::empty({splits, rows, decode_padded_head_dim(p.head_dim)}, q.options().dtype(at::kFloat));
-        lse_accum = at::empty({splits, rows}, q.options().dtype(at::kFloat));
-        p.o_accum = o_accum.data_ptr<float>();
-        p.lse_accum = lse_accum.data_ptr<float>();
+        const int64_t o_elems = splits * rows * decode_padded_head_dim(p.head_dim);
+        accum = at::empty({o_elems + splits * rows}, q.options().dtype(at::kFloat));
+        p.o_accum = accum.data_ptr<float>();
+        p.lse_accum = p.o_accum + o_elems;
     }
 }
 
@@ -168,16 +169,17 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
     const DeviceFacts& dev = device_facts(q.get_device());
     p.num_sms = dev.num_sms;
     p.max_smem_per_block = dev.max_smem;
+    p.dependent_launch = dev.cc_major >= 9;
 
     if (kernel == Kernel::kTensorCore || kernel == Kernel::kDecode) {
         check_tensor_core(q, "q"); check_tensor_core(k, "k"); check_tensor_core(v, "v");
         TORCH_CHECK(dev.cc_major >= 8, "the tensor_core kernel needs compute capability 8.0 or newer; this GPU is sm_", dev.cc_major, "x");
     }
     const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
-    at::Tensor o_accum, lse_accum;   // split-KV partials, alive until the launches are queued
+    at::Tensor accum;   // split-KV partials, alive until the launches are queued
     if (kernel == Kernel::kDecode) {
         TORCH_CHECK(D <= 128, "the decode kernel takes head dims up to 128; got q.size(-1)=", D);
-        prepare_decode(p, q, attn_mask, o_accum, lse_accum);
+        prepare_decode(p, q, attn_mask, accum);
     }
 
     cudaError_t err = cudaSuccess;

@@ -10,9 +10,15 @@
 //                Lazy rescaling: +10-15% at hdim 32, but 5-7% slower at hdim 64, so off there.
 //   hdim 96, 128: 128 x 64, two slices per warp, Q re-read from shared memory (registers go to
 //                O). 8 warps x one slice (213 registers, one block per SM) was 20-25% slower:
-//                with a single block per SM every barrier stalls the whole SM. One K/V slot: two
-//                (80-byte spills at 255 registers) were 1-4% slower. Lazy rescaling on: +1-4%.
-//                An L2::128B prefetch hint on the loads: no measurable change (left off).
+//                with a single block per SM every barrier stalls the whole SM. Lazy rescaling
+//                on: +1-4%. An L2::128B prefetch hint on the loads: no measurable change (off).
+//   Swizzled K/V tiles (hdim 64, 128, session 3): unpadded rows with 16-byte chunks XOR-permuted
+//                (Traits::kSwizzleKV; the decode kernel's layout). +2-7% at hdim 64 and +1-9% at
+//                hdim 128 with one K/V slot. At hdim 128 the swizzled kernel also compiles with
+//                two K/V slots and no spills (padded, two slots spilled 80 bytes and lost 1-4%),
+//                and that is the configuration: 1.06-1.26x flash in fp16 and bf16, against
+//                0.93-1.16x for the padded one-slot kernel, N = 128..16k (run S3-3). hdim 96
+//                keeps padded rows (12 chunks per row: the 8-chunk XOR would leave the row).
 //   hdim 256:    64 x 32, one slice per warp, Q re-read from shared memory, two slots (no
 //                spills); lazy rescaling 0-10% slower, so off.
 // Head dims that are multiples of 8 run in the next compiled size up, zero-padded (80 -> 96).
@@ -21,9 +27,10 @@
 // Decode (1-16 queries over long caches, head dims 64 and 128): decode_kernel.cuh. 16-key tiles
 // per warp, four warps splitting the keys, a private ring of cp.async slots per warp (4 at hdim
 // 64, 3 at 128), L2::256B prefetch hint (+1-2% over none), XOR-swizzled K/V tiles. The key range
-// is split so the grid is one full wave (plan_decode_splits). Measured before it: 32 x 128 tiles
-// on two warps splitting query rows reached 0.82-1.01x SDPA; 32-key tiles were 0-5% slower at
-// hdim 64 and equal at hdim 128.
+// is split only when the grid would leave SMs idle, to about one block per SM
+// (plan_decode_splits); the splits' merge is a second kernel, launched as a programmatic
+// dependent of the first on sm90. Measured before it: 32 x 128 tiles on two warps splitting
+// query rows reached 0.82-1.01x SDPA; 32-key tiles were 0-5% slower at hdim 64 and equal at 128.
 #include "flashmin.h"
 
 namespace flashmin {
