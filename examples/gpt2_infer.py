@@ -9,10 +9,17 @@ The same weights and inputs go through each implementation, and one table report
     max |err| and ||err|| / ||ref||
   - teacher-forced top-1 agreement with sdpa (% of positions)
   - greedy generation agreement with sdpa: new tokens until the first divergence, min over batch
-  - prefill latency (ms, median after warm-up: the transformer plus last-position logits, as in
-    generate) and greedy generation throughput (new tokens/s, DynamicCache, exactly --new-tokens
-    per sequence), with flashmin's speed-up over sdpa measured in the same run
+  - prefill latency (ms: the transformer plus last-position logits, as in generate) and greedy
+    generation throughput (new tokens/s, DynamicCache, exactly --new-tokens per sequence), with
+    flashmin's speed-up over sdpa measured in the same run
   - the same correctness columns for a left-padded batch (rows marked "+pad")
+
+How timings are taken: after every implementation's correctness run and one warm-up call each,
+the timing runs in --iters rounds. Each round times every implementation once (one prefill, then
+one generation), in an order that rotates from round to round, and each reported number is the
+median over the rounds. So drift of the machine during the run (clocks, temperature, other load)
+falls on all implementations alike instead of on whichever one happened to be timed then, and
+the speed-ups compare numbers taken side by side.
 
 Nothing is downloaded, ever: without --model the weights are random (seeded). Without a GPU it
 runs on the CPU with a smaller model and workload, and says so. Progress goes to stderr.
@@ -58,7 +65,8 @@ def parse_args(argv=None):
     p.add_argument("--seq", type=int, help="prefill length; default: 1024 on CUDA, 128 on CPU")
     p.add_argument("--prompt-len", type=int, help="generation prompt length; default: 128 on CUDA, 32 on CPU")
     p.add_argument("--new-tokens", type=int, help="tokens generated per sequence; default: 256 on CUDA, 16 on CPU")
-    p.add_argument("--iters", type=int, help="timed repetitions (median); default: 10 on CUDA, 2 on CPU")
+    p.add_argument("--iters", type=int, help="timing rounds, each timing every implementation once (prefill and "
+                                             "generation); medians over rounds; default: 10 on CUDA, 3 on CPU")
     p.add_argument("--kernel", default="auto", help="flashmin kernel (flashmin_nn.use_kernel); default auto")
     p.add_argument("--layers", type=int, help="random model: number of layers")
     p.add_argument("--heads", type=int, help="random model: number of heads")
@@ -76,11 +84,13 @@ def parse_args(argv=None):
     except ValueError as e:
         p.error(str(e))
 
+    if args.iters is not None and args.iters < 1:
+        p.error(f"--iters {args.iters}: at least one timing round")
     cuda = args.device.startswith("cuda")
     if cuda and not torch.cuda.is_available():
         p.error(f"--device {args.device}: torch.cuda.is_available() is False")
     defaults = dict(dtype="fp16", batch=8, seq=1024, prompt_len=128, new_tokens=256, iters=10) if cuda else \
-        dict(dtype="fp32", batch=2, seq=128, prompt_len=32, new_tokens=16, iters=2)
+        dict(dtype="fp32", batch=2, seq=128, prompt_len=32, new_tokens=16, iters=3)
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -171,17 +181,13 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def timed(fn, args, iters):
-    """Median seconds of `iters` calls after one warm-up call."""
+def seconds(fn, device):
+    """Wall-clock seconds of one call of fn, the device drained before and after."""
+    sync(device)
+    t0 = time.perf_counter()
     fn()
-    times = []
-    for _ in range(iters):
-        sync(args.device)
-        t0 = time.perf_counter()
-        fn()
-        sync(args.device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    sync(device)
+    return time.perf_counter() - t0
 
 
 def logits(model, ids, mask=None):
@@ -209,28 +215,50 @@ def agree_until(a, b):
 
 
 def measure(model, impl, x, args):
-    """Logits (dense and left-padded), greedy generations and timings of one implementation."""
+    """Logits (dense and left-padded) and greedy generations of one implementation."""
     log(f"{impl}: logits")
     out = dict(logits=logits(model, x["ids"]), logits_pad=logits(model, x["padded"], x["mask"]))
     log(f"{impl}: greedy generation ({args.new_tokens} tokens)")
     out["gen"] = generate(model, x["prompt"], x["prompt_ones"], args.new_tokens)
     out["gen_pad"] = generate(model, x["padded_prompt"], x["prompt_mask"], args.new_tokens)
-    log(f"{impl}: timing")
-    out["prefill_s"] = timed(lambda: model(x["ids"], use_cache=False, logits_to_keep=1), args, args.iters)
-    out["gen_s"] = timed(lambda: generate(model, x["prompt"], x["prompt_ones"], args.new_tokens), args,
-                         max(1, args.iters // 3))
     return out
 
 
-def compare(impl, results, ref, ref_pad, keep, args):
-    """The table rows of `impl` (dense, then "+pad"); frees its logits, keeps its top-1."""
+def time_rounds(model, x, args, impls):
+    """{impl: (prefill seconds, generation seconds)}, each the median over args.iters rounds.
+
+    Every round times each implementation once, prefill then generation, and round r starts
+    with impls[r % len(impls)], so each one runs first, in the middle and last equally often."""
+    def prefill():
+        model(x["ids"], use_cache=False, logits_to_keep=1)
+
+    def gen():
+        generate(model, x["prompt"], x["prompt_ones"], args.new_tokens)
+
+    log("timing: warm-up")
+    for impl in impls:
+        set_impl(model, impl)
+        prefill()
+        gen()
+    times = {impl: ([], []) for impl in impls}
+    for r in range(args.iters):
+        order = impls[r % len(impls):] + impls[:r % len(impls)]
+        log(f"timing: round {r + 1}/{args.iters} ({', '.join(order)})")
+        for impl in order:
+            set_impl(model, impl)
+            times[impl][0].append(seconds(prefill, args.device))
+            times[impl][1].append(seconds(gen, args.device))
+    return {impl: (statistics.median(p), statistics.median(g)) for impl, (p, g) in times.items()}
+
+
+def compare(impl, results, ref, ref_pad, keep):
+    """The correctness rows of `impl` (dense, then "+pad"); frees its logits, keeps its top-1."""
     r, base = results[impl], results["sdpa"]
     err, err_pad = errors(r["logits"], ref), errors(r["logits_pad"], ref_pad, keep)
     r["top1"], r["top1_pad"] = r.pop("logits").argmax(-1), r.pop("logits_pad").argmax(-1)  # (B, seq)
     dense = dict(impl=impl, max_abs_err=err[0], rel_err=err[1],
                  top1_vs_sdpa=100.0 * (r["top1"] == base["top1"]).float().mean().item(),
-                 gen_agree_vs_sdpa=agree_until(r["gen"], base["gen"]),
-                 prefill_ms=1e3 * r["prefill_s"], gen_tok_s=args.batch * args.new_tokens / r["gen_s"])
+                 gen_agree_vs_sdpa=agree_until(r["gen"], base["gen"]))   # timings: added by run()
     padded = dict(impl=impl + " +pad", max_abs_err=err_pad[0], rel_err=err_pad[1],
                   top1_vs_sdpa=100.0 * (r["top1_pad"] == base["top1_pad"])[keep].float().mean().item(),
                   gen_agree_vs_sdpa=agree_until(r["gen_pad"], base["gen_pad"]))
@@ -258,12 +286,18 @@ def run(args):
         del ref_model
 
     rows, results = [], {}
+    order = ("sdpa", "eager", "flashmin")  # sdpa first: it is everyone's baseline
     with torch.no_grad(), flashmin_nn.use_kernel(args.kernel):
-        for impl in ("sdpa", "eager", "flashmin"):  # sdpa first: it is everyone's baseline
+        for impl in order:  # correctness, one implementation at a time
             set_impl(model, impl)
             results[impl] = measure(model, impl, x, args)
-            rows += compare(impl, results, ref, ref_pad, keep, args)
+            rows += compare(impl, results, ref, ref_pad, keep)
+        timings = time_rounds(model, x, args, order)  # then timing, the implementations interleaved
         set_impl(model, "sdpa")
+    for row in rows:
+        if not row["impl"].endswith("+pad"):
+            prefill_s, gen_s = timings[row["impl"]]
+            row["prefill_ms"], row["gen_tok_s"] = 1e3 * prefill_s, args.batch * args.new_tokens / gen_s
     sdpa = rows[0]
     for row in rows:
         if "prefill_ms" in row:
@@ -274,6 +308,7 @@ def run(args):
     dev_name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU"
     header = (f"{what}\n{dev_name} | {args.dtype} | batch {args.batch}, prefill {args.seq}, "
               f"prompt {args.prompt_len} + {args.new_tokens} new tokens | flashmin kernel: {kernel_names(model, args)}"
+              f" | timings: medians of {args.iters} interleaved rounds"
               + ("  [CPU run: smaller defaults]" if args.cpu_defaults else ""))
     print(header)
     print(table(rows))

@@ -149,6 +149,56 @@ def rejection(name: str, q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Te
     return _KERNELS[name][1](q, k, v, attn_mask)
 
 
+# "auto" on CUDA in one pass. Walking KERNEL_ORDER through the reject functions costs a few
+# microseconds of host time a call (q.size(i), q.device and _rows_aligned are read again by each
+# kernel), which a host-bound decode loop pays once per layer per token. _auto_fast reads each
+# attribute once, and the cheap ones (the q.shape and q.stride() tuples, q.get_device()). It
+# decides the common calls the way the walk would and returns None for every other call, which
+# the walk then decides (tests/test_backends.py checks that the two agree):
+#   fp32, head dim <= 256                                                      -> "minimal"
+#   fp16/bf16 (q, k, v alike), head dim a multiple of 8 up to 256, a GPU of compute capability
+#   >= 8 (known to _capability once the walk has seen the device), every row of q, k, v
+#   16-byte aligned                     -> "decode" for <= 16 queries and head dim <= 128,
+#                                          else "tensor_core"
+_F16, _BF16, _F32 = torch.float16, torch.bfloat16, torch.float32
+_is_compiling = torch.compiler.is_compiling
+
+
+def _auto_fast(q: Tensor, k: Tensor, v: Tensor) -> Optional[str]:
+    """The kernel "auto" picks for CUDA tensors q, k, v, or None where the walk must decide."""
+    qs, dt = q.shape, q.dtype
+    if len(qs) != 4:
+        return None
+    D = qs[3]
+    if dt is _F32:
+        return "minimal" if D <= 256 else None
+    if ((dt is not _F16 and dt is not _BF16) or k.dtype is not dt or v.dtype is not dt
+            or D % 8 or D > 256 or _capability.get(q.get_device(), 0) < 8):
+        return None
+    # _rows_aligned for q, k and v: with 2-byte elements 16 bytes are 8 elements, for the strides
+    # of the row dims and (outside torch.compile) the storage offset.
+    qt, kt, vt = q.stride(), k.stride(), v.stride()
+    if (qt[0] | qt[1] | qt[2] | kt[0] | kt[1] | kt[2] | vt[0] | vt[1] | vt[2]) & 7:
+        return None
+    if not _is_compiling() and (q.storage_offset() | k.storage_offset() | v.storage_offset()) & 7:
+        return None
+    return "decode" if qs[2] <= DECODE_MAX_QUERIES and D <= 128 else "tensor_core"
+
+
+def _auto_walk(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]) -> str:
+    """The kernel "auto" picks on CUDA, by definition: the first of KERNEL_ORDER that accepts."""
+    for name in KERNEL_ORDER:
+        if rejection(name, q, k, v, attn_mask) is None:
+            return name
+    raise RuntimeError(f"no flashmin CUDA kernel supports query.dtype={q.dtype}, head dim {q.size(-1)}")
+
+
+# The CUDA kernels nest: every call "decode" serves, "tensor_core" serves, and every call
+# "tensor_core" serves, "minimal" serves. So when "auto" picks kernel a, a forced kernel serves the
+# call iff it is a or comes after a in KERNEL_ORDER.
+_ORDER_RANK = {name: i for i, name in enumerate(KERNEL_ORDER)}
+
+
 def choose_kernel(query: Tensor, key: Tensor, value: Optional[Tensor] = None,
                   attn_mask: Optional[Tensor] = None, is_causal: bool = False) -> str:
     """The kernel "auto" picks for a call with these (B, H, L, D) tensors.
@@ -158,17 +208,21 @@ def choose_kernel(query: Tensor, key: Tensor, value: Optional[Tensor] = None,
     if not query.is_cuda:
         return "reference"
     value = key if value is None else value
-    for name in KERNEL_ORDER:
-        if rejection(name, query, key, value, attn_mask) is None:
-            return name
-    raise RuntimeError(f"no flashmin CUDA kernel supports query.dtype={query.dtype}, head dim {query.size(-1)}")
+    return _auto_fast(query, key, value) or _auto_walk(query, key, value, attn_mask)
 
 
 def resolve(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]) -> str:
     """The concrete kernel for this call: the forced one (checked) or the "auto" choice."""
     name = _current
     if name == "auto":
-        return choose_kernel(q, k, v, attn_mask)
+        if not q.is_cuda:
+            return "reference"
+        return _auto_fast(q, k, v) or _auto_walk(q, k, v, attn_mask)
+    rank = _ORDER_RANK.get(name)
+    if rank is not None and q.is_cuda:
+        fast = _auto_fast(q, k, v)
+        if fast is not None and _ORDER_RANK[fast] <= rank:
+            return name
     why = rejection(name, q, k, v, attn_mask)
     if why is not None:
         raise RuntimeError(f"flashmin kernel {name!r} (forced with use_kernel) cannot run this call: {why}")

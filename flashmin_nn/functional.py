@@ -37,7 +37,7 @@ def attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Ten
     """
     query, key, value = check_qkv(query, key, value)
     B, H, L, D = query.shape
-    mask = expand_mask(attn_mask, B, H, L, key.size(2), query)
+    mask = None if attn_mask is None else expand_mask(attn_mask, B, H, L, key.shape[2], query)
     scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
     out, lse = attention_forward(query, key, value, mask, scale, is_causal, causal_offset)
     return (out, lse) if return_lse else out
@@ -58,10 +58,11 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     if is_causal and attn_mask is not None:
         raise ValueError("attn_mask and is_causal=True cannot be given together (as in torch): fold the causal "
                          "pattern into attn_mask, or drop attn_mask")
-    if not enable_gqa and isinstance(key, Tensor) and isinstance(query, Tensor) and key.dim() == 4 \
-            and query.dim() == 4 and key.size(1) != query.size(1):
-        raise ValueError(f"key.size(1)={key.size(1)} must equal query.size(1)={query.size(1)}; "
-                         "pass enable_gqa=True for grouped-query attention")
+    if not enable_gqa and isinstance(key, Tensor) and isinstance(query, Tensor):
+        ks, qs = key.shape, query.shape             # (cheaper than key.dim() and key.size(1))
+        if len(ks) == 4 and len(qs) == 4 and ks[1] != qs[1]:
+            raise ValueError(f"key.size(1)={ks[1]} must equal query.size(1)={qs[1]}; "
+                             "pass enable_gqa=True for grouped-query attention")
     return attention(query, key, value, attn_mask, scale, is_causal, 0)
 
 
@@ -79,10 +80,10 @@ def flash_attn_func(q: Tensor, k: Tensor, v: Tensor, softmax_scale: Optional[flo
     if tuple(window_size) != (-1, -1):
         raise ValueError(f"window_size={tuple(window_size)}: sliding-window attention is not supported")
     q, k, v = check_qkv(q, k, v, names=("q", "k", "v"), layout="blhd")
-    D = q.size(-1)
-    scale = 1.0 / math.sqrt(D) if softmax_scale is None else float(softmax_scale)
+    qs, ks = q.shape, k.shape
+    scale = 1.0 / math.sqrt(qs[3]) if softmax_scale is None else float(softmax_scale)
     qt, kt, vt = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)   # (B, H, S, D) views
-    out, lse = attention_forward(qt, kt, vt, None, scale, causal, kt.size(2) - qt.size(2))
+    out, lse = attention_forward(qt, kt, vt, None, scale, causal, ks[1] - qs[1])
     out = out.transpose(1, 2)                                              # (B, Sq, Hq, D), contiguous
     return (out, lse) if return_lse else out
 
@@ -152,6 +153,6 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
 
     scale = 1.0 / math.sqrt(D) if softmax_scale is None else float(softmax_scale)
     qt, kt, vt = q.transpose(1, 2), k_cache.transpose(1, 2), v_cache.transpose(1, 2)   # (B, H, S, D) views
-    out, lse = attention_forward(qt, kt, vt, None, scale, causal, S_max - qt.size(2), seqlens_k=lens)
+    out, lse = attention_forward(qt, kt, vt, None, scale, causal, S_max - q.shape[1], seqlens_k=lens)
     out = out.transpose(1, 2)                                                         # (B, Lq, Hq, D)
     return (out, lse) if return_lse else out

@@ -94,13 +94,13 @@ class _AttentionFn(torch.autograd.Function):
 def attention_forward(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor], scale: float,
                       is_causal: bool, causal_offset: int, seqlens_k: Optional[Tensor] = None):
     """Pick the kernel and run it. Arguments already validated (flashmin_nn/_checks.py)."""
-    if is_causal and causal_offset >= k.size(2) - 1:
+    if is_causal and causal_offset >= k.shape[2] - 1:
         is_causal = False          # every query sees every key (a decode step): nothing to mask
     kernel = backends.resolve(q, k, v, attn_mask)
-    if kernel != "reference" and q.is_cuda:
-        _ext.load()                 # registers the CUDA implementation; a no-op after the first call
-    args = (q, k, v, attn_mask, seqlens_k, float(scale), bool(is_causal), int(causal_offset), kernel)
+    if _ext._module is None and kernel != "reference" and q.is_cuda:
+        _ext.load()                 # registers the CUDA implementation (first CUDA call only)
+    scale, is_causal, causal_offset = float(scale), bool(is_causal), int(causal_offset)
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad
                                     or (attn_mask is not None and attn_mask.requires_grad)):
-        return _AttentionFn.apply(*args)
-    return _forward(*args)
+        return _AttentionFn.apply(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel)
+    return _forward(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel)

@@ -72,6 +72,8 @@ _UNSUPPORTED_KWARGS = {
     "sliding_window": "sliding-window attention",
 }
 
+_UNSUPPORTED_NAMES = frozenset(_UNSUPPORTED_KWARGS)
+
 # Where patch_model keeps what it replaced: [(config, previous implementation), ...].
 _SAVED_ATTR = "_flashmin_saved_attn_implementation"
 
@@ -103,11 +105,15 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
             f"{type(module).__name__} asked for attention dropout={dropout}: flashmin is inference-only, "
             "call model.eval() first"
         )
-    for name, what in _UNSUPPORTED_KWARGS.items():
-        if kwargs.get(name) is not None:
-            raise ValueError(
-                f"{type(module).__name__} passed {name}={kwargs[name]!r}: flashmin does not implement {what}"
-            )
+    # This runs once per layer per generated token: the common call (GPT-2 passes position_ids and
+    # use_cache) gets one set test, not a lookup per unsupported name (a frozenset's isdisjoint,
+    # which torch.compile traces; dict_keys.isdisjoint breaks the graph).
+    if not _UNSUPPORTED_NAMES.isdisjoint(kwargs):
+        for name, what in _UNSUPPORTED_KWARGS.items():
+            if kwargs.get(name) is not None:
+                raise ValueError(
+                    f"{type(module).__name__} passed {name}={kwargs[name]!r}: flashmin does not implement {what}"
+                )
     is_causal = kwargs.get("is_causal")
     if is_causal is None:
         is_causal = getattr(module, "is_causal", True)
@@ -116,13 +122,9 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
         # A full (.., L, S) mask already says who sees whom; adding causality on top would break
         # masks that are deliberately not causal (prefix-LM, image tokens), as it would in sdpa.
         is_causal = False
-    out = flashmin_nn.attention(
-        query, key, value,
-        attn_mask=attention_mask,
-        scale=scaling,
-        is_causal=bool(is_causal),
-        causal_offset=S - L,  # bottom-right: the last query sees every key
-    )  # (B, Hq, L, D), laid out as (B, L, Hq, D)
+    # By position (a little cheaper than keywords): attn_mask, scale, is_causal, and causal_offset
+    # S - L, bottom-right: the last query sees every key. out: (B, Hq, L, D), laid out as (B, L, Hq, D).
+    out = flashmin_nn.attention(query, key, value, attention_mask, scaling, bool(is_causal), S - L)
     return out.transpose(1, 2), None  # (B, L, Hq, D), contiguous: no copy
 
 
