@@ -10,7 +10,8 @@
 //   only for its own copies (cp.async.wait_group + __syncwarp, no block barrier in the loop);
 // - after the loop the warps' partial results are merged through shared memory; with one split
 //   the block writes the output, otherwise fp32 partial O and lse, merged by combine_splits_kernel.
-// The MMA fragments, masking and softmax are those of the prefill kernel (tc_fwd_kernel.cuh).
+// The MMA fragments and the slice helpers (masking, online softmax) are the prefill kernel's
+// (tc_fwd_kernel.cuh).
 #pragma once
 
 #include <algorithm>
@@ -50,25 +51,6 @@ struct DecodeTraits {
     static_assert(kHeadDim >= 64, "the swizzle permutes 8 chunks (128 bytes) of a row");
     static_assert(kStages >= 2, "at least one tile in flight while another is computed");
 };
-
-// `kRows` rows from row0 of a (len, head_dim) matrix into one warp's tile, zero-filled outside.
-template <typename Tr, int kRows, typename T>
-__device__ __forceinline__ void warp_load_rows(T* dst, const T* src, int64_t row_stride, int row0, int len, int head_dim,
-                                               int lane) {
-    constexpr int kChunks = Tr::kHeadDim / 8;    // 16-byte chunks per row
-    constexpr int kStep = 32 / kChunks;          // rows per warp instruction
-    const int r = lane / kChunks, c = lane % kChunks;
-    const bool col_ok = c * 8 < head_dim;
-    const T* g = src + (row0 + r) * row_stride + c * 8;
-    const int64_t step = opaque64(kStep * row_stride);
-#pragma unroll
-    for (int it = 0; it < kRows / kStep; ++it) {
-        const int row = r + it * kStep;
-        const bool valid = col_ok && row0 + row < len;
-        cp_async_16<Tr::kPrefetch>(dst + row * Tr::kStride + ((c ^ (row % 8)) * 8), valid ? g : src, valid);
-        g += step;
-    }
-}
 
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
@@ -121,8 +103,8 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     auto load = [&](int i) {   // tile i of this warp into slot i % kStages
         const int j0 = (first + i * Tr::kNWarps) * Tr::kWarpN;
         T* slot = ring + (i % Tr::kStages) * 2 * Tr::kTile;
-        warp_load_rows<Tr, Tr::kWarpN>(slot, gK, p.k_row_stride, j0, N, p.head_dim, lane);
-        warp_load_rows<Tr, Tr::kWarpN>(slot + Tr::kTile, gV, p.v_row_stride, j0, N, p.head_dim, lane);
+        load_tile<Tr, Tr::kWarpN, true, 32>(slot, gK, p.k_row_stride, j0, N, p.head_dim);
+        load_tile<Tr, Tr::kWarpN, true, 32>(slot + Tr::kTile, gV, p.v_row_stride, j0, N, p.head_dim);
     };
 
     // Q (one group for the whole block), then the first kStages - 1 tiles of every warp.
@@ -189,57 +171,11 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
                 mma_16816<T>(s[2 * np + 1], qf[ks], kb[2], kb[3]);
             }
 
-        if (kHasMask || scale_first) {
+        if (kHasMask || scale_first) scale_and_mask<kHasMask>(s, p, b, h, row0, j0, N, scale_first, lane);
+        if (j0 + Tr::kWarpN > N || (p.is_causal && j0 + Tr::kWarpN - 1 > row0 + offset))
+            hide_keys(s, row0, j0, N, p.is_causal, offset, lane);
 #pragma unroll
-            for (int nt = 0; nt < Tr::kNT; ++nt)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    const int r = row0 + lane / 4 + (e / 2) * 8;
-                    const int j = j0 + nt * 8 + (lane % 4) * 2 + (e % 2);
-                    float x = scale_first ? s[nt][e] * p.scale_log2 : s[nt][e];
-                    if (kHasMask && r < p.len_q && j < N)
-                        x += mask_value(p, b * p.mask_batch_stride + h * p.mask_head_stride + r * p.mask_row_stride +
-                                               j * p.mask_col_stride);
-                    s[nt][e] = x;
-                }
-        }
-        if (j0 + Tr::kWarpN > N || (p.is_causal && j0 + Tr::kWarpN - 1 > row0 + offset)) {
-            const int col0 = j0 + (lane % 4) * 2;
-#pragma unroll
-            for (int hf = 0; hf < 2; ++hf) {
-                const int r = row0 + lane / 4 + hf * 8;
-                int limit = N - col0;
-                if (p.is_causal) limit = min(limit, r + offset + 1 - col0);
-#pragma unroll
-                for (int nt = 0; nt < Tr::kNT; ++nt) {
-                    if (nt * 8 >= limit) s[nt][2 * hf] = -INFINITY;
-                    if (nt * 8 + 1 >= limit) s[nt][2 * hf + 1] = -INFINITY;
-                }
-            }
-        }
-
-#pragma unroll
-        for (int hf = 0; hf < 2; ++hf) {
-            float mx = m_run[hf];
-#pragma unroll
-            for (int nt = 0; nt < Tr::kNT; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * hf], s[nt][2 * hf + 1]));
-            mx = quad_max(mx);
-            const float m_ref = mx == -INFINITY ? 0.f : mx;
-            const float alpha = fast_exp2((m_run[hf] - m_ref) * sl);
-            m_run[hf] = mx;
-            l_run[hf] *= alpha;
-#pragma unroll
-            for (int dt = 0; dt < Tr::kDT; ++dt) { o[dt][2 * hf] *= alpha; o[dt][2 * hf + 1] *= alpha; }
-            const float neg = -m_ref * sl;
-            float sum = 0.f;
-#pragma unroll
-            for (int nt = 0; nt < Tr::kNT; ++nt) {
-                s[nt][2 * hf] = fast_exp2(fmaf(s[nt][2 * hf], sl, neg));
-                s[nt][2 * hf + 1] = fast_exp2(fmaf(s[nt][2 * hf + 1], sl, neg));
-                sum += s[nt][2 * hf] + s[nt][2 * hf + 1];
-            }
-            l_run[hf] += sum;
-        }
+        for (int hf = 0; hf < 2; ++hf) softmax_step(s, o, m_run[hf], l_run[hf], row_max(s, hf, m_run[hf]), hf, sl, true);
 
         const uint32_t v_base = opaque(v_lane + slot_off);
 #pragma unroll
@@ -370,8 +306,8 @@ __global__ void __launch_bounds__(128) combine_splits_kernel(const AttnParams p)
 }
 
 // How many key-range splits: enough for about one block per SM when the (batch, head, row-block)
-// grid is smaller than the GPU, and never so many that a warp is left with fewer than two tiles (below that the fixed costs - Q, the merge, the
-// combine - outweigh the streaming). One block per SM is enough to stream at the bandwidth (its
+// grid is smaller than the GPU, and never so many that a warp is left with fewer than two tiles
+// (below that the fixed costs - Q, the merge, the combine - outweigh the streaming). One block per SM is enough to stream at the bandwidth (its
 // warps keep kNWarps x (kStages - 1) tiles in flight), and every split past that adds partials
 // to write and merge. Measured at B=8, H=12, D=64 (96 blocks on 132 SMs, torch profiler, L2
 // flushed): unsplit 14.7 / 45.9 / 145.8 us at 1k / 4k / 16k keys against 17.9 / 47.9 / 147.9 us

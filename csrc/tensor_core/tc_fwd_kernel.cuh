@@ -167,19 +167,22 @@ __device__ __forceinline__ int64_t opaque64(int64_t x) {
     return x;
 }
 
-// rows [row0, row0 + kRows) of a (len, head_dim) matrix -> shared memory, zero-filled outside.
-// Each thread owns one 16-byte column chunk and walks down the rows with one running pointer
-// (a fixed row step), so the loop costs one 64-bit add per load, not a live address per load.
-// kSwizzled: a K/V tile in the kSwizzleKV layout (see Traits), else padded rows of kStride.
-template <typename Tr, int kRows, bool kSwizzled = false, typename T>
+// rows [row0, row0 + kRows) of a (len, head_dim) matrix -> shared memory, zero-filled outside,
+// by kThreads consecutive threads (the block, or one warp of the decode kernel; this thread is
+// number threadIdx.x % kThreads among them). Each thread owns one 16-byte column chunk and walks down the rows with one running
+// pointer (a fixed row step), so the loop costs one 64-bit add per load, not a live address per
+// load. kSwizzled: unpadded rows with chunk c of row r at c ^ (r % 8) (Traits::kSwizzleKV), else
+// padded rows of Tr::kStride.
+template <typename Tr, int kRows, bool kSwizzled, int kThreads, typename T>
 __device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stride, int row0, int len, int head_dim) {
+    const int tid = threadIdx.x % kThreads;   // read here, not passed in: it stays a cheap special register
     constexpr int kChunks = Tr::kHeadDim / 8;   // 16-byte chunks per row
     constexpr int kDstStride = kSwizzled ? Tr::kHeadDim : Tr::kStride;
     auto at = [](int r, int c) { return r * kDstStride + (kSwizzled ? (c ^ (r % 8)) : c) * 8; };
-    if constexpr (Tr::kThreads % kChunks == 0) {
-        constexpr int kStep = Tr::kThreads / kChunks;   // rows between one thread's loads
+    if constexpr (kThreads % kChunks == 0) {
+        constexpr int kStep = kThreads / kChunks;   // rows between one thread's loads
         constexpr int kIters = (kRows + kStep - 1) / kStep;
-        const int r = threadIdx.x / kChunks, c = threadIdx.x % kChunks;
+        const int r = tid / kChunks, c = tid % kChunks;
         const bool col_ok = c * 8 < head_dim;
         const T* g = src + (row0 + r) * row_stride + c * 8;
         const int64_t step = opaque64(kStep * row_stride);
@@ -191,12 +194,88 @@ __device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stri
             g += step;
         }
     } else {
-        for (int idx = threadIdx.x; idx < kRows * kChunks; idx += Tr::kThreads) {
+        for (int idx = tid; idx < kRows * kChunks; idx += kThreads) {
             const int r = idx / kChunks, c = idx % kChunks;
             const bool valid = row0 + r < len && c * 8 < head_dim;
             cp_async_16<Tr::kPrefetch>(dst + at(r, c), valid ? src + (row0 + r) * row_stride + c * 8 : src, valid);
         }
     }
+}
+
+// ---- one 16-row MMA slice of S: masking and the online softmax ---------------------------------
+// Shared by the prefill and decode kernels. s holds the slice's scores in the MMA C layout: this
+// lane's rows are row_base + lane / 4 (elements 0, 1) and + 8 (elements 2, 3), its columns
+// j0 + nt * 8 + (lane % 4) * 2 (+1).
+
+// The general path, element by element: the scale (when it must go first) and attn_mask.
+template <bool kHasMask, int kNT>
+__device__ __forceinline__ void scale_and_mask(float (&s)[kNT][4], const AttnParams& p, int b, int h, int row_base, int j0,
+                                               int N, bool scale_first, int lane) {
+#pragma unroll
+    for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            const int i = row_base + lane / 4 + (e / 2) * 8;
+            const int j = j0 + nt * 8 + (lane % 4) * 2 + (e % 2);
+            float x = scale_first ? s[nt][e] * p.scale_log2 : s[nt][e];
+            if (kHasMask && i < p.len_q && j < N)   // never read past the mask
+                x += mask_value(p, b * p.mask_batch_stride + h * p.mask_head_stride + i * p.mask_row_stride +
+                                       j * p.mask_col_stride);
+            s[nt][e] = x;
+        }
+}
+
+// Keys past N and (causal) above the diagonal j <= i + offset get -inf: per row one limit, then
+// one compare per element against a compile-time column.
+template <int kNT>
+__device__ __forceinline__ void hide_keys(float (&s)[kNT][4], int row_base, int j0, int N, bool causal, int offset, int lane) {
+    const int col0 = j0 + (lane % 4) * 2;   // this lane's first key column in the tile
+#pragma unroll
+    for (int hf = 0; hf < 2; ++hf) {
+        const int i = row_base + lane / 4 + hf * 8;
+        int limit = N - col0;                                   // columns >= limit are hidden
+        if (causal) limit = min(limit, i + offset + 1 - col0);
+#pragma unroll
+        for (int nt = 0; nt < kNT; ++nt) {
+            if (nt * 8 >= limit) s[nt][2 * hf] = -INFINITY;
+            if (nt * 8 + 1 >= limit) s[nt][2 * hf + 1] = -INFINITY;
+        }
+    }
+}
+
+// The row max of half hf (row lane / 4 + 8 hf) over the slice and the running max m.
+template <int kNT>
+__device__ __forceinline__ float row_max(const float (&s)[kNT][4], int hf, float m) {
+#pragma unroll
+    for (int nt = 0; nt < kNT; ++nt) m = fmaxf(m, fmaxf(s[nt][2 * hf], s[nt][2 * hf + 1]));
+    return quad_max(m);
+}
+
+// One online-softmax step for half hf given its new row max mx: when rescale, move the running
+// max to mx and rescale l and O; then P = exp2((S - m) * sl) in place and l += this lane's share
+// of the row sum (the 4 lanes of a row are summed at the end). A row that has seen no key yet
+// (max -inf) uses 0 as its reference, so P = 0, not NaN.
+template <int kNT, int kDT>
+__device__ __forceinline__ void softmax_step(float (&s)[kNT][4], float (&o)[kDT][4], float& m_run, float& l_run, float mx,
+                                             int hf, float sl, bool rescale) {
+    if (rescale) {
+        const float m_new = mx == -INFINITY ? 0.f : mx;
+        const float alpha = fast_exp2((m_run - m_new) * sl);
+        m_run = mx;
+        l_run *= alpha;
+#pragma unroll
+        for (int dt = 0; dt < kDT; ++dt) { o[dt][2 * hf] *= alpha; o[dt][2 * hf + 1] *= alpha; }
+    }
+    const float m_ref = m_run == -INFINITY ? 0.f : m_run;
+    const float neg = -m_ref * sl;
+    float sum = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < kNT; ++nt) {
+        s[nt][2 * hf] = fast_exp2(fmaf(s[nt][2 * hf], sl, neg));
+        s[nt][2 * hf + 1] = fast_exp2(fmaf(s[nt][2 * hf + 1], sl, neg));
+        sum += s[nt][2 * hf] + s[nt][2 * hf + 1];
+    }
+    l_run += sum;
 }
 
 // ---- the kernel ---------------------------------------------------------------------------------
@@ -228,10 +307,10 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
     const T* gK = static_cast<const T*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride;
     const T* gV = static_cast<const T*>(p.v) + b * p.v_batch_stride + hk * p.v_head_stride;
 
-    load_tile<Tr, Tr::kBlockM>(sQ, gQ, p.q_row_stride, row0, p.len_q, p.head_dim);
+    load_tile<Tr, Tr::kBlockM, false, Tr::kThreads>(sQ, gQ, p.q_row_stride, row0, p.len_q, p.head_dim);
     if (t_begin < t_end) {
-        load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV>(sK, gK, p.k_row_stride, t_begin * Tr::kBlockN, N, p.head_dim);
-        if constexpr (Tr::kStages == 2) load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV>(sV, gV, p.v_row_stride, t_begin * Tr::kBlockN, N, p.head_dim);
+        load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV, Tr::kThreads>(sK, gK, p.k_row_stride, t_begin * Tr::kBlockN, N, p.head_dim);
+        if constexpr (Tr::kStages == 2) load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV, Tr::kThreads>(sV, gV, p.v_row_stride, t_begin * Tr::kBlockN, N, p.head_dim);
     }
     cp_async_commit();
     cp_async_wait_all();
@@ -288,11 +367,11 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
         // fetch tile t+1 into it.
         if (t > t_begin) { cp_async_wait_all(); __syncthreads(); }
         if constexpr (Tr::kStages == 1) {
-            load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV>(sV, gV, p.v_row_stride, j0, N, p.head_dim);
+            load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV, Tr::kThreads>(sV, gV, p.v_row_stride, j0, N, p.head_dim);
         } else if (t + 1 < t_end) {
             const int next = (slot ^ 1) * 2 * Tr::kSmemKV;
-            load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV>(sK + next, gK, p.k_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
-            load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV>(sV + next, gV, p.v_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
+            load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV, Tr::kThreads>(sK + next, gK, p.k_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
+            load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV, Tr::kThreads>(sV + next, gV, p.v_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
         }
         cp_async_commit();
 
@@ -326,37 +405,14 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
         if (kHasMask || scale_first) {
 #pragma unroll
             for (int mt = 0; mt < Tr::kMT; ++mt)
-#pragma unroll
-                for (int nt = 0; nt < Tr::kNT; ++nt)
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const int i = row0 + warp_row0 + mt * 16 + lane / 4 + (e / 2) * 8;
-                        const int j = j0 + nt * 8 + (lane % 4) * 2 + (e % 2);
-                        float x = scale_first ? s[mt][nt][e] * p.scale_log2 : s[mt][nt][e];
-                        if (kHasMask && i < p.len_q && j < N)   // never read past the mask
-                            x += mask_value(p, b * p.mask_batch_stride + h * p.mask_head_stride +
-                                                   i * p.mask_row_stride + j * p.mask_col_stride);
-                        s[mt][nt][e] = x;
-                    }
+                scale_and_mask<kHasMask>(s[mt], p, b, h, row0 + warp_row0 + mt * 16, j0, N, scale_first, lane);
         }
         // Keys past N and above the causal diagonal, only on tiles that have any: per row one
         // limit, then one compare per element against a compile-time column.
         const bool ragged = j0 + Tr::kBlockN > N || (p.is_causal && j0 + Tr::kBlockN - 1 > row0 + offset);
         if (ragged) {
-            const int col0 = j0 + (lane % 4) * 2;   // this lane's first key column in the tile
 #pragma unroll
-            for (int mt = 0; mt < Tr::kMT; ++mt)
-#pragma unroll
-                for (int hf = 0; hf < 2; ++hf) {
-                    const int i = row0 + warp_row0 + mt * 16 + lane / 4 + hf * 8;
-                    int limit = N - col0;                                   // columns >= limit are hidden
-                    if (p.is_causal) limit = min(limit, i + offset + 1 - col0);
-#pragma unroll
-                    for (int nt = 0; nt < Tr::kNT; ++nt) {
-                        if (nt * 8 >= limit) s[mt][nt][2 * hf] = -INFINITY;
-                        if (nt * 8 + 1 >= limit) s[mt][nt][2 * hf + 1] = -INFINITY;
-                    }
-                }
+            for (int mt = 0; mt < Tr::kMT; ++mt) hide_keys(s[mt], row0 + warp_row0 + mt * 16, j0, N, p.is_causal, offset, lane);
         }
 
         // Online softmax: new row max, rescale the running state, P = exp2((S - m) * sl).
@@ -366,44 +422,21 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
         for (int mt = 0; mt < Tr::kMT; ++mt)
 #pragma unroll
             for (int hf = 0; hf < 2; ++hf) {
-                float x = m_run[mt][hf];
-#pragma unroll
-                for (int nt = 0; nt < Tr::kNT; ++nt) x = fmaxf(x, fmaxf(s[mt][nt][2 * hf], s[mt][nt][2 * hf + 1]));
-                mx[mt][hf] = quad_max(x);
+                mx[mt][hf] = row_max(s[mt], hf, m_run[mt][hf]);
                 // -inf running max (nothing seen yet): (mx - m) * sl is +inf or NaN; only +inf grows.
                 if constexpr (Tr::kLazyRescale) grow |= (mx[mt][hf] - m_run[mt][hf]) * sl > Tr::kLazyLog2;
             }
         // Lazy: the whole warp rescales together, or not at all (a warp-uniform branch).
         const bool rescale = !Tr::kLazyRescale || __any_sync(0xffffffffu, grow);
 #pragma unroll
-        for (int mt = 0; mt < Tr::kMT; ++mt) {
+        for (int mt = 0; mt < Tr::kMT; ++mt)
 #pragma unroll
-            for (int hf = 0; hf < 2; ++hf) {
-                if (rescale) {
-                    const float m_new = mx[mt][hf] == -INFINITY ? 0.f : mx[mt][hf];   // nothing visible yet: P = 0, not NaN
-                    const float alpha = fast_exp2((m_run[mt][hf] - m_new) * sl);
-                    m_run[mt][hf] = mx[mt][hf];
-                    l_run[mt][hf] *= alpha;
-#pragma unroll
-                    for (int dt = 0; dt < Tr::kDT; ++dt) { o[mt][dt][2 * hf] *= alpha; o[mt][dt][2 * hf + 1] *= alpha; }
-                }
-                const float m_ref = m_run[mt][hf] == -INFINITY ? 0.f : m_run[mt][hf];
-                const float neg = -m_ref * sl;
-                float sum = 0.f;
-#pragma unroll
-                for (int nt = 0; nt < Tr::kNT; ++nt) {
-                    s[mt][nt][2 * hf] = fast_exp2(fmaf(s[mt][nt][2 * hf], sl, neg));
-                    s[mt][nt][2 * hf + 1] = fast_exp2(fmaf(s[mt][nt][2 * hf + 1], sl, neg));
-                    sum += s[mt][nt][2 * hf] + s[mt][nt][2 * hf + 1];
-                }
-                l_run[mt][hf] += sum;   // this lane's share; the 4 lanes of a row are summed at the end
-            }
-        }
+            for (int hf = 0; hf < 2; ++hf) softmax_step(s[mt], o[mt], m_run[mt][hf], l_run[mt][hf], mx[mt][hf], hf, sl, rescale);
 
         if constexpr (Tr::kStages == 1) {
             cp_async_wait_all();   // V_t has landed
             __syncthreads();       // ... and every warp is done reading K_t
-            if (t + 1 < t_end) load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV>(sK, gK, p.k_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
+            if (t + 1 < t_end) load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV, Tr::kThreads>(sK, gK, p.k_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
             cp_async_commit();
         }
 
