@@ -149,7 +149,8 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
             index = pos.view(B, n_new, 1, 1).expand(B, n_new, Hkv, D)
             k_cache.scatter_(1, index, k)                 # in place, no host synchronisation
             v_cache.scatter_(1, index, v)
-        lens = (cache_seqlens + n_new).to(torch.int32)
+        lens = cache_seqlens + n_new if n_new > 0 else cache_seqlens
+        lens = lens.to(torch.int32).contiguous()           # no copy for a contiguous int32 tensor
 
     scale = 1.0 / math.sqrt(D) if softmax_scale is None else float(softmax_scale)
     qt, kt, vt = q.transpose(1, 2), k_cache.transpose(1, 2), v_cache.transpose(1, 2)   # (B, H, S, D) views

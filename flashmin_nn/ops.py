@@ -97,8 +97,8 @@ def attention_forward(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tenso
     if is_causal and causal_offset >= k.shape[2] - 1:
         is_causal = False          # every query sees every key (a decode step): nothing to mask
     kernel = backends.resolve(q, k, v, attn_mask)
-    if _ext._module is None and kernel != "reference" and q.is_cuda:
-        _ext.load()                 # registers the CUDA implementation (first CUDA call only)
+    if kernel != "reference" and q.is_cuda:
+        _ext.load()                 # registers the CUDA implementation; a no-op after the first call
     scale, is_causal, causal_offset = float(scale), bool(is_causal), int(causal_offset)
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad
                                     or (attn_mask is not None and attn_mask.requires_grad)):
