@@ -54,6 +54,7 @@ struct AttnParams {
     int num_sms;
     int max_smem_per_block;  // opt-in limit (cudaDevAttrMaxSharedMemoryPerBlockOptin)
     bool dependent_launch;   // sm90+: a second kernel may start while the first one finishes (PDL)
+    bool kv_evict_first;     // decode: K/V loads marked evict-first in L2 (a small cache, read once)
 };
 
 // Each kernel family exposes a launcher that returns the launch status (cudaGetLastError).

@@ -523,6 +523,19 @@ def test_decode_many_splits(q_len, kv_len, kernel):
 
 
 @needs_cuda
+@pytest.mark.parametrize("q_len", [1, 7])
+def test_decode_cache_larger_than_evict_first_limit(q_len):
+    # Caches up to 5x the L2 are read with an evict-first L2 policy, larger ones with the default
+    # policy (prepare_decode); the grid above stays below the limit, this one is above it.
+    _require_decode("decode")
+    B, Hkv, D = 2, 8, 128
+    l2 = torch.cuda.get_device_properties(DEV).L2_cache_size
+    S = 6 * l2 // (B * Hkv * D * 2 * 2) + 17          # K + V bytes of the whole cache > 5x L2
+    check_kvcache(device=DEV, dtype=FP16, kernel="decode", B=B, Hkv=Hkv, group=4, D=D, Lq=q_len,
+                  seqlens=[S - q_len, S // 3], n_new=q_len, causal=True, S_max=S + PAD)
+
+
+@needs_cuda
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_decode_bhsd_cache_storage(kernel):
     # Hugging Face's (B, H, S, D) cache storage passed as (B, S, H, D) views: strided K/V rows

@@ -1,10 +1,10 @@
-// Head dim 64 instantiation of the decode kernel (decode_kernel.cuh): 16-key tiles, four warps,
-// 4 ring slots per warp, L2::256B prefetch hint; three blocks (12 warps) per SM. Measured reasons: see tc_fwd.cu.
+// Head dim 64 instantiation of the decode kernel (decode_kernel.cuh): 32-key tiles, four warps,
+// 2 ring slots per warp, L2::256B prefetch hint; two blocks (8 warps) per SM. Measured reasons: see tc_fwd.cu.
 #include "tensor_core/decode_kernel.cuh"
 
 namespace flashmin {
 
-using DecodeHdim64 = tc::DecodeTraits<64, 16, 4, 4, 256>;
+using DecodeHdim64 = tc::DecodeTraits<64, 32, 2, 4, 256>;
 int plan_decode_splits_hdim64(const AttnParams& p) { return tc::plan_decode_splits<DecodeHdim64>(p); }
 cudaError_t run_decode_fwd_hdim64(const AttnParams& p, cudaStream_t stream) { return tc::launch_decode<DecodeHdim64>(p, stream); }
 

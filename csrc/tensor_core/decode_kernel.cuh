@@ -8,6 +8,8 @@
 // - every warp streams its own tiles through a private ring of kStages (K, V) slots in shared
 //   memory with cp.async: kStages - 1 tiles are in flight while one is computed, and a warp waits
 //   only for its own copies (cp.async.wait_group + __syncwarp, no block barrier in the loop);
+// - the K/V loads carry an L2 policy: evict-first for a cache that is small against the L2 (the
+//   host decides: AttnParams::kv_evict_first), so the stream does not push out other data;
 // - after the loop the warps' partial results are merged through shared memory; with one split
 //   the block writes the output, otherwise fp32 partial O and lse, merged by combine_splits_kernel.
 // The MMA fragments and the slice helpers (masking, online softmax) are the prefill kernel's
@@ -24,6 +26,7 @@ namespace tc {
 template <int kHeadDim_, int kWarpN_, int kStages_, int kNWarps_, int kPrefetch_ = 0>
 struct DecodeTraits {
     static constexpr int kPrefetch = kPrefetch_;   // L2 prefetch hint of the K/V loads (cp_async_16)
+    static constexpr bool kL2Hint = true;          // K/V loads carry an L2 policy (AttnParams::kv_evict_first)
     static constexpr int kHeadDim = kHeadDim_;   // compiled head dim; smaller multiples of 8 are zero-padded
     static constexpr int kWarpN = kWarpN_;       // keys per tile (one warp computes one tile at a time)
     static constexpr int kStages = kStages_;     // ring slots per warp
@@ -100,11 +103,12 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     const T* gK = static_cast<const T*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride;
     const T* gV = static_cast<const T*>(p.v) + b * p.v_batch_stride + hk * p.v_head_stride;
 
+    const uint64_t policy = l2_policy(p.kv_evict_first);
     auto load = [&](int i) {   // tile i of this warp into slot i % kStages
         const int j0 = (first + i * Tr::kNWarps) * Tr::kWarpN;
         T* slot = ring + (i % Tr::kStages) * 2 * Tr::kTile;
-        load_tile<Tr, Tr::kWarpN, true, 32>(slot, gK, p.k_row_stride, j0, N, p.head_dim);
-        load_tile<Tr, Tr::kWarpN, true, 32>(slot + Tr::kTile, gV, p.v_row_stride, j0, N, p.head_dim);
+        load_tile<Tr, Tr::kWarpN, true, 32>(slot, gK, p.k_row_stride, j0, N, p.head_dim, policy);
+        load_tile<Tr, Tr::kWarpN, true, 32>(slot + Tr::kTile, gV, p.v_row_stride, j0, N, p.head_dim, policy);
     };
 
     // Q (one group for the whole block), then the first kStages - 1 tiles of every warp.

@@ -24,13 +24,18 @@
 // Head dims that are multiples of 8 run in the next compiled size up, zero-padded (80 -> 96).
 // The binding has already checked dtype (fp16/bf16), 16-byte row alignment and head_dim <= 256.
 //
-// Decode (1-16 queries over long caches, head dims 64 and 128): decode_kernel.cuh. 16-key tiles
-// per warp, four warps splitting the keys, a private ring of cp.async slots per warp (4 at hdim
-// 64, 3 at 128), L2::256B prefetch hint (+1-2% over none), XOR-swizzled K/V tiles. The key range
-// is split only when the grid would leave SMs idle, to about one block per SM
-// (plan_decode_splits); the splits' merge is a second kernel, launched as a programmatic
-// dependent of the first on sm90. Measured before it: 32 x 128 tiles on two warps splitting
-// query rows reached 0.82-1.01x SDPA; 32-key tiles were 0-5% slower at hdim 64 and equal at 128.
+// Decode (1-16 queries over long caches, head dims 64 and 128): decode_kernel.cuh. Four warps
+// splitting the keys, each with a private ring of cp.async slots, XOR-swizzled K/V tiles, the
+// L2::256B prefetch hint. Session 4: 32-key tiles with two slots per warp (one tile in flight
+// while one is computed), at both head dims. Against 16-key tiles with 4 (hdim 64) or 3 (hdim
+// 128) slots, in five runs of scripts/tune.py: hdim 64 +0.5-1.5% at 16k and 64k keys (B=8,
+// H=12: 2700-2712 -> 2740-2761 GB/s at 16k); hdim 128 (one block per SM now, 135 KB of shared
+// memory) 0.995-0.997x -> 0.996-1.001x SDPA at 64k keys, and ncu at 64k: 2.78 -> 2.76 ms, level
+// with cuDNN (2.76). Slower: 3 slots of 32 keys, 64-key tiles, 8 warps, 2 or 3 warps, 16-key
+// tiles with 2 slots. Small caches are read with an evict-first L2 policy (prepare_decode in
+// flashmin_api.cpp says when). The key range is split only when the grid would leave SMs idle,
+// to about one block per SM (plan_decode_splits); the splits' merge is a second kernel,
+// launched as a programmatic dependent of the first on sm90.
 #include "flashmin.h"
 
 namespace flashmin {

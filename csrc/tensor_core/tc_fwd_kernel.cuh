@@ -63,6 +63,7 @@ struct Traits {
     static_assert(kBlockM % (16 * kNWarps) == 0, "each warp owns whole 16-row MMA slices");
     static_assert(kStages == 1 || kStages == 2, "one or two K/V buffers");
     static constexpr int kPrefetch = kPrefetch_;   // L2 prefetch hint of the K/V loads (cp_async_16)
+    static constexpr bool kL2Hint = false;         // K/V loads carry no L2 policy (cp_async_16)
     // Lazy rescaling: a warp keeps its rows' running max (and skips rescaling O and l) until some
     // row's max has grown by more than 2^kLazyLog2, so P stays below 2^8 = 256, far inside fp16
     // and bf16 range; the result is the same softmax, normalised by the same max it was built on.
@@ -79,15 +80,31 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
 
 // 16 bytes global -> shared, asynchronously; zero-filled when !valid (nothing is read then).
 // kPrefetch (0, 128 or 256): the L2 prefetch size hint; the neighbouring bytes of a streamed K/V
-// row are fetched from DRAM in one larger request.
-template <int kPrefetch = 0>
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid) {
-    if constexpr (kPrefetch == 256)
+// row are fetched from DRAM in one larger request. kHint: the load carries an L2 cache policy
+// (l2_policy).
+template <int kPrefetch = 0, bool kHint = false>
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid, uint64_t policy = 0) {
+    if constexpr (kHint) {
+        static_assert(kPrefetch == 256, "the cache-policy load is written for the 256-byte prefetch only");
+        asm volatile("cp.async.cg.shared.global.L2::cache_hint.L2::256B [%0], [%1], 16, %2, %3;\n"
+                     ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0), "l"(policy));
+    } else if constexpr (kPrefetch == 256)
         asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0));
     else if constexpr (kPrefetch == 128)
         asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0));
     else
         asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0));
+}
+// An L2 cache policy for loads: evict-first marks the lines a load brings in as the first to
+// go, so that a stream read once recycles its own lines instead of evicting (and, when dirty,
+// writing back) everything else; evict-normal is the default treatment.
+__device__ __forceinline__ uint64_t l2_policy(bool evict_first) {
+    uint64_t policy;
+    if (evict_first)
+        asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+    else
+        asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;\n" : "=l"(policy));
+    return policy;
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
@@ -174,7 +191,8 @@ __device__ __forceinline__ int64_t opaque64(int64_t x) {
 // load. kSwizzled: unpadded rows with chunk c of row r at c ^ (r % 8) (Traits::kSwizzleKV), else
 // padded rows of Tr::kStride.
 template <typename Tr, int kRows, bool kSwizzled, int kThreads, typename T>
-__device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stride, int row0, int len, int head_dim) {
+__device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stride, int row0, int len, int head_dim,
+                                          uint64_t policy = 0) {
     const int tid = threadIdx.x % kThreads;   // read here, not passed in: it stays a cheap special register
     constexpr int kChunks = Tr::kHeadDim / 8;   // 16-byte chunks per row
     constexpr int kDstStride = kSwizzled ? Tr::kHeadDim : Tr::kStride;
@@ -190,14 +208,14 @@ __device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stri
         for (int it = 0; it < kIters; ++it) {
             if (kRows % kStep != 0 && r + it * kStep >= kRows) break;
             const bool valid = col_ok && row0 + r + it * kStep < len;
-            cp_async_16<Tr::kPrefetch>(dst + at(r + it * kStep, c), valid ? g : src, valid);
+            cp_async_16<Tr::kPrefetch, Tr::kL2Hint>(dst + at(r + it * kStep, c), valid ? g : src, valid, policy);
             g += step;
         }
     } else {
         for (int idx = tid; idx < kRows * kChunks; idx += kThreads) {
             const int r = idx / kChunks, c = idx % kChunks;
             const bool valid = row0 + r < len && c * 8 < head_dim;
-            cp_async_16<Tr::kPrefetch>(dst + at(r, c), valid ? src + (row0 + r) * row_stride + c * 8 : src, valid);
+            cp_async_16<Tr::kPrefetch, Tr::kL2Hint>(dst + at(r, c), valid ? src + (row0 + r) * row_stride + c * 8 : src, valid, policy);
         }
     }
 }
