@@ -50,7 +50,7 @@ def child(args):
         peers = {"flash": sdpa(SDPBackend.FLASH_ATTENTION), "cudnn": sdpa(SDPBackend.CUDNN_ATTENTION)}
         mine = flashmin("tensor_core")
     else:
-        shapes = [(D, H, L) for (H, D) in ((32, 128), (12, 64)) for L in DECODE_L]
+        shapes = [(D, H, L) for (H, D) in ((32, 128), (12, 64)) if D in args.hdims for L in (args.seqlens or DECODE_L)]
         peers = {"sdpa": sdpa(None), "flash": sdpa(SDPBackend.FLASH_ATTENTION)}
         mine = flashmin("decode")
     for shape in shapes:
@@ -117,7 +117,7 @@ def main():
     for i, row in enumerate(first):
         cells = [str(tuple(row["shape"]))]
         cells += [f"{results[v][i]['fm']:.0f}" for v in results]
-        cells += [f"{results[v][i]['fm'] / results[v][i][peer]:.2f}" for v in results]
+        cells += [f"{results[v][i]['fm'] / results[v][i][peer]:.{2 if args.suite == 'prefill' else 3}f}" for v in results]
         cells += [f"{row[o]:.0f}" for o in others]
         cells += [f"{max(results[v][i]['err'] for v in results):.1e}"]
         print(" | ".join(cells))
