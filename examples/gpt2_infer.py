@@ -16,10 +16,12 @@ The same weights and inputs go through each implementation, and one table report
 
 How timings are taken: after every implementation's correctness run and one warm-up call each,
 the timing runs in --iters rounds. Each round times every implementation once (one prefill, then
-one generation), in an order that rotates from round to round, and each reported number is the
-median over the rounds. So drift of the machine during the run (clocks, temperature, other load)
-falls on all implementations alike instead of on whichever one happened to be timed then, and
-the speed-ups compare numbers taken side by side.
+one generation), in an order that rotates from round to round. Times and tokens/s are medians
+over the rounds; a speed-up is the median of the per-round ratios (each round's sdpa time over
+the implementation's time in the same round), and the generation column also shows the lowest and
+highest per-round ratio. So drift of the machine during the run (clocks, temperature, other load,
+which moves generation, a host-bound loop, by 10% and more between rounds) falls on all
+implementations alike instead of on whichever one happened to be timed then.
 
 Nothing is downloaded, ever: without --model the weights are random (seeded). Without a GPU it
 runs on the CPU with a smaller model and workload, and says so. Progress goes to stderr.
@@ -225,7 +227,7 @@ def measure(model, impl, x, args):
 
 
 def time_rounds(model, x, args, impls):
-    """{impl: (prefill seconds, generation seconds)}, each the median over args.iters rounds.
+    """{impl: ([prefill seconds], [generation seconds])}, one entry per round (args.iters rounds).
 
     Every round times each implementation once, prefill then generation, and round r starts
     with impls[r % len(impls)], so each one runs first, in the middle and last equally often."""
@@ -248,7 +250,7 @@ def time_rounds(model, x, args, impls):
             set_impl(model, impl)
             times[impl][0].append(seconds(prefill, args.device))
             times[impl][1].append(seconds(gen, args.device))
-    return {impl: (statistics.median(p), statistics.median(g)) for impl, (p, g) in times.items()}
+    return times
 
 
 def compare(impl, results, ref, ref_pad, keep):
@@ -294,21 +296,23 @@ def run(args):
             rows += compare(impl, results, ref, ref_pad, keep)
         timings = time_rounds(model, x, args, order)  # then timing, the implementations interleaved
         set_impl(model, "sdpa")
+    sdpa_p, sdpa_g = timings["sdpa"]
     for row in rows:
         if not row["impl"].endswith("+pad"):
             prefill_s, gen_s = timings[row["impl"]]
-            row["prefill_ms"], row["gen_tok_s"] = 1e3 * prefill_s, args.batch * args.new_tokens / gen_s
-    sdpa = rows[0]
-    for row in rows:
-        if "prefill_ms" in row:
-            row["prefill_speedup_vs_sdpa"] = sdpa["prefill_ms"] / row["prefill_ms"]
-            row["gen_speedup_vs_sdpa"] = row["gen_tok_s"] / sdpa["gen_tok_s"]
+            row["prefill_ms"] = 1e3 * statistics.median(prefill_s)
+            row["gen_tok_s"] = args.batch * args.new_tokens / statistics.median(gen_s)
+            # paired within each round: both numbers of a ratio were taken side by side
+            gen_ratios = [s / t for s, t in zip(sdpa_g, gen_s)]
+            row["prefill_speedup_vs_sdpa"] = statistics.median(s / t for s, t in zip(sdpa_p, prefill_s))
+            row["gen_speedup_vs_sdpa"] = statistics.median(gen_ratios)
+            row["gen_speedup_rounds"] = f"{min(gen_ratios):.2f}-{max(gen_ratios):.2f}"
     rows.sort(key=lambda row: (row["impl"].endswith("+pad"), IMPLS.index(row["impl"].split()[0])))
 
     dev_name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU"
     header = (f"{what}\n{dev_name} | {args.dtype} | batch {args.batch}, prefill {args.seq}, "
               f"prompt {args.prompt_len} + {args.new_tokens} new tokens | flashmin kernel: {kernel_names(model, args)}"
-              f" | timings: medians of {args.iters} interleaved rounds"
+              f" | timings: medians of {args.iters} interleaved rounds (speed-ups: of per-round ratios)"
               + ("  [CPU run: smaller defaults]" if args.cpu_defaults else ""))
     print(header)
     print(table(rows))
@@ -341,7 +345,8 @@ def table(rows):
     cols = [("impl", "{}", "impl"), ("max_abs_err", "{:.2e}", "max|err|"), ("rel_err", "{:.2e}", "rel err"),
             ("top1_vs_sdpa", "{:.2f}", "top1=sdpa %"), ("gen_agree_vs_sdpa", "{}", "gen=sdpa tok"),
             ("prefill_ms", "{:.2f}", "prefill ms"), ("gen_tok_s", "{:.0f}", "gen tok/s"),
-            ("prefill_speedup_vs_sdpa", "{:.2f}x", "prefill vs sdpa"), ("gen_speedup_vs_sdpa", "{:.2f}x", "gen vs sdpa")]
+            ("prefill_speedup_vs_sdpa", "{:.2f}x", "prefill vs sdpa"), ("gen_speedup_vs_sdpa", "{:.2f}x", "gen vs sdpa"),
+            ("gen_speedup_rounds", "{}", "(rounds)")]
     cells = [[title for _, _, title in cols]]
     cells += [[fmt.format(row[key]) if key in row else "-" for key, fmt, _ in cols] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(cols))]
