@@ -29,7 +29,7 @@
 // L2::256B prefetch hint. Session 4: 32-key tiles with two slots per warp (one tile in flight
 // while one is computed), at both head dims. Against 16-key tiles with 4 (hdim 64) or 3 (hdim
 // 128) slots, in five runs of scripts/tune.py: hdim 64 +0.5-1.5% at 16k and 64k keys (B=8,
-// H=12: 2700-2712 -> 2740-2761 GB/s at 16k); hdim 128 (one block per SM now, 135 KB of shared
+// H=12: 2700-2732 -> 2740-2758 GB/s at 16k); hdim 128 (one block per SM now, 135 KB of shared
 // memory) 0.995-0.997x -> 0.996-1.001x SDPA at 64k keys, and ncu at 64k: 2.78 -> 2.76 ms, level
 // with cuDNN (2.76). Slower: 3 slots of 32 keys, 64-key tiles, 8 warps, 2 or 3 warps, 16-key
 // tiles with 2 slots. Small caches are read with an evict-first L2 policy (prepare_decode in

@@ -5,7 +5,7 @@
 namespace flashmin {
 
 cudaError_t run_tc_fwd_hdim128(const AttnParams& p, cudaStream_t stream) {
-    using Tr = tc::Traits<128, 128, 64, 4, false, 2, 0, true, true>;
+    using Tr = tc::Traits<128, 128, 64, 4, false, 2, true, true>;
     return tc::launch_tc<Tr>(p, stream);
 }
 

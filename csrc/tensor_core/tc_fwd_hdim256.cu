@@ -5,7 +5,7 @@
 namespace flashmin {
 
 cudaError_t run_tc_fwd_hdim256(const AttnParams& p, cudaStream_t stream) {
-    using Tr = tc::Traits<256, 64, 32, 4, false, 2, 0, false, true>;
+    using Tr = tc::Traits<256, 64, 32, 4, false, 2, false, true>;
     return tc::launch_tc<Tr>(p, stream);
 }
 

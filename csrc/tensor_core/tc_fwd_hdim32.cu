@@ -5,7 +5,7 @@
 namespace flashmin {
 
 cudaError_t run_tc_fwd_hdim32(const AttnParams& p, cudaStream_t stream) {
-    using Tr = tc::Traits<32, 128, 64, 4, true, 2, 0, true>;
+    using Tr = tc::Traits<32, 128, 64, 4, true, 2, true>;
     return tc::launch_tc<Tr>(p, stream);
 }
 

@@ -5,7 +5,7 @@
 namespace flashmin {
 
 cudaError_t run_tc_fwd_hdim64(const AttnParams& p, cudaStream_t stream) {
-    using Tr = tc::Traits<64, 128, 64, 4, true, 2, 0, false, true>;
+    using Tr = tc::Traits<64, 128, 64, 4, true, 2, false, true>;
     return tc::launch_tc<Tr>(p, stream);
 }
 

@@ -5,7 +5,7 @@
 namespace flashmin {
 
 cudaError_t run_tc_fwd_hdim96(const AttnParams& p, cudaStream_t stream) {
-    using Tr = tc::Traits<96, 128, 64, 4, false, 1, 0, true>;
+    using Tr = tc::Traits<96, 128, 64, 4, false, 1, true>;
     return tc::launch_tc<Tr>(p, stream);
 }
 
