@@ -215,9 +215,7 @@ def resolve(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]) -> str
     """The concrete kernel for this call: the forced one (checked) or the "auto" choice."""
     name = _current
     if name == "auto":
-        if not q.is_cuda:
-            return "reference"
-        return _auto_fast(q, k, v) or _auto_walk(q, k, v, attn_mask)
+        return choose_kernel(q, k, v, attn_mask)
     rank = _ORDER_RANK.get(name)
     if rank is not None and q.is_cuda:
         fast = _auto_fast(q, k, v)
