@@ -1,0 +1,123 @@
+"""Where the GPT-2 generation timing noise comes from (device experiment, not a benchmark).
+
+    python scripts/gen_noise.py [pairs] [conditions]     (default: 8 on,off,pinned)
+
+Builds the example's default model (GPT-2 small shape, random weights, fp16, B=8, prompt 128,
+256 new tokens) and times sdpa and flashmin generations in pairs (order alternating), under
+three conditions: as the example does it; Python's garbage collector off during each timed call
+(collected before it); and that plus the process pinned to one CPU. Prints, per condition, each
+implementation's times, the spread of the per-pair ratios with a 95% confidence interval for
+their median (order statistics), and the distribution of single generation-step times (from a
+stopping criterion that stamps every step).
+"""
+import gc
+import importlib.util
+import math
+import os
+import statistics
+import sys
+import time
+
+import torch
+import transformers
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+spec = importlib.util.spec_from_file_location("gpt2_infer", os.path.join(ROOT, "examples", "gpt2_infer.py"))
+ex = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ex)
+
+
+class Stamps(transformers.StoppingCriteria):
+    """Records a perf_counter stamp at every generation step; never stops anything."""
+
+    def __init__(self):
+        self.t = []
+
+    def __call__(self, input_ids, scores, **kwargs):
+        self.t.append(time.perf_counter())
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
+def gen_once(model, x, new_tokens, stamps, no_gc, device="cuda"):
+    if no_gc:
+        gc.collect()
+        gc.disable()
+    try:
+        ex.sync(device)
+        t0 = time.perf_counter()
+        model.generate(x["prompt"], attention_mask=x["prompt_ones"], max_new_tokens=new_tokens,
+                       min_new_tokens=new_tokens, do_sample=False, pad_token_id=0,
+                       stopping_criteria=transformers.StoppingCriteriaList([stamps]))
+        ex.sync(device)
+        return time.perf_counter() - t0
+    finally:
+        if no_gc:
+            gc.enable()
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def median_ci(xs, level=0.95):
+    """Distribution-free interval for the median: sorted xs[lo], xs[hi] with the largest lo such
+    that P(Binomial(n, 1/2) < lo + 1) <= (1 - level) / 2."""
+    xs, n = sorted(xs), len(xs)
+    lo, tail = -1, 0.0
+    while lo + 1 < n:
+        p = math.comb(n, lo + 1) / 2 ** n
+        if tail + p > (1 - level) / 2:
+            break
+        tail += p
+        lo += 1
+    if lo < 0:
+        return float("nan"), float("nan")
+    return xs[lo], xs[n - 1 - lo]
+
+
+CONDITIONS = {"on": "gc on", "off": "gc off", "pinned": "gc off + pinned"}
+
+
+def main():
+    pairs = int(sys.argv[1]) if len(sys.argv) > 1 else 8
+    conds = [CONDITIONS[c] for c in (sys.argv[2] if len(sys.argv) > 2 else "on,off,pinned").split(",")]
+    args = ex.parse_args([])
+    model, tok, what = ex.build_model(args)
+    x = ex.make_inputs(args, model, tok)
+    print(what, "| B", args.batch, "| prompt", args.prompt_len, "+", args.new_tokens, flush=True)
+    impls = ("sdpa", "flashmin")
+    with torch.no_grad():
+        for impl in impls:   # warm-up
+            ex.set_impl(model, impl)
+            gen_once(model, x, args.new_tokens, Stamps(), False, args.device)
+        for cond in conds:
+            if cond.endswith("pinned"):
+                os.sched_setaffinity(0, {min(2, os.cpu_count() - 1)})
+            times = {i: [] for i in impls}
+            steps = {i: [] for i in impls}
+            for p in range(pairs):
+                order = impls if p % 2 == 0 else impls[::-1]
+                for impl in order:
+                    ex.set_impl(model, impl)
+                    st = Stamps()
+                    times[impl].append(gen_once(model, x, args.new_tokens, st, cond != "gc on", args.device))
+                    steps[impl] += [1e3 * (b - a) for a, b in zip(st.t, st.t[1:])]
+            ratios = [s / f for s, f in zip(times["sdpa"], times["flashmin"])]
+            print(f"== {cond}: {pairs} pairs")
+            for impl in impls:
+                t = times[impl]
+                print(f"  {impl:9s} s: " + " ".join(f"{v:.3f}" for v in t)
+                      + f" | median {statistics.median(t):.3f} cv {statistics.pstdev(t) / statistics.mean(t):.3f}")
+                s = steps[impl]
+                print(f"  {impl:9s} step ms: median {statistics.median(s):.2f} p10 {pct(s, .1):.2f} "
+                      f"p90 {pct(s, .9):.2f} p99 {pct(s, .99):.2f} max {max(s):.2f}")
+            print(f"  ratio sdpa/flashmin per pair: " + " ".join(f"{r:.3f}" for r in ratios)
+                  + f" | median {statistics.median(ratios):.3f} range {min(ratios):.3f}-{max(ratios):.3f}")
+            lo, hi = median_ci(ratios)
+            print(f"  flashmin faster in {sum(r > 1 for r in ratios)} of {len(ratios)} pairs; 95% interval of the "
+                  f"median ratio {lo:.3f}-{hi:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
