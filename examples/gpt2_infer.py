@@ -18,10 +18,15 @@ How timings are taken: after every implementation's correctness run and one warm
 the timing runs in --iters rounds. Each round times every implementation once (one prefill, then
 one generation), in an order that rotates from round to round. Times and tokens/s are medians
 over the rounds; a speed-up is the median of the per-round ratios (each round's sdpa time over
-the implementation's time in the same round), and the generation column also shows the lowest and
-highest per-round ratio. So drift of the machine during the run (clocks, temperature, other load,
-which moves generation, a host-bound loop, by 10% and more between rounds) falls on all
-implementations alike instead of on whichever one happened to be timed then.
+the implementation's time in the same round), shown with the lowest and highest per-round ratio.
+So drift of the machine during the run (clocks, temperature, other load, which moves generation,
+a host-bound loop, by 10% and more between rounds) falls on all implementations alike instead of
+on whichever one happened to be timed then.
+
+At the default shape a generation step is host bound (Python and kernel launches, 6-10 ms, of
+which attention is 12 calls of about 35 us), and the GPU machine's host moves it by tens of
+percent from one generation to the next (scripts/gen_noise.py measures this), so read the
+per-round range before the speed-up. The JSON keeps every round's times.
 
 Nothing is downloaded, ever: without --model the weights are random (seeded). Without a GPU it
 runs on the CPU with a smaller model and workload, and says so. Progress goes to stderr.
@@ -68,7 +73,7 @@ def parse_args(argv=None):
     p.add_argument("--prompt-len", type=int, help="generation prompt length; default: 128 on CUDA, 32 on CPU")
     p.add_argument("--new-tokens", type=int, help="tokens generated per sequence; default: 256 on CUDA, 16 on CPU")
     p.add_argument("--iters", type=int, help="timing rounds, each timing every implementation once (prefill and "
-                                             "generation); medians over rounds; default: 10 on CUDA, 3 on CPU")
+                                             "generation); medians over rounds; default: 12 on CUDA, 3 on CPU")
     p.add_argument("--kernel", default="auto", help="flashmin kernel (flashmin_nn.use_kernel); default auto")
     p.add_argument("--layers", type=int, help="random model: number of layers")
     p.add_argument("--heads", type=int, help="random model: number of heads")
@@ -91,7 +96,7 @@ def parse_args(argv=None):
     cuda = args.device.startswith("cuda")
     if cuda and not torch.cuda.is_available():
         p.error(f"--device {args.device}: torch.cuda.is_available() is False")
-    defaults = dict(dtype="fp16", batch=8, seq=1024, prompt_len=128, new_tokens=256, iters=10) if cuda else \
+    defaults = dict(dtype="fp16", batch=8, seq=1024, prompt_len=128, new_tokens=256, iters=12) if cuda else \
         dict(dtype="fp32", batch=2, seq=128, prompt_len=32, new_tokens=16, iters=3)
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -323,7 +328,9 @@ def run(args):
         with open(args.json, "w") as f:
             json.dump(dict(model=what, device=dev_name, dtype=args.dtype, batch=args.batch, seq=args.seq,
                            prompt_len=args.prompt_len, new_tokens=args.new_tokens, kernel=args.kernel,
-                           transformers=transformers.__version__, torch=torch.__version__, rows=rows), f, indent=2)
+                           transformers=transformers.__version__, torch=torch.__version__, rows=rows,
+                           rounds={impl: dict(zip(("prefill_s", "gen_s"), t)) for impl, t in timings.items()}),
+                      f, indent=2)
         log(f"wrote {args.json}")
     return rows
 

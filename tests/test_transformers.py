@@ -325,6 +325,9 @@ def test_example_gpt2_infer_runs_on_cpu(tmp_path):
         assert rows[impl]["rel_err"] <= RTOL_FP32
         assert rows[impl]["top1_vs_sdpa"] == 100.0 and rows[impl]["gen_agree_vs_sdpa"] == 4
     assert rows["flashmin"]["prefill_ms"] > 0 and rows["flashmin"]["gen_tok_s"] > 0
+    rounds = json.loads(out.read_text())["rounds"]   # every round's raw times, one per --iters round
+    assert set(rounds) == {"eager", "sdpa", "flashmin"}
+    assert all(len(t["gen_s"]) == 1 and t["gen_s"][0] > 0 for t in rounds.values())
 
 
 # ---------------------------------------------------------------------------------------------
