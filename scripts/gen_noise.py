@@ -11,7 +11,6 @@ their median (order statistics), and the distribution of single generation-step 
 stopping criterion that stamps every step).
 """
 import gc
-import importlib.util
 import math
 import os
 import statistics
@@ -21,10 +20,8 @@ import time
 import torch
 import transformers
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-spec = importlib.util.spec_from_file_location("gpt2_infer", os.path.join(ROOT, "examples", "gpt2_infer.py"))
-ex = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ex)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
+import gpt2_infer as ex  # noqa: E402  (the example's model, inputs, switching and timing)
 
 
 class Stamps(transformers.StoppingCriteria):
@@ -43,13 +40,9 @@ def gen_once(model, x, new_tokens, stamps, no_gc, device="cuda"):
         gc.collect()
         gc.disable()
     try:
-        ex.sync(device)
-        t0 = time.perf_counter()
-        model.generate(x["prompt"], attention_mask=x["prompt_ones"], max_new_tokens=new_tokens,
-                       min_new_tokens=new_tokens, do_sample=False, pad_token_id=0,
-                       stopping_criteria=transformers.StoppingCriteriaList([stamps]))
-        ex.sync(device)
-        return time.perf_counter() - t0
+        return ex.seconds(lambda: model.generate(
+            x["prompt"], attention_mask=x["prompt_ones"], max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+            do_sample=False, pad_token_id=0, stopping_criteria=transformers.StoppingCriteriaList([stamps])), device)
     finally:
         if no_gc:
             gc.enable()
@@ -112,7 +105,7 @@ def main():
                 s = steps[impl]
                 print(f"  {impl:9s} step ms: median {statistics.median(s):.2f} p10 {pct(s, .1):.2f} "
                       f"p90 {pct(s, .9):.2f} p99 {pct(s, .99):.2f} max {max(s):.2f}")
-            print(f"  ratio sdpa/flashmin per pair: " + " ".join(f"{r:.3f}" for r in ratios)
+            print("  ratio sdpa/flashmin per pair: " + " ".join(f"{r:.3f}" for r in ratios)
                   + f" | median {statistics.median(ratios):.3f} range {min(ratios):.3f}-{max(ratios):.3f}")
             lo, hi = median_ci(ratios)
             print(f"  flashmin faster in {sum(r > 1 for r in ratios)} of {len(ratios)} pairs; 95% interval of the "

@@ -24,7 +24,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 import flashmin_nn as fm  # noqa: E402
 from flashmin_nn import _checks, backends, ops  # noqa: E402
 
@@ -133,7 +134,8 @@ def part_timeline(args):
 
 def part_gpt2(args):
     import transformers
-    from flashmin_nn.integrations import transformers as fm_hf
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    import gpt2_infer   # its set_impl switches the model between sdpa and flashmin
     print("== gpt2 generation (GPT-2 small, random weights, fp16, B=8, prompt 128)", flush=True)
     torch.manual_seed(0)
     cfg = transformers.GPT2Config(n_layer=12, n_head=12, n_embd=768, vocab_size=50257, n_positions=1024)
@@ -141,34 +143,22 @@ def part_gpt2(args):
     ids = torch.randint(0, 50257, (8, 128), device="cuda")
     mask = torch.ones_like(ids)
     new = args.gpt2_tokens
-    for impl in ("sdpa", "flashmin", "sdpa", "flashmin"):
-        if impl == "flashmin":
-            fm_hf.patch_gpt2(base)
-        else:
-            fm_hf.unpatch(base)
-            base.set_attn_implementation("sdpa")
 
-        def gen():
-            with torch.inference_mode():
-                return base.generate(ids, attention_mask=mask, max_new_tokens=new, min_new_tokens=new,
-                                     do_sample=False, pad_token_id=0)
+    def gen():
+        with torch.inference_mode():
+            return base.generate(ids, attention_mask=mask, max_new_tokens=new, min_new_tokens=new,
+                                 do_sample=False, pad_token_id=0)
+
+    for impl in ("sdpa", "flashmin", "sdpa", "flashmin"):
+        gpt2_infer.set_impl(base, impl)
         gen()
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        gen()
-        torch.cuda.synchronize()
-        dt = time.perf_counter() - t0
+        dt = gpt2_infer.seconds(gen, "cuda")
         print(f"  {impl:9s} {8 * new / dt:8.0f} tok/s  ({dt / new * 1e3:.2f} ms/step)", flush=True)
     for impl in ("sdpa", "flashmin"):
-        if impl == "flashmin":
-            fm_hf.patch_gpt2(base)
-        else:
-            fm_hf.unpatch(base)
-            base.set_attn_implementation("sdpa")
+        gpt2_infer.set_impl(base, impl)
         pr = cProfile.Profile()
         pr.enable()
-        with torch.inference_mode():
-            base.generate(ids, attention_mask=mask, max_new_tokens=new, min_new_tokens=new, do_sample=False, pad_token_id=0)
+        gen()
         torch.cuda.synchronize()
         pr.disable()
         s = io.StringIO()

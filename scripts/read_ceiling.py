@@ -8,9 +8,9 @@ Times, on the same K and V (B, S, H, D) fp16 as the decode bench's largest cell,
     (the decode kernels' pattern: one block per head, keys in order),
   - torch.sum over both (PyTorch's reduction),
   - flashmin's decode kernel and SDPA's default (cuDNN) on a one-token query.
-Each call is preceded by a 256 MB memset (the L2 flushed, as in the bench); medians of 15.
+Timed with the benchmark's timer (flashmin_nn.bench.make_timer: triton's do_bench, median, the
+L2 flushed by a 256 MB memset before each call).
 """
-import statistics
 import sys
 
 import torch
@@ -19,6 +19,7 @@ import triton
 import triton.language as tl
 
 import flashmin_nn as fm
+from flashmin_nn.bench import make_timer
 
 
 @triton.jit
@@ -50,21 +51,11 @@ def main():
     k = torch.randn(B, S, H, D, device="cuda", dtype=torch.float16)
     v = torch.randn_like(k)
     nbytes = 2 * k.numel() * k.element_size()
-    flush = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
     sms = torch.cuda.get_device_properties(0).multi_processor_count
+    timer, _ = make_timer(torch.device("cuda"), 10, 60)
 
-    def timed(fn, reps=15):
-        fn()
-        ts = []
-        for _ in range(reps):
-            flush.zero_()
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            torch.cuda.synchronize()
-            ts.append(a.elapsed_time(b) * 1e-3)
-        return statistics.median(ts)
+    def timed(fn):
+        return timer(fn) * 1e-3   # ms -> s
 
     n = k.numel()
     res = {}

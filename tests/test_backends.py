@@ -91,11 +91,12 @@ def _battery(device):
 
 
 def _walk(q, k, v, mask):
-    """What "auto" means: the first kernel of KERNEL_ORDER that accepts the call (or the error)."""
-    for name in backends.KERNEL_ORDER:
-        if backends.rejection(name, q, k, v, mask) is None:
-            return name
-    return RuntimeError
+    """What "auto" means (backends._auto_walk: the first kernel of KERNEL_ORDER that accepts the
+    call), or RuntimeError where none does."""
+    try:
+        return backends._auto_walk(q, k, v, mask)
+    except RuntimeError:
+        return RuntimeError
 
 
 def _check_battery(device, wrap=lambda t: t):

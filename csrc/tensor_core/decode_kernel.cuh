@@ -312,9 +312,9 @@ __global__ void __launch_bounds__(128) combine_splits_kernel(const AttnParams p)
 
 // How many key-range splits: enough for about one block per SM when the (batch, head, row-block)
 // grid is smaller than the GPU, and never so many that a warp is left with fewer than two tiles
-// (below that the fixed costs - Q, the merge, the combine - outweigh the streaming). One block per SM is enough to stream at the bandwidth (its
-// warps keep kNWarps x (kStages - 1) tiles in flight), and every split past that adds partials
-// to write and merge. Measured at B=8, H=12, D=64 (96 blocks on 132 SMs, torch profiler, L2
+// (below that the fixed costs - Q, the merge, the combine - outweigh the streaming). One block
+// per SM is enough to stream at the bandwidth (its warps keep kNWarps x (kStages - 1) tiles in
+// flight), and every split past that adds partials to write and merge. Measured at B=8, H=12, D=64 (96 blocks on 132 SMs, torch profiler, L2
 // flushed): unsplit 14.7 / 45.9 / 145.8 us at 1k / 4k / 16k keys against 17.9 / 47.9 / 147.9 us
 // for 4 splits (the full wave of 3 blocks per SM the previous plan chose), and 2 or 3 splits,
 // which leave some SMs with two blocks and others with one, were slower still (155 us at 16k).
