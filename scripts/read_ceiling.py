@@ -1,25 +1,38 @@
 """How fast can the H100 read a 64k-key decode cache at all? (device experiment)
 
-    python scripts/read_ceiling.py [B H S D]      (default 8 32 65536 128: the 8.6 GB bench cell)
+    python scripts/read_ceiling.py [B H S D [pairs]]   (default 8 32 65536 128 40: the 8.6 GB bench cell)
 
 Times, on the same K and V (B, S, H, D) fp16 as the decode bench's largest cell, each read once:
   - a Triton sum over K and V as flat contiguous arrays (the best access pattern there is),
   - a Triton sum per (batch, head) that walks its head's 256-byte rows at the cache's row stride
     (the decode kernels' pattern: one block per head, keys in order),
   - torch.sum over both (PyTorch's reduction),
-  - flashmin's decode kernel and SDPA's default (cuDNN) on a one-token query.
+  - flashmin's decode kernel and SDPA's default (cuDNN) on a one-token query,
+  - two hand-written CUDA readers that do nothing but read (compiled here with load_inline):
+    16-byte `ld.global.nc` loads with 2-8 in flight per thread over a grid-stride sweep, and TMA
+    bulk copies (`cp.async.bulk`, 8-32 KB per copy) into a ring of shared buffers completed on
+    mbarriers, with chunk c going to block c % grid (the blocks sweep one window through memory),
+  - the same bulk copies in the decode kernels' pattern: K and V each cut into B x H (or 2 B x H)
+    contiguous streams, one block per stream reading it front to back, so that hundreds of
+    separate places in DRAM are read at once.
+Then the decode bench's cell itself on the bench's layout ((B, H, S, D) contiguous): flashmin
+against SDPA's default in `pairs` alternating pairs, with a distribution-free 95% interval for the
+median ratio.
 Timed with the benchmark's timer (flashmin_nn.bench.make_timer: triton's do_bench, median, the
 L2 flushed by a 256 MB memset before each call).
 """
+import statistics
 import sys
 
 import torch
 import torch.nn.functional as F
 import triton
 import triton.language as tl
+from torch.utils.cpp_extension import load_inline
 
 import flashmin_nn as fm
 from flashmin_nn.bench import make_timer
+from gen_noise import median_ci   # scripts/ is on the path when this runs as a script
 
 
 @triton.jit
@@ -44,6 +57,198 @@ def head_sum(x_ptr, out_ptr, S, H, D: tl.constexpr, ROWS: tl.constexpr):
     for s in range(0, S, ROWS):
         acc += tl.load(base + (s + r).to(tl.int64) * H * D + c).to(tl.float32)
     tl.store(out_ptr + pid, tl.sum(acc))
+
+
+CUDA_READERS = r"""
+// Pure readers for the read-ceiling experiment: no math, only DRAM -> SM traffic.
+#include <cstdint>
+#include <cstddef>
+
+__device__ __forceinline__ uint4 ldg_stream(const uint4* p) {
+    uint4 r;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+    return r;
+}
+
+// Grid-stride over 16-byte words, U loads in flight per thread: the whole grid sweeps the array
+// front to back, one 512-byte run per warp and load.
+template <int U>
+__global__ void __launch_bounds__(256) ldg_read(const uint4* __restrict__ x, size_t n16, unsigned* out) {
+    const size_t stride = (size_t)gridDim.x * blockDim.x;
+    unsigned acc = 0;
+    for (size_t base = (size_t)blockIdx.x * blockDim.x + threadIdx.x; base < n16; base += stride * U) {
+        uint4 r[U];
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const size_t i = base + (size_t)u * stride;
+            r[u] = i < n16 ? ldg_stream(x + i) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) acc ^= r[u].x ^ r[u].y ^ r[u].z ^ r[u].w;
+    }
+    if (acc == 0x9e3779b9u) out[0] = acc;   // keeps the loads alive
+}
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// TMA bulk copies (cp.async.bulk, 1-D) of CHUNK bytes into a ring of STAGES shared buffers,
+// completed on mbarriers. Chunk c of the array goes to block c % gridDim.x, so the blocks
+// running at one time read neighbouring chunks.
+template <int CHUNK, int STAGES>
+__global__ void __launch_bounds__(256) bulk_read(const char* __restrict__ x, size_t nbytes, unsigned* out) {
+    extern __shared__ __align__(128) unsigned char ring[];
+    __shared__ __align__(8) uint64_t bar[STAGES];
+    const size_t nchunks = nbytes / CHUNK;
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < STAGES; ++s)
+            asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(smem_u32(&bar[s])));
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+    auto issue = [&](int s, size_t c) {
+        const uint32_t b = smem_u32(&bar[s]);
+        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(b), "r"(CHUNK) : "memory");
+        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                     :: "r"(smem_u32(ring + (size_t)s * CHUNK)), "l"(x + c * CHUNK), "r"(CHUNK), "r"(b) : "memory");
+    };
+    if (threadIdx.x == 0)
+        for (int s = 0; s < STAGES; ++s) {
+            const size_t c = blockIdx.x + (size_t)s * gridDim.x;
+            if (c < nchunks) issue(s, c);
+        }
+    unsigned acc = 0;
+    for (size_t i = 0;; ++i) {
+        const size_t c = blockIdx.x + i * gridDim.x;
+        if (c >= nchunks) break;
+        const int s = (int)(i % STAGES);
+        const uint32_t parity = (uint32_t)((i / STAGES) & 1);
+        uint32_t done = 0;
+        do {
+            asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                         : "=r"(done) : "r"(smem_u32(&bar[s])), "r"(parity) : "memory");
+        } while (!done);
+        // Touch one word per 128 bytes of the chunk (the data has arrived; reading it all would
+        // only time shared memory).
+        const unsigned* w = reinterpret_cast<const unsigned*>(ring + (size_t)s * CHUNK);
+        for (int j = threadIdx.x; j < CHUNK / 128; j += blockDim.x) acc ^= w[j * 32];
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            const size_t cn = c + (size_t)STAGES * gridDim.x;
+            if (cn < nchunks) issue(s, cn);
+        }
+    }
+    if (acc == 0x9e3779b9u) out[0] = acc;
+}
+
+// The decode kernels' pattern with bulk copies: K and V each cut into `streams` contiguous
+// streams (one per (batch, head) in the bench's (B, H, S, D) layout), one block per stream of K
+// and of V, reading its stream front to back: 2 x streams places in DRAM read at once, where
+// bulk_read sweeps one window.
+template <int CHUNK, int STAGES>
+__global__ void __launch_bounds__(256) bulk_read_streams(const char* __restrict__ x, const char* __restrict__ y,
+                                                         size_t nbytes, int streams, unsigned* out) {
+    extern __shared__ __align__(128) unsigned char ring[];
+    __shared__ __align__(8) uint64_t bar[STAGES];
+    const size_t per = nbytes / CHUNK / streams;   // chunks per stream
+    const char* src = (blockIdx.x < (unsigned)streams ? x : y) + (size_t)(blockIdx.x % streams) * per * CHUNK;
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < STAGES; ++s)
+            asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(smem_u32(&bar[s])));
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+    auto issue = [&](int s, size_t c) {
+        const uint32_t b = smem_u32(&bar[s]);
+        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(b), "r"(CHUNK) : "memory");
+        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                     :: "r"(smem_u32(ring + (size_t)s * CHUNK)), "l"(src + c * CHUNK), "r"(CHUNK), "r"(b) : "memory");
+    };
+    if (threadIdx.x == 0)
+        for (int s = 0; s < STAGES && (size_t)s < per; ++s) issue(s, s);
+    unsigned acc = 0;
+    for (size_t i = 0; i < per; ++i) {
+        const int s = (int)(i % STAGES);
+        const uint32_t parity = (uint32_t)((i / STAGES) & 1);
+        uint32_t done = 0;
+        do {
+            asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                         : "=r"(done) : "r"(smem_u32(&bar[s])), "r"(parity) : "memory");
+        } while (!done);
+        const unsigned* w = reinterpret_cast<const unsigned*>(ring + (size_t)s * CHUNK);
+        for (int j = threadIdx.x; j < CHUNK / 128; j += blockDim.x) acc ^= w[j * 32];
+        __syncthreads();
+        if (threadIdx.x == 0 && i + STAGES < per) issue(s, i + STAGES);
+    }
+    if (acc == 0x9e3779b9u) out[0] = acc;
+}
+
+#include <torch/extension.h>
+#include <c10/cuda/CUDAStream.h>
+#include <c10/cuda/CUDAException.h>
+
+void read_ldg(torch::Tensor x, int64_t unroll, int64_t blocks, torch::Tensor out) {
+    const auto* p = reinterpret_cast<const uint4*>(x.data_ptr());
+    const size_t n16 = (size_t)x.numel() * x.element_size() / 16;
+    auto stream = c10::cuda::getCurrentCUDAStream();
+    auto* o = reinterpret_cast<unsigned*>(out.data_ptr());
+    if (unroll == 2) ldg_read<2><<<blocks, 256, 0, stream>>>(p, n16, o);
+    else if (unroll == 4) ldg_read<4><<<blocks, 256, 0, stream>>>(p, n16, o);
+    else ldg_read<8><<<blocks, 256, 0, stream>>>(p, n16, o);
+}
+
+template <int CHUNK, int STAGES>
+static void launch_bulk(const char* p, size_t nbytes, int64_t blocks, unsigned* o, cudaStream_t stream) {
+    const int smem = CHUNK * STAGES;
+    cudaFuncSetAttribute(bulk_read<CHUNK, STAGES>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    bulk_read<CHUNK, STAGES><<<blocks, 256, smem, stream>>>(p, nbytes, o);
+}
+
+void read_bulk_streams(torch::Tensor x, torch::Tensor y, int64_t chunk, int64_t streams, torch::Tensor out) {
+    const size_t nbytes = (size_t)x.numel() * x.element_size();
+    TORCH_CHECK(nbytes % (chunk * streams) == 0, "size not a multiple of chunk x streams");
+    auto stream = c10::cuda::getCurrentCUDAStream();
+    auto* o = reinterpret_cast<unsigned*>(out.data_ptr());
+    const auto* px = reinterpret_cast<const char*>(x.data_ptr());
+    const auto* py = reinterpret_cast<const char*>(y.data_ptr());
+    if (chunk == 8192) {
+        cudaFuncSetAttribute(bulk_read_streams<8192, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize, 8192 * 4);
+        bulk_read_streams<8192, 4><<<2 * streams, 256, 8192 * 4, stream>>>(px, py, nbytes, (int)streams, o);
+    } else {
+        cudaFuncSetAttribute(bulk_read_streams<16384, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize, 16384 * 4);
+        bulk_read_streams<16384, 4><<<2 * streams, 256, 16384 * 4, stream>>>(px, py, nbytes, (int)streams, o);
+    }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+void read_bulk(torch::Tensor x, int64_t chunk, int64_t blocks, torch::Tensor out) {
+    const auto* p = reinterpret_cast<const char*>(x.data_ptr());
+    const size_t nbytes = (size_t)x.numel() * x.element_size();
+    TORCH_CHECK(nbytes % chunk == 0, "size not a multiple of the chunk");
+    auto stream = c10::cuda::getCurrentCUDAStream();
+    auto* o = reinterpret_cast<unsigned*>(out.data_ptr());
+    if (chunk == 8192) launch_bulk<8192, 4>(p, nbytes, blocks, o, stream);
+    else if (chunk == 16384) launch_bulk<16384, 4>(p, nbytes, blocks, o, stream);
+    else launch_bulk<32768, 3>(p, nbytes, blocks, o, stream);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+"""
+
+
+def cuda_readers():
+    """Build the hand-written readers (about a minute on a cold cache)."""
+    return load_inline(
+        name="flashmin_read_ceiling",
+        cpp_sources="void read_ldg(torch::Tensor x, int64_t unroll, int64_t blocks, torch::Tensor out);\n"
+                    "void read_bulk(torch::Tensor x, int64_t chunk, int64_t blocks, torch::Tensor out);\n"
+                    "void read_bulk_streams(torch::Tensor x, torch::Tensor y, int64_t chunk, int64_t streams, torch::Tensor out);",
+        cuda_sources=CUDA_READERS,
+        functions=["read_ldg", "read_bulk", "read_bulk_streams"],
+        extra_cuda_cflags=["-O3", "-gencode", "arch=compute_90,code=sm_90"],
+        verbose=False,
+    )
 
 
 def main():
@@ -75,13 +280,49 @@ def main():
             head_sum[(B * H,)](v, outh, S, H, D=D, ROWS=rows, num_warps=4)
         res[f"triton per-head sum, {rows} rows/iter x2"] = timed(run_head)
     res["torch.sum(k) + torch.sum(v)"] = timed(lambda: (k.sum(dtype=torch.float32), v.sum(dtype=torch.float32)))
+    ext = cuda_readers()
+    word = torch.zeros(1, device="cuda", dtype=torch.int32)
+    for unroll in (2, 4, 8):
+        for per_sm in (4, 8):
+            res[f"CUDA ld.global.nc x{unroll} in flight, {per_sm} blocks/SM"] = timed(
+                lambda u=unroll, g=per_sm * sms: (ext.read_ldg(k, u, g, word), ext.read_ldg(v, u, g, word)))
+    for chunk, per_sm in ((8192, 1), (8192, 2), (8192, 4), (16384, 1), (16384, 2), (16384, 3), (32768, 1), (32768, 2)):
+        stages = 3 if chunk == 32768 else 4
+        res[f"CUDA TMA bulk {chunk // 1024} KB x{stages} stages, {per_sm} blocks/SM"] = timed(
+            lambda c=chunk, g=per_sm * sms: (ext.read_bulk(k, c, g, word), ext.read_bulk(v, c, g, word)))
+    for chunk in (8192, 16384):
+        for streams in (B * H, 2 * B * H):
+            res[f"CUDA TMA bulk {chunk // 1024} KB x4, {streams} streams of K and of V"] = timed(
+                lambda c=chunk, n=streams: ext.read_bulk_streams(k, v, c, n, word))
     q = torch.randn(B, 1, H, D, device="cuda", dtype=torch.float16)
     res["flashmin decode (flash_attn_with_kvcache)"] = timed(lambda: fm.flash_attn_with_kvcache(q, k, v))
     qs, ks, vs = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
     res["SDPA default"] = timed(lambda: F.scaled_dot_product_attention(qs, ks, vs))
     print(f"{torch.cuda.get_device_name()}: B={B} H={H} S={S} D={D}, {nbytes / 1e9:.3f} GB read")
     for name, t in res.items():
-        print(f"  {name:45s} {t * 1e6:9.1f} us  {nbytes / t / 1e9:7.1f} GB/s")
+        print(f"  {name:55s} {t * 1e6:9.1f} us  {nbytes / t / 1e9:7.1f} GB/s")
+
+    # The bench's decode cell itself, many times: flashmin (auto) against SDPA's default on the
+    # bench's layout, (B, H, S, D) contiguous, in alternating order, one timer median each.
+    pairs = int(sys.argv[5]) if len(sys.argv) > 5 else 40
+    del k, v, qs, ks, vs
+    torch.cuda.empty_cache()
+    qb = torch.randn(B, H, 1, D, device="cuda", dtype=torch.float16)
+    kb = torch.randn(B, H, S, D, device="cuda", dtype=torch.float16)
+    vb = torch.randn_like(kb)
+    impls = {"flashmin": lambda: fm.attention(qb, kb, vb), "sdpa": lambda: F.scaled_dot_product_attention(qb, kb, vb)}
+    times = {name: [] for name in impls}
+    for i in range(pairs):
+        for name in (("flashmin", "sdpa") if i % 2 == 0 else ("sdpa", "flashmin")):
+            times[name].append(timed(impls[name]))
+    ratios = [s_ / f_ for f_, s_ in zip(times["flashmin"], times["sdpa"])]   # > 1: flashmin faster
+    lo, hi = median_ci(ratios)
+    wins = sum(r > 1 for r in ratios)
+    print(f"bench cell, {pairs} alternating pairs (sdpa time / flashmin time): median {statistics.median(ratios):.5f}x, "
+          f"95% interval {lo:.5f}-{hi:.5f}x, mean {statistics.fmean(ratios):.5f}x, range {min(ratios):.5f}-{max(ratios):.5f}x; "
+          f"flashmin faster in {wins} of {pairs}")
+    for name, ts in times.items():
+        print(f"  {name:8s} median {statistics.median(ts) * 1e6:8.1f} us  {nbytes / statistics.median(ts) / 1e9:7.1f} GB/s")
 
 
 if __name__ == "__main__":
