@@ -95,34 +95,45 @@ __device__ __forceinline__ uint32_t smem_u32(const void* p) {
 }
 
 // TMA bulk copies (cp.async.bulk, 1-D) of CHUNK bytes into a ring of STAGES shared buffers,
-// completed on mbarriers. Chunk c of the array goes to block c % gridDim.x, so the blocks
-// running at one time read neighbouring chunks.
+// completed on mbarriers. Two access patterns:
+// - streams == 0, a sweep: chunk c of x goes to block c % gridDim.x, so the blocks running at
+//   one time read neighbouring chunks (y is not read);
+// - streams > 0, the decode kernels' pattern: x and y each cut into `streams` contiguous streams
+//   (one per (batch, head) in the bench's (B, H, S, D) layout), block b reading stream b % streams
+//   of x (b < streams) or of y front to back: 2 x streams places in DRAM read at once.
 template <int CHUNK, int STAGES>
-__global__ void __launch_bounds__(256) bulk_read(const char* __restrict__ x, size_t nbytes, unsigned* out) {
+__global__ void __launch_bounds__(256) bulk_read(const char* __restrict__ x, const char* __restrict__ y, size_t nbytes,
+                                                 int streams, unsigned* out) {
     extern __shared__ __align__(128) unsigned char ring[];
     __shared__ __align__(8) uint64_t bar[STAGES];
     const size_t nchunks = nbytes / CHUNK;
+    const char* first;   // this block's chunks: first + i * step, i < count
+    size_t step, count;
+    if (streams == 0) {
+        first = x + (size_t)blockIdx.x * CHUNK;
+        step = (size_t)gridDim.x * CHUNK;
+        count = blockIdx.x < nchunks ? (nchunks - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
+    } else {
+        count = nchunks / streams;
+        first = (blockIdx.x < (unsigned)streams ? x : y) + (size_t)(blockIdx.x % streams) * count * CHUNK;
+        step = CHUNK;
+    }
     if (threadIdx.x == 0) {
         for (int s = 0; s < STAGES; ++s)
             asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(smem_u32(&bar[s])));
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
     __syncthreads();
-    auto issue = [&](int s, size_t c) {
+    auto issue = [&](int s, size_t i) {   // chunk i of this block into slot s
         const uint32_t b = smem_u32(&bar[s]);
         asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(b), "r"(CHUNK) : "memory");
         asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-                     :: "r"(smem_u32(ring + (size_t)s * CHUNK)), "l"(x + c * CHUNK), "r"(CHUNK), "r"(b) : "memory");
+                     :: "r"(smem_u32(ring + (size_t)s * CHUNK)), "l"(first + i * step), "r"(CHUNK), "r"(b) : "memory");
     };
     if (threadIdx.x == 0)
-        for (int s = 0; s < STAGES; ++s) {
-            const size_t c = blockIdx.x + (size_t)s * gridDim.x;
-            if (c < nchunks) issue(s, c);
-        }
+        for (int s = 0; s < STAGES && (size_t)s < count; ++s) issue(s, s);
     unsigned acc = 0;
-    for (size_t i = 0;; ++i) {
-        const size_t c = blockIdx.x + i * gridDim.x;
-        if (c >= nchunks) break;
+    for (size_t i = 0; i < count; ++i) {
         const int s = (int)(i % STAGES);
         const uint32_t parity = (uint32_t)((i / STAGES) & 1);
         uint32_t done = 0;
@@ -135,52 +146,7 @@ __global__ void __launch_bounds__(256) bulk_read(const char* __restrict__ x, siz
         const unsigned* w = reinterpret_cast<const unsigned*>(ring + (size_t)s * CHUNK);
         for (int j = threadIdx.x; j < CHUNK / 128; j += blockDim.x) acc ^= w[j * 32];
         __syncthreads();
-        if (threadIdx.x == 0) {
-            const size_t cn = c + (size_t)STAGES * gridDim.x;
-            if (cn < nchunks) issue(s, cn);
-        }
-    }
-    if (acc == 0x9e3779b9u) out[0] = acc;
-}
-
-// The decode kernels' pattern with bulk copies: K and V each cut into `streams` contiguous
-// streams (one per (batch, head) in the bench's (B, H, S, D) layout), one block per stream of K
-// and of V, reading its stream front to back: 2 x streams places in DRAM read at once, where
-// bulk_read sweeps one window.
-template <int CHUNK, int STAGES>
-__global__ void __launch_bounds__(256) bulk_read_streams(const char* __restrict__ x, const char* __restrict__ y,
-                                                         size_t nbytes, int streams, unsigned* out) {
-    extern __shared__ __align__(128) unsigned char ring[];
-    __shared__ __align__(8) uint64_t bar[STAGES];
-    const size_t per = nbytes / CHUNK / streams;   // chunks per stream
-    const char* src = (blockIdx.x < (unsigned)streams ? x : y) + (size_t)(blockIdx.x % streams) * per * CHUNK;
-    if (threadIdx.x == 0) {
-        for (int s = 0; s < STAGES; ++s)
-            asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" :: "r"(smem_u32(&bar[s])));
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    }
-    __syncthreads();
-    auto issue = [&](int s, size_t c) {
-        const uint32_t b = smem_u32(&bar[s]);
-        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" :: "r"(b), "r"(CHUNK) : "memory");
-        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-                     :: "r"(smem_u32(ring + (size_t)s * CHUNK)), "l"(src + c * CHUNK), "r"(CHUNK), "r"(b) : "memory");
-    };
-    if (threadIdx.x == 0)
-        for (int s = 0; s < STAGES && (size_t)s < per; ++s) issue(s, s);
-    unsigned acc = 0;
-    for (size_t i = 0; i < per; ++i) {
-        const int s = (int)(i % STAGES);
-        const uint32_t parity = (uint32_t)((i / STAGES) & 1);
-        uint32_t done = 0;
-        do {
-            asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-                         : "=r"(done) : "r"(smem_u32(&bar[s])), "r"(parity) : "memory");
-        } while (!done);
-        const unsigned* w = reinterpret_cast<const unsigned*>(ring + (size_t)s * CHUNK);
-        for (int j = threadIdx.x; j < CHUNK / 128; j += blockDim.x) acc ^= w[j * 32];
-        __syncthreads();
-        if (threadIdx.x == 0 && i + STAGES < per) issue(s, i + STAGES);
+        if (threadIdx.x == 0 && i + STAGES < count) issue(s, i + STAGES);
     }
     if (acc == 0x9e3779b9u) out[0] = acc;
 }
@@ -200,39 +166,29 @@ void read_ldg(torch::Tensor x, int64_t unroll, int64_t blocks, torch::Tensor out
 }
 
 template <int CHUNK, int STAGES>
-static void launch_bulk(const char* p, size_t nbytes, int64_t blocks, unsigned* o, cudaStream_t stream) {
+static void launch_bulk(const torch::Tensor& x, const torch::Tensor& y, int streams, int64_t blocks, torch::Tensor& out) {
+    const size_t nbytes = (size_t)x.numel() * x.element_size();
+    TORCH_CHECK(nbytes % CHUNK == 0 && (streams == 0 || (nbytes / CHUNK) % streams == 0),
+                "size not a multiple of the chunk (x streams)");
     const int smem = CHUNK * STAGES;
     cudaFuncSetAttribute(bulk_read<CHUNK, STAGES>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-    bulk_read<CHUNK, STAGES><<<blocks, 256, smem, stream>>>(p, nbytes, o);
-}
-
-void read_bulk_streams(torch::Tensor x, torch::Tensor y, int64_t chunk, int64_t streams, torch::Tensor out) {
-    const size_t nbytes = (size_t)x.numel() * x.element_size();
-    TORCH_CHECK(nbytes % (chunk * streams) == 0, "size not a multiple of chunk x streams");
-    auto stream = c10::cuda::getCurrentCUDAStream();
-    auto* o = reinterpret_cast<unsigned*>(out.data_ptr());
-    const auto* px = reinterpret_cast<const char*>(x.data_ptr());
-    const auto* py = reinterpret_cast<const char*>(y.data_ptr());
-    if (chunk == 8192) {
-        cudaFuncSetAttribute(bulk_read_streams<8192, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize, 8192 * 4);
-        bulk_read_streams<8192, 4><<<2 * streams, 256, 8192 * 4, stream>>>(px, py, nbytes, (int)streams, o);
-    } else {
-        cudaFuncSetAttribute(bulk_read_streams<16384, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize, 16384 * 4);
-        bulk_read_streams<16384, 4><<<2 * streams, 256, 16384 * 4, stream>>>(px, py, nbytes, (int)streams, o);
-    }
+    bulk_read<CHUNK, STAGES><<<blocks, 256, smem, c10::cuda::getCurrentCUDAStream()>>>(
+        reinterpret_cast<const char*>(x.data_ptr()), reinterpret_cast<const char*>(y.data_ptr()), nbytes, streams,
+        reinterpret_cast<unsigned*>(out.data_ptr()));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
+// The sweep: `blocks` blocks over x; chunk 8192 or 16384 (4 stages) or 32768 (3 stages).
 void read_bulk(torch::Tensor x, int64_t chunk, int64_t blocks, torch::Tensor out) {
-    const auto* p = reinterpret_cast<const char*>(x.data_ptr());
-    const size_t nbytes = (size_t)x.numel() * x.element_size();
-    TORCH_CHECK(nbytes % chunk == 0, "size not a multiple of the chunk");
-    auto stream = c10::cuda::getCurrentCUDAStream();
-    auto* o = reinterpret_cast<unsigned*>(out.data_ptr());
-    if (chunk == 8192) launch_bulk<8192, 4>(p, nbytes, blocks, o, stream);
-    else if (chunk == 16384) launch_bulk<16384, 4>(p, nbytes, blocks, o, stream);
-    else launch_bulk<32768, 3>(p, nbytes, blocks, o, stream);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    if (chunk == 8192) launch_bulk<8192, 4>(x, x, 0, blocks, out);
+    else if (chunk == 16384) launch_bulk<16384, 4>(x, x, 0, blocks, out);
+    else launch_bulk<32768, 3>(x, x, 0, blocks, out);
+}
+
+// The streams: one block per stream of x and of y; chunk 8192 or 16384 (4 stages).
+void read_bulk_streams(torch::Tensor x, torch::Tensor y, int64_t chunk, int64_t streams, torch::Tensor out) {
+    if (chunk == 8192) launch_bulk<8192, 4>(x, y, (int)streams, 2 * streams, out);
+    else launch_bulk<16384, 4>(x, y, (int)streams, 2 * streams, out);
 }
 """
 
