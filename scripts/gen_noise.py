@@ -11,7 +11,6 @@ their median (order statistics), and the distribution of single generation-step 
 stopping criterion that stamps every step).
 """
 import gc
-import math
 import os
 import statistics
 import sys
@@ -22,6 +21,7 @@ import transformers
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
 import gpt2_infer as ex  # noqa: E402  (the example's model, inputs, switching and timing)
+from paired import alternating, ratio_summary  # noqa: E402  (scripts/ is on the path when run as a script)
 
 
 class Stamps(transformers.StoppingCriteria):
@@ -53,22 +53,6 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
-def median_ci(xs, level=0.95):
-    """Distribution-free interval for the median: sorted xs[lo], xs[hi] with the largest lo such
-    that P(Binomial(n, 1/2) < lo + 1) <= (1 - level) / 2."""
-    xs, n = sorted(xs), len(xs)
-    lo, tail = -1, 0.0
-    while lo + 1 < n:
-        p = math.comb(n, lo + 1) / 2 ** n
-        if tail + p > (1 - level) / 2:
-            break
-        tail += p
-        lo += 1
-    if lo < 0:
-        return float("nan"), float("nan")
-    return xs[lo], xs[n - 1 - lo]
-
-
 CONDITIONS = {"on": "gc on", "off": "gc off", "pinned": "gc off + pinned"}
 
 
@@ -87,15 +71,15 @@ def main():
         for cond in conds:
             if cond.endswith("pinned"):
                 os.sched_setaffinity(0, {min(2, os.cpu_count() - 1)})
-            times = {i: [] for i in impls}
             steps = {i: [] for i in impls}
-            for p in range(pairs):
-                order = impls if p % 2 == 0 else impls[::-1]
-                for impl in order:
-                    ex.set_impl(model, impl)
-                    st = Stamps()
-                    times[impl].append(gen_once(model, x, args.new_tokens, st, cond != "gc on", args.device))
-                    steps[impl] += [1e3 * (b - a) for a, b in zip(st.t, st.t[1:])]
+
+            def time_one(impl):
+                ex.set_impl(model, impl)
+                st = Stamps()
+                t = gen_once(model, x, args.new_tokens, st, cond != "gc on", args.device)
+                steps[impl] += [1e3 * (b - a) for a, b in zip(st.t, st.t[1:])]
+                return t
+            times = alternating(pairs, *impls, time_one)
             ratios = [s / f for s, f in zip(times["sdpa"], times["flashmin"])]
             print(f"== {cond}: {pairs} pairs")
             for impl in impls:
@@ -107,8 +91,8 @@ def main():
                       f"p90 {pct(s, .9):.2f} p99 {pct(s, .99):.2f} max {max(s):.2f}")
             print("  ratio sdpa/flashmin per pair: " + " ".join(f"{r:.3f}" for r in ratios)
                   + f" | median {statistics.median(ratios):.3f} range {min(ratios):.3f}-{max(ratios):.3f}")
-            lo, hi = median_ci(ratios)
-            print(f"  flashmin faster in {sum(r > 1 for r in ratios)} of {len(ratios)} pairs; 95% interval of the "
+            _, lo, hi, wins = ratio_summary(ratios)
+            print(f"  flashmin faster in {wins} of {len(ratios)} pairs; 95% interval of the "
                   f"median ratio {lo:.3f}-{hi:.3f}", flush=True)
 
 

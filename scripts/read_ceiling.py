@@ -32,7 +32,7 @@ from torch.utils.cpp_extension import load_inline
 
 import flashmin_nn as fm
 from flashmin_nn.bench import make_timer
-from gen_noise import median_ci   # scripts/ is on the path when this runs as a script
+from paired import alternating, ratio_summary   # scripts/ is on the path when this runs as a script
 
 
 @triton.jit
@@ -207,17 +207,11 @@ def cuda_readers():
     )
 
 
-def main():
-    B, H, S, D = (int(a) for a in sys.argv[1:5]) if len(sys.argv) > 4 else (8, 32, 65536, 128)
+def reader_rates(B, H, S, D, timed):
+    """{reader: seconds} for one read of K and V (B, S, H, D) fp16 by every reader above."""
     k = torch.randn(B, S, H, D, device="cuda", dtype=torch.float16)
     v = torch.randn_like(k)
-    nbytes = 2 * k.numel() * k.element_size()
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    timer, _ = make_timer(torch.device("cuda"), 10, 60)
-
-    def timed(fn):
-        return timer(fn) * 1e-3   # ms -> s
-
     n = k.numel()
     res = {}
     for progs in (sms, 4 * sms, 16 * sms):
@@ -243,7 +237,7 @@ def main():
             res[f"CUDA ld.global.nc x{unroll} in flight, {per_sm} blocks/SM"] = timed(
                 lambda u=unroll, g=per_sm * sms: (ext.read_ldg(k, u, g, word), ext.read_ldg(v, u, g, word)))
     for chunk, per_sm in ((8192, 1), (8192, 2), (8192, 4), (16384, 1), (16384, 2), (16384, 3), (32768, 1), (32768, 2)):
-        stages = 3 if chunk == 32768 else 4
+        stages = 3 if chunk == 32768 else 4   # as read_bulk instantiates them
         res[f"CUDA TMA bulk {chunk // 1024} KB x{stages} stages, {per_sm} blocks/SM"] = timed(
             lambda c=chunk, g=per_sm * sms: (ext.read_bulk(k, c, g, word), ext.read_bulk(v, c, g, word)))
     for chunk in (8192, 16384):
@@ -254,27 +248,33 @@ def main():
     res["flashmin decode (flash_attn_with_kvcache)"] = timed(lambda: fm.flash_attn_with_kvcache(q, k, v))
     qs, ks, vs = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
     res["SDPA default"] = timed(lambda: F.scaled_dot_product_attention(qs, ks, vs))
+    return res
+
+
+def main():
+    B, H, S, D = (int(a) for a in sys.argv[1:5]) if len(sys.argv) > 4 else (8, 32, 65536, 128)
+    nbytes = 2 * B * S * H * D * 2
+    timer, _ = make_timer(torch.device("cuda"), 10, 60)
+
+    def timed(fn):
+        return timer(fn) * 1e-3   # ms -> s
+
     print(f"{torch.cuda.get_device_name()}: B={B} H={H} S={S} D={D}, {nbytes / 1e9:.3f} GB read")
-    for name, t in res.items():
+    for name, t in reader_rates(B, H, S, D, timed).items():
         print(f"  {name:55s} {t * 1e6:9.1f} us  {nbytes / t / 1e9:7.1f} GB/s")
+    torch.cuda.empty_cache()   # the (B, S, H, D) cache is gone with reader_rates
 
     # The bench's decode cell itself, many times: flashmin (auto) against SDPA's default on the
     # bench's layout, (B, H, S, D) contiguous, in alternating order, one timer median each.
     pairs = int(sys.argv[5]) if len(sys.argv) > 5 else 40
-    del k, v, qs, ks, vs
-    torch.cuda.empty_cache()
     qb = torch.randn(B, H, 1, D, device="cuda", dtype=torch.float16)
     kb = torch.randn(B, H, S, D, device="cuda", dtype=torch.float16)
     vb = torch.randn_like(kb)
     impls = {"flashmin": lambda: fm.attention(qb, kb, vb), "sdpa": lambda: F.scaled_dot_product_attention(qb, kb, vb)}
-    times = {name: [] for name in impls}
-    for i in range(pairs):
-        for name in (("flashmin", "sdpa") if i % 2 == 0 else ("sdpa", "flashmin")):
-            times[name].append(timed(impls[name]))
+    times = alternating(pairs, "flashmin", "sdpa", lambda name: timed(impls[name]))
     ratios = [s_ / f_ for f_, s_ in zip(times["flashmin"], times["sdpa"])]   # > 1: flashmin faster
-    lo, hi = median_ci(ratios)
-    wins = sum(r > 1 for r in ratios)
-    print(f"bench cell, {pairs} alternating pairs (sdpa time / flashmin time): median {statistics.median(ratios):.5f}x, "
+    median, lo, hi, wins = ratio_summary(ratios)
+    print(f"bench cell, {pairs} alternating pairs (sdpa time / flashmin time): median {median:.5f}x, "
           f"95% interval {lo:.5f}-{hi:.5f}x, mean {statistics.fmean(ratios):.5f}x, range {min(ratios):.5f}-{max(ratios):.5f}x; "
           f"flashmin faster in {wins} of {pairs}")
     for name, ts in times.items():

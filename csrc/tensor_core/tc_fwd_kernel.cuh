@@ -100,6 +100,13 @@ __device__ __forceinline__ uint64_t l2_policy(bool evict_first) {
         asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;\n" : "=l"(policy));
     return policy;
 }
+// A K/V chunk: cp_async_16_stream with the policy when the kernel streams (Traits::kL2Hint),
+// plain cp_async_16 otherwise.
+template <bool kL2Hint>
+__device__ __forceinline__ void cp_async_kv(void* dst, const void* src, bool valid, uint64_t policy) {
+    if constexpr (kL2Hint) cp_async_16_stream(dst, src, valid, policy);
+    else cp_async_16(dst, src, valid);
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
 
@@ -202,18 +209,14 @@ __device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stri
         for (int it = 0; it < kIters; ++it) {
             if (kRows % kStep != 0 && r + it * kStep >= kRows) break;
             const bool valid = col_ok && row0 + r + it * kStep < len;
-            const T* from = valid ? g : src;
-            if constexpr (Tr::kL2Hint) cp_async_16_stream(dst + at(r + it * kStep, c), from, valid, policy);
-            else cp_async_16(dst + at(r + it * kStep, c), from, valid);
+            cp_async_kv<Tr::kL2Hint>(dst + at(r + it * kStep, c), valid ? g : src, valid, policy);
             g += step;
         }
     } else {
         for (int idx = tid; idx < kRows * kChunks; idx += kThreads) {
             const int r = idx / kChunks, c = idx % kChunks;
             const bool valid = row0 + r < len && c * 8 < head_dim;
-            const T* from = valid ? src + (row0 + r) * row_stride + c * 8 : src;
-            if constexpr (Tr::kL2Hint) cp_async_16_stream(dst + at(r, c), from, valid, policy);
-            else cp_async_16(dst + at(r, c), from, valid);
+            cp_async_kv<Tr::kL2Hint>(dst + at(r, c), valid ? src + (row0 + r) * row_stride + c * 8 : src, valid, policy);
         }
     }
 }
