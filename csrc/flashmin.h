@@ -45,8 +45,12 @@ struct AttnParams {
     DType dtype;
 
     // Split-KV (decode): the key range is cut into num_splits parts, each written as fp32 partial
-    // O (num_splits, B, Hq, L, kHeadDim) and lse (num_splits, B, Hq, L), then merged.
+    // O (num_splits, B, Hq, L, kHeadDim) and lse (num_splits, B, Hq, L), then merged. With
+    // split_sweep the splits of one head are launched side by side and interleave their tiles
+    // (split s reads tile groups s, s + num_splits, ...), so that the blocks running at one time
+    // read neighbouring memory (decode_kernel.cuh, plan_decode).
     int num_splits;
+    bool split_sweep;
     float* o_accum;
     float* lse_accum;
 
@@ -64,6 +68,6 @@ cudaError_t run_tc_fwd(const AttnParams& params, cudaStream_t stream);        //
 // partials when params.num_splits > 1. decode_padded_head_dim: the o_accum row length.
 cudaError_t run_decode_fwd(const AttnParams& params, cudaStream_t stream);     // csrc/tensor_core/
 int decode_padded_head_dim(int head_dim);
-int plan_decode_splits(const AttnParams& params);   // key-range splits: about one block per SM
+void plan_decode(AttnParams& params);   // sets num_splits and split_sweep
 
 }  // namespace flashmin

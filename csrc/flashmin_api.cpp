@@ -68,8 +68,8 @@ const DeviceFacts& device_facts(int device) {
 // Decode setup. (1) One query against a KV cache with grouped-query attention: the group's query
 // heads become the rows of one kv head's tile (q viewed as (B, Hkv, group, D)), so K and V are
 // read once per group. Valid when the mask, if any, is the same for every head and row, and the
-// causal limit (if any) hides nothing from the single query. (2) A grid smaller than the GPU has
-// its key range split to about one block per SM (plan_decode_splits); partials go to one fp32
+// causal limit (if any) hides nothing from the single query. (2) The key range is split when the
+// grid is smaller than the GPU, or the cache is long (plan_decode); partials go to one fp32
 // buffer, merged by a second kernel. (3) The L2 policy of the K/V loads (below).
 void prepare_decode(AttnParams& p, const at::Tensor& q, const c10::optional<at::Tensor>& attn_mask,
                     int64_t l2_bytes, at::Tensor& accum) {
@@ -82,8 +82,8 @@ void prepare_decode(AttnParams& p, const at::Tensor& q, const c10::optional<at::
         p.heads_q = p.heads_kv; p.len_q = group; p.group = 1;
         p.is_causal = false;
     }
-    const int splits = plan_decode_splits(p);
-    p.num_splits = splits;
+    plan_decode(p);
+    const int splits = p.num_splits;
     // (3) The L2 policy of the K/V loads: evict-first when the cache is small against the L2, so
     // that the stream recycles its own lines instead of evicting (and writing back, when dirty)
     // what other kernels left there; the default policy for large caches, where evict-first

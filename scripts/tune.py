@@ -30,19 +30,20 @@ def child(args):
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
     torch.manual_seed(0)
     rows = []
+    gqa = args.suite == "decode" and args.hkv is not None
 
     def sdpa(backend):
         def run(q, k, v, causal):
             if backend is None:
-                return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+                return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
             with sdpa_kernel(backend):
-                return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+                return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
         return run
 
     def flashmin(kernel):
         def run(q, k, v, causal):
             with fm.use_kernel(kernel):
-                return fm.scaled_dot_product_attention(q, k, v, is_causal=causal)
+                return fm.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
         return run
 
     if args.suite == "prefill":
@@ -50,7 +51,8 @@ def child(args):
         peers = {"flash": sdpa(SDPBackend.FLASH_ATTENTION), "cudnn": sdpa(SDPBackend.CUDNN_ATTENTION)}
         mine = flashmin("tensor_core")
     else:
-        shapes = [(D, H, L) for (H, D) in ((32, 128), (12, 64)) if D in args.hdims for L in (args.seqlens or DECODE_L)]
+        shapes = [(D, args.heads or H, L) for (H, D) in ((32, 128), (12, 64)) if D in args.hdims
+                  for L in (args.seqlens or DECODE_L)]
         peers = {"sdpa": sdpa(None), "flash": sdpa(SDPBackend.FLASH_ATTENTION)}
         mine = flashmin("decode")
     for shape in shapes:
@@ -63,16 +65,24 @@ def child(args):
         else:
             D, H, L = shape
             B, causal = 8, False
+            Hkv = args.hkv or H
             q = torch.randn(B, H, 1, D, device="cuda", dtype=dtype)
-            k, v = (torch.randn(B, H, L, D, device="cuda", dtype=dtype) for _ in range(2))
-            work = 2 * B * H * L * D * q.element_size()
+            if args.layout == "bshd":   # FlashAttention's cache layout, (B, L, Hkv, D), seen as (B, Hkv, L, D)
+                k, v = (torch.randn(B, L, Hkv, D, device="cuda", dtype=dtype).transpose(1, 2) for _ in range(2))
+            else:
+                k, v = (torch.randn(B, Hkv, L, D, device="cuda", dtype=dtype) for _ in range(2))
+            work = 2 * B * Hkv * L * D * q.element_size()
             unit = 1e6   # ms -> GB/s
-        ref = peers["flash"](q, k, v, causal).float()
+        ref = peers["flash" if args.suite == "prefill" else "sdpa"](q, k, v, causal).float()
         out = mine(q, k, v, causal)
         err = (out.float() - ref).abs().max().item()
         row = {"shape": list(shape), "err": err}
         for name, fn in [("fm", mine), *peers.items()]:
-            ms = timer(lambda: fn(q, k, v, causal))
+            try:
+                ms = timer(lambda: fn(q, k, v, causal))
+            except RuntimeError as e:   # a peer backend that refuses this shape or layout
+                print(f"{name} {shape}: {e}", file=sys.stderr)
+                ms = float("inf")
             row[name] = work / ms / unit
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
@@ -89,6 +99,10 @@ def main():
     ap.add_argument("--rep", type=float, default=40)
     ap.add_argument("--hdims", type=lambda t: [int(x) for x in t.split(",")], default=[64, 128])
     ap.add_argument("--seqlens", type=lambda t: [int(x) for x in t.split(",")], default=None)
+    ap.add_argument("--heads", type=int, default=None, help="decode: query heads (default: 32 at D=128, 12 at D=64)")
+    ap.add_argument("--hkv", type=int, default=None, help="decode: kv heads (grouped-query attention; default: H)")
+    ap.add_argument("--layout", choices=["bhld", "bshd"], default="bhld",
+                    help="decode: K/V cache layout, (B, Hkv, L, D) or FlashAttention's (B, L, Hkv, D)")
     ap.add_argument("--child", action="store_true")
     args = ap.parse_args()
     if args.child:
@@ -97,7 +111,11 @@ def main():
     for var in args.variants.split(","):
         env = dict(os.environ, **{args.env: var})
         cmd = [sys.executable, __file__, "--child", "--suite", args.suite, "--dtype", args.dtype, "--rep", str(args.rep),
-               "--hdims", ",".join(map(str, args.hdims))]
+               "--hdims", ",".join(map(str, args.hdims)), "--layout", args.layout]
+        if args.heads:
+            cmd += ["--heads", str(args.heads)]
+        if args.hkv:
+            cmd += ["--hkv", str(args.hkv)]
         if args.seqlens:
             cmd += ["--seqlens", ",".join(map(str, args.seqlens))]
         proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
@@ -111,7 +129,8 @@ def main():
     first = next(iter(results.values()))
     others = [k for k in first[0] if k not in ("shape", "err", "fm")]
     head = ["shape"] + [f"v{v}" for v in results] + [f"v{v}/{peer}" for v in results] + others + ["max err"]
-    print(f"\n{args.suite} {args.dtype} ({'TFLOP/s' if args.suite == 'prefill' else 'GB/s'}); "
+    layout = f" {args.layout}, Hkv={args.hkv or 'H'}" if args.suite == "decode" else ""
+    print(f"\n{args.suite} {args.dtype}{layout} ({'TFLOP/s' if args.suite == 'prefill' else 'GB/s'}); "
           f"{args.env}; peers from variant {next(iter(results))}'s process")
     print(" | ".join(head))
     for i, row in enumerate(first):

@@ -7,7 +7,8 @@ else in the cache changes; int / int32 / int64 / None lengths; lse; argument err
 
 Part 2 (CUDA, skipped without a GPU): the same checks with the decode kernel forced
 (use_kernel("decode")) and picked by "auto", over q_len x kv_len x GQA ratio x dtype x head dim,
-up to 65536 keys (many splits); masks and both causal alignments through the SDPA-style entry
+up to 65536 keys (many splits), long caches on grids that fill the GPU (8 splits, both cache
+layouts, so both split orders); masks and both causal alignments through the SDPA-style entry
 points; kernel choice; determinism.
 
 Expected results are built per batch row b from the cache sliced to that row's keys
@@ -519,6 +520,57 @@ def test_decode_many_splits(q_len, kv_len, kernel):
     ref, ref_lse, dead = ref_attention(q, k, v, causal_offset=kv_len - q_len)
     t = torch_sdpa(q, k, v, causal_offset=kv_len - q_len)
     assert_attention_close(out, ref, dead, torch_out=t, what=f"many splits {kernel} q{q_len} kv{kv_len}")
+    assert_lse_close(lse, ref_lse, dead, dtype=FP16)
+
+
+def _full_grid_heads(B):
+    """Kv heads for B rows such that B x Hkv blocks fill every SM: plan_decode's rule for a grid
+    that already fills the GPU (8 splits over a cache of >= 32k keys) then applies."""
+    return -(-torch.cuda.get_device_properties(DEV).multi_processor_count // B)
+
+
+# (dtype, D, q_len, group, mode): long caches on a grid that fills the GPU. The keys are cut
+# into 8 splits (plan_decode in decode_kernel.cuh), read in sweep order (interleaved tile groups)
+# when each head's keys are contiguous (storage "bhsd", Hugging Face's layout) and as contiguous
+# ranges in the (B, S, H, D) cache. Up to 40000 keys: 1250 tiles, so the splits get unequal tile
+# counts; the short ragged rows leave most splits empty. (Groups stay small: the float64
+# reference repeats K and V per query head.)
+FULL_GRID = [(FP16, 128, 1, 1, "plain"), (FP16, 128, 1, 4, "causal_append"), (BF16, 128, 7, 2, "causal"),
+             (FP16, 64, 16, 1, "append"), (BF16, 64, 1, 2, "plain")]
+FULL_GRID_TOTALS = [40000, 20001, 1, 39999, 7, 32768]   # keys per batch row, new ones included
+
+
+@needs_cuda
+@pytest.mark.parametrize("storage", ["bshd", "bhsd"])
+@pytest.mark.parametrize("dtype,D,q_len,group,mode", FULL_GRID,
+                         ids=[f"{DT_IDS[dt]}-D{D}-q{ql}-g{g}-{m}" for dt, D, ql, g, m in FULL_GRID])
+def test_decode_long_cache_full_grid(dtype, D, q_len, group, mode, storage):
+    _require_decode("decode")
+    causal, append = MODES[mode]
+    n_new = q_len if append else 0
+    B = len(FULL_GRID_TOTALS)
+    seqlens = [max(t - n_new, 0) for t in FULL_GRID_TOTALS]
+    check_kvcache(device=DEV, dtype=dtype, kernel="decode", B=B, Hkv=_full_grid_heads(B), group=group, D=D,
+                  Lq=q_len, seqlens=seqlens, n_new=n_new, causal=causal, S_max=max(seqlens) + n_new + PAD,
+                  cache_storage=storage)
+
+
+@needs_cuda
+@pytest.mark.parametrize("mask_kind", ["none", "key_padding", "float"])
+def test_decode_long_cache_full_grid_sdpa(mask_kind):
+    # The bench's case: contiguous (B, H, S, D) K and V (sweep order), one query, through the
+    # SDPA-style entry point; masks take the kernel's masked path in the same schedule.
+    _require_decode("decode")
+    B, D, S = 2, 128, 33000
+    H = _full_grid_heads(B)
+    q, k, v = make_qkv(B, H, 1, S, D, dtype=FP16, device=DEV, scale=2.0)
+    m = {"none": None, "key_padding": key_padding_mask(B, 1, S, device=DEV),
+         "float": random_float_mask((B, 1, 1, S), dtype=FP16, device=DEV, neg_inf_p=0.2)}[mask_kind]
+    with flashmin_nn.use_kernel("decode"):
+        out, lse = run_poisoned(lambda: flashmin_nn.attention(q, k, v, attn_mask=m, return_lse=True))
+    ref, ref_lse, dead = ref_attention(q, k, v, attn_mask=m)
+    t = torch_sdpa(q, k, v, attn_mask=m)
+    assert_attention_close(out, ref, dead, torch_out=t, what=f"full grid S={S} {mask_kind}")
     assert_lse_close(lse, ref_lse, dead, dtype=FP16)
 
 

@@ -5,7 +5,7 @@
 namespace flashmin {
 
 using DecodeHdim128 = tc::DecodeTraits<128, 32, 2, 4>;
-int plan_decode_splits_hdim128(const AttnParams& p) { return tc::plan_decode_splits<DecodeHdim128>(p); }
+void plan_decode_hdim128(AttnParams& p) { tc::plan_decode<DecodeHdim128>(p); }
 cudaError_t run_decode_fwd_hdim128(const AttnParams& p, cudaStream_t stream) { return tc::launch_decode<DecodeHdim128>(p, stream); }
 
 }  // namespace flashmin

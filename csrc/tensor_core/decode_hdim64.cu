@@ -5,7 +5,7 @@
 namespace flashmin {
 
 using DecodeHdim64 = tc::DecodeTraits<64, 32, 2, 4>;
-int plan_decode_splits_hdim64(const AttnParams& p) { return tc::plan_decode_splits<DecodeHdim64>(p); }
+void plan_decode_hdim64(AttnParams& p) { tc::plan_decode<DecodeHdim64>(p); }
 cudaError_t run_decode_fwd_hdim64(const AttnParams& p, cudaStream_t stream) { return tc::launch_decode<DecodeHdim64>(p, stream); }
 
 }  // namespace flashmin

@@ -5,6 +5,9 @@
 // - one block per (16 query rows, head, batch, split); its warps take the split's key tiles in
 //   turn (warp w: tiles w, w + kNWarps, ...), each with its own m, l and O, so every warp does
 //   useful work even for a single query row;
+// - a split is a contiguous key range, or, in sweep order (AttnParams::split_sweep), every
+//   num_splits-th group of kNWarps tiles, with the splits of one head launched side by side:
+//   the blocks running at one time then read neighbouring memory (see plan_decode);
 // - every warp streams its own tiles through a private ring of kStages (K, V) slots in shared
 //   memory with cp.async: kStages - 1 tiles are in flight while one is computed, and a warp waits
 //   only for its own copies (cp.async.wait_group + __syncwarp, no block barrier in the loop);
@@ -82,23 +85,28 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     T* ring = sQ + Tr::kSmemQ + warp * Tr::kStages * 2 * Tr::kTile;   // slot s: K at 2s, V at 2s + 1
 
-    const int h = blockIdx.y, hk = h / p.group;
-    const int b = kSplitKV ? blockIdx.z / p.num_splits : blockIdx.z;
-    const int split = kSplitKV ? blockIdx.z % p.num_splits : 0;
+    // Grid (row blocks, heads, batch x splits), or in sweep order (row blocks, splits, batch x heads).
+    const bool sweep = kSplitKV && p.split_sweep;
+    const int h = sweep ? blockIdx.z % p.heads_q : blockIdx.y, hk = h / p.group;
+    const int b = sweep ? blockIdx.z / p.heads_q : kSplitKV ? blockIdx.z / p.num_splits : blockIdx.z;
+    const int split = sweep ? blockIdx.y : kSplitKV ? blockIdx.z % p.num_splits : 0;
     const int row0 = blockIdx.x * Tr::kBlockM;
 
     int N = p.len_k, offset = p.causal_offset;
     if (p.seqlens_k) { N = p.seqlens_k[b]; offset += N - p.len_k; }
     const int n_end = p.is_causal ? max(0, min(N, row0 + Tr::kBlockM + offset)) : N;
-    int t_begin = 0, t_end = (n_end + Tr::kWarpN - 1) / Tr::kWarpN;
-    if constexpr (kSplitKV) {
+    int t_begin = 0, t_end = (n_end + Tr::kWarpN - 1) / Tr::kWarpN, t_step = Tr::kNWarps;
+    if (sweep) {                       // tile groups split, split + num_splits, ...
+        t_begin = split * Tr::kNWarps;
+        t_step = p.num_splits * Tr::kNWarps;
+    } else if constexpr (kSplitKV) {   // one contiguous range
         const int per_split = (t_end + p.num_splits - 1) / p.num_splits;
         t_begin = min(t_end, split * per_split);
         t_end = min(t_end, t_begin + per_split);
     }
-    // This warp's tiles: t_begin + warp + i * kNWarps, i < n_mine.
+    // This warp's tiles: t_begin + warp + i * t_step, i < n_mine.
     const int first = t_begin + warp;
-    const int n_mine = first < t_end ? (t_end - first + Tr::kNWarps - 1) / Tr::kNWarps : 0;
+    const int n_mine = first < t_end ? (t_end - first + t_step - 1) / t_step : 0;
 
     const T* gQ = static_cast<const T*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride;
     const T* gK = static_cast<const T*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride;
@@ -106,7 +114,7 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
 
     const uint64_t policy = l2_policy(p.kv_evict_first);
     auto load = [&](int i) {   // tile i of this warp into slot i % kStages
-        const int j0 = (first + i * Tr::kNWarps) * Tr::kWarpN;
+        const int j0 = (first + i * t_step) * Tr::kWarpN;
         T* slot = ring + (i % Tr::kStages) * 2 * Tr::kTile;
         load_tile<Tr, Tr::kWarpN, true, 32>(slot, gK, p.k_row_stride, j0, N, p.head_dim, policy);
         load_tile<Tr, Tr::kWarpN, true, 32>(slot + Tr::kTile, gV, p.v_row_stride, j0, N, p.head_dim, policy);
@@ -160,7 +168,7 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
         cp_async_wait<Tr::kStages - 1>();
         __syncwarp();
 
-        const int j0 = (first + i * Tr::kNWarps) * Tr::kWarpN;
+        const int j0 = (first + i * t_step) * Tr::kWarpN;
         const uint32_t slot_off = (i % Tr::kStages) * kSlotBytes;
         const uint32_t k_base = opaque(k_lane + slot_off);
         float s[Tr::kNT][4];
@@ -310,21 +318,57 @@ __global__ void __launch_bounds__(128) combine_splits_kernel(const AttnParams p)
     if (lane == 0) p.lse[row] = wsum > 0.f ? m + __logf(wsum) : -INFINITY;
 }
 
-// How many key-range splits: enough for about one block per SM when the (batch, head, row-block)
-// grid is smaller than the GPU, and never so many that a warp is left with fewer than two tiles
-// (below that the fixed costs - Q, the merge, the combine - outweigh the streaming). One block
-// per SM is enough to stream at the bandwidth (its warps keep kNWarps x (kStages - 1) tiles in
-// flight), and every split past that adds partials to write and merge. Measured at B=8, H=12, D=64 (96 blocks on 132 SMs, torch profiler, L2
-// flushed): unsplit 14.7 / 45.9 / 145.8 us at 1k / 4k / 16k keys against 17.9 / 47.9 / 147.9 us
-// for 4 splits (the full wave of 3 blocks per SM the previous plan chose), and 2 or 3 splits,
-// which leave some SMs with two blocks and others with one, were slower still (155 us at 16k).
+// How to split the key range (sets p.num_splits and p.split_sweep).
+//
+// (1) A (batch, head, row-block) grid smaller than the GPU: about one block per SM, never so
+// many splits that a warp is left with fewer than two tiles (below that the fixed costs - Q, the
+// merge, the combine - outweigh the streaming). One block per SM is enough to stream at the
+// bandwidth (its warps keep kNWarps x (kStages - 1) tiles in flight), and every split past that
+// adds partials to write and merge. Measured at B=8, H=12, D=64 (96 blocks on 132 SMs, torch
+// profiler, L2 flushed): unsplit 14.7 / 45.9 / 145.8 us at 1k / 4k / 16k keys against 17.9 /
+// 47.9 / 147.9 us for 4 splits (the full wave of 3 blocks per SM the previous plan chose), and
+// 2 or 3 splits, which leave some SMs with two blocks and others with one, were slower still.
+//
+// (2) A grid that fills the GPU, over a long cache (kLongTiles tiles, 32k keys): 8 splits.
+// Unsplit, the blocks running at one time each stream their own head, 16 MB apart at 64k keys
+// in a (B, H, L, D) cache; the read rate then stays at about 3.10 TB/s, where cuDNN's decode
+// also sits, while a reader whose blocks take neighbouring chunks reaches 3.15 (session 6,
+// scripts/read_ceiling.py). With 8 splits in sweep order (below) the 132 blocks that run at once
+// read about 16 heads, each through one window. Measured at B=8, H=32, D=128 (scripts/tune.py,
+// session 7, runs S7-2 to S7-5; ratios to SDPA's default in the same process): 32k / 64k /
+// 128k keys 1.006-1.008 / 1.009-1.010 / 1.010x against 0.999-1.000 / 0.998-1.000 / 0.995x
+// unsplit; 12 or 16 splits the same, 4 splits about half the gain, 2 none. At 16k keys 8 splits
+// measured 0.999-1.001x against 1.000-1.002x unsplit, at 4k 0.985x: no gain there, so the limit.
+// In the (B, L, H, D) layout of flash_attn_with_kvcache, 8 splits in the plain order (which puts
+// a batch row's heads, i.e. neighbouring memory, side by side): +0.8% / +1.2% at 32k / 64k keys.
+// Head dim 64 (two blocks per SM), B=8, H=24: +1.8% / +2.3% (S7-5).
+//
+// (3) Sweep order: when each head's keys are contiguous (a (B, H, L, D)-like cache) and the
+// splits are long (kSweepTiles tiles, 16k keys), the splits of one head are launched side by
+// side and split s reads tile groups s, s + splits, ... instead of one contiguous range. With
+// B=8, Hkv=8 (grouped queries, 64 blocks, 2 splits by rule 1), 16k / 64k keys: 1.003 /
+// 1.003-1.004x against 0.997 / 0.999-1.001x for contiguous ranges. At B=8, H=32, 64k keys: 33
+// contiguous ranges of one head side by side 1.001x, 33 interleaved splits in the plain order
+// 0.995x, the two together 1.008x (S7-2). In the (B, L, H, D) layout the plain order already
+// reads neighbouring memory (8 splits in sweep order there: 1.009x against 1.021x, S7-4).
 template <typename Tr>
-int plan_decode_splits(const AttnParams& p) {
+void plan_decode(AttnParams& p) {
+    constexpr long kLongTiles = 32768 / Tr::kWarpN, kSweepTiles = 16384 / Tr::kWarpN, kLongSplits = 8;
     const long blocks = static_cast<long>(p.batch) * p.heads_q * ((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM);
     const long tiles = (p.len_k + Tr::kWarpN - 1) / Tr::kWarpN;
-    const long by_sms = p.num_sms / std::max(1L, blocks);
-    const long by_work = tiles / (2 * Tr::kNWarps);
-    return static_cast<int>(std::max(1L, std::min({by_sms, by_work, 128L})));
+    long splits = 1;
+    if (blocks < p.num_sms) {
+        const long by_sms = p.num_sms / std::max(1L, blocks);
+        const long by_work = tiles / (2 * Tr::kNWarps);
+        splits = std::max(1L, std::min({by_sms, by_work, 128L}));
+    } else if (tiles >= kLongTiles) {
+        splits = kLongSplits;
+    }
+    const bool head_major = p.heads_kv == 1 || (p.k_head_stride > p.k_row_stride && p.v_head_stride > p.v_row_stride);
+    const long heads = static_cast<long>(p.batch) * p.heads_q;
+    p.split_sweep = splits > 1 && head_major && tiles >= kSweepTiles && heads <= 65535;   // grid.z = batch x heads
+    if (!p.split_sweep && p.batch * splits > 65535) splits = 1;                           // grid.z = batch x splits
+    p.num_splits = static_cast<int>(splits);
 }
 
 template <typename Tr, typename T, bool kHasMask, bool kSplitKV>
@@ -333,7 +377,9 @@ cudaError_t launch_decode_kernel(const AttnParams& p, cudaStream_t stream) {
     if (Tr::kSmemBytes > p.max_smem_per_block) return cudaErrorInvalidConfiguration;
     const cudaError_t err = opt_in_smem<kernel>(Tr::kSmemBytes);
     if (err != cudaSuccess) return err;
-    const dim3 grid((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM, p.heads_q, p.batch * (kSplitKV ? p.num_splits : 1));
+    const unsigned row_blocks = (p.len_q + Tr::kBlockM - 1) / Tr::kBlockM;
+    const dim3 grid = kSplitKV && p.split_sweep ? dim3(row_blocks, p.num_splits, p.batch * p.heads_q)
+                                                : dim3(row_blocks, p.heads_q, p.batch * (kSplitKV ? p.num_splits : 1));
     kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
     if constexpr (kSplitKV) {
         const int64_t rows = static_cast<int64_t>(p.batch) * p.heads_q * p.len_q;

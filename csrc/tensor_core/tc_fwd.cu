@@ -33,9 +33,9 @@
 // memory) 0.995-0.997x -> 0.996-1.001x SDPA at 64k keys, and ncu at 64k: 2.78 -> 2.76 ms, level
 // with cuDNN (2.76). Slower: 3 slots of 32 keys, 64-key tiles, 8 warps, 2 or 3 warps, 16-key
 // tiles with 2 slots. Small caches are read with an evict-first L2 policy (prepare_decode in
-// flashmin_api.cpp says when). The key range is split only when the grid would leave SMs idle,
-// to about one block per SM (plan_decode_splits); the splits' merge is a second kernel,
-// launched as a programmatic dependent of the first on sm90.
+// flashmin_api.cpp says when). The key range is split when the grid would leave SMs idle, to
+// about one block per SM, and for long caches in 8 parts read in sweep order (plan_decode); the
+// splits' merge is a second kernel, launched as a programmatic dependent of the first on sm90.
 #include "flashmin.h"
 
 namespace flashmin {
@@ -47,8 +47,8 @@ cudaError_t run_tc_fwd_hdim128(const AttnParams& p, cudaStream_t stream);
 cudaError_t run_tc_fwd_hdim256(const AttnParams& p, cudaStream_t stream);
 cudaError_t run_decode_fwd_hdim64(const AttnParams& p, cudaStream_t stream);
 cudaError_t run_decode_fwd_hdim128(const AttnParams& p, cudaStream_t stream);
-int plan_decode_splits_hdim64(const AttnParams& p);
-int plan_decode_splits_hdim128(const AttnParams& p);
+void plan_decode_hdim64(AttnParams& p);
+void plan_decode_hdim128(AttnParams& p);
 
 cudaError_t run_tc_fwd(const AttnParams& p, cudaStream_t stream) {
     if (p.head_dim <= 32) return run_tc_fwd_hdim32(p, stream);
@@ -61,8 +61,9 @@ cudaError_t run_tc_fwd(const AttnParams& p, cudaStream_t stream) {
 
 int decode_padded_head_dim(int head_dim) { return head_dim <= 64 ? 64 : head_dim <= 128 ? 128 : 0; }
 
-int plan_decode_splits(const AttnParams& p) {
-    return p.head_dim <= 64 ? plan_decode_splits_hdim64(p) : plan_decode_splits_hdim128(p);
+void plan_decode(AttnParams& p) {
+    if (p.head_dim <= 64) plan_decode_hdim64(p);
+    else plan_decode_hdim128(p);
 }
 
 cudaError_t run_decode_fwd(const AttnParams& p, cudaStream_t stream) {
