@@ -4,6 +4,9 @@ beside SDPA's flash and cuDNN backends and SDPA's default in the same process.
 
     python scripts/tune.py --env FLASHMIN_TC_VARIANT --variants 0,1,2 --suite prefill --dtype fp16
     python scripts/tune.py --env FLASHMIN_DECODE_VARIANT --variants 0,1 --suite decode
+    python scripts/tune.py ... --suite decode --hdims 128 --seqlens 65536 --layout bshd --hkv 8
+        (decode shapes: B=8, H=32 at D=128 and 12 at D=64 unless --heads; --hkv for grouped
+        queries; --layout bshd for FlashAttention's (B, L, H, D) cache)
 
 Prints one table: per shape, each variant's rate and its ratio to flash (prefill, TFLOP/s) or
 to SDPA's default (decode, GB/s). Each cell is checked against SDPA's output (max abs diff).
