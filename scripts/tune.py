@@ -83,9 +83,9 @@ def child(args):
         for name, fn in [("fm", mine), *peers.items()]:
             try:
                 ms = timer(lambda: fn(q, k, v, causal))
-            except RuntimeError as e:   # a peer backend that refuses this shape or layout
+            except RuntimeError as e:   # a peer backend that refuses this shape or layout: no rate (nan)
                 print(f"{name} {shape}: {e}", file=sys.stderr)
-                ms = float("inf")
+                ms = float("nan")
             row[name] = work / ms / unit
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
