@@ -23,12 +23,14 @@
 #include <cuda_fp16.h>
 
 #include "flashmin.h"
+#include "common/launch.cuh"
+#include "common/ptx.cuh"
+#include "common/softmax.cuh"
+#include "common/tiles.cuh"
 
 namespace flashmin {
 namespace tc {
 
-constexpr float kLog2e = 1.4426950408889634f;
-constexpr float kLn2 = 0.6931471805599453f;
 
 template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, bool kQInRegs_, int kStages_ = 2,
           bool kLazyRescale_ = false, bool kSwizzleKV_ = false>
@@ -73,229 +75,7 @@ struct Traits {
     static_assert(kBlockN % 16 == 0 && kHeadDim % 16 == 0, "ldmatrix.x4 loads two 8-wide tiles at a time");
 };
 
-// ---- PTX wrappers -------------------------------------------------------------------------------
 
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global -> shared, asynchronously; zero-filled when !valid (nothing is read then).
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0));
-}
-// The same for a streamed K/V row: the L2::256B prefetch-size hint (the neighbouring bytes come
-// from DRAM in one larger request) and an L2 cache policy (l2_policy).
-__device__ __forceinline__ void cp_async_16_stream(void* dst, const void* src, bool valid, uint64_t policy) {
-    asm volatile("cp.async.cg.shared.global.L2::cache_hint.L2::256B [%0], [%1], 16, %2, %3;\n"
-                 ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0), "l"(policy));
-}
-// An L2 cache policy for loads: evict-first marks the lines a load brings in as the first to
-// go, so that a stream read once recycles its own lines instead of evicting (and, when dirty,
-// writing back) everything else; evict-normal is the default treatment.
-__device__ __forceinline__ uint64_t l2_policy(bool evict_first) {
-    uint64_t policy;
-    if (evict_first)
-        asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
-    else
-        asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;\n" : "=l"(policy));
-    return policy;
-}
-// A K/V chunk: cp_async_16_stream with the policy when the kernel streams (Traits::kL2Hint),
-// plain cp_async_16 otherwise.
-template <bool kL2Hint>
-__device__ __forceinline__ void cp_async_kv(void* dst, const void* src, bool valid, uint64_t policy) {
-    if constexpr (kL2Hint) cp_async_16_stream(dst, src, valid, policy);
-    else cp_async_16(dst, src, valid);
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
-
-// ldmatrix from a shared-memory byte address (base + constant: ptxas folds the constant into
-// the instruction, so a tile needs one address register, not one per fragment).
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], uint32_t addr) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
-// Hides a value's origin from the optimiser, so addresses derived from it are recomputed in the
-// loop (as register + immediate) instead of being hoisted into dozens of live registers.
-__device__ __forceinline__ uint32_t opaque(uint32_t x) {
-    asm volatile("" : "+r"(x));
-    return x;
-}
-
-// c += a (16x16, row) * b (16x8, col), fp32 accumulators.
-template <typename T>
-__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
-template <>
-__device__ __forceinline__ void mma_16816<__half>(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-template <>
-__device__ __forceinline__ void mma_16816<__nv_bfloat16>(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Two floats -> one register of two 16-bit values (first in the low half).
-template <typename T> __device__ __forceinline__ uint32_t pack2(float lo, float hi);
-template <> __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
-    __half2 v = __floats2half2_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-}
-template <> __device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t*>(&v);
-}
-
-// 2^x in one MUFU instruction (ex2.approx, denormals flushed: softmax weights that small are 0).
-__device__ __forceinline__ float fast_exp2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-    return y;
-}
-
-__device__ __forceinline__ float quad_max(float x) {   // over the 4 lanes that share a row
-    x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 1));
-    return fmaxf(x, __shfl_xor_sync(0xffffffff, x, 2));
-}
-__device__ __forceinline__ float quad_sum(float x) {
-    x += __shfl_xor_sync(0xffffffff, x, 1);
-    return x + __shfl_xor_sync(0xffffffff, x, 2);
-}
-
-__device__ __forceinline__ float mask_value(const AttnParams& p, int64_t at) {   // base-2 units
-    switch (p.mask_kind) {
-        case MaskKind::kBool: return static_cast<const uint8_t*>(p.mask)[at] ? 0.f : -INFINITY;
-        case MaskKind::kAddF32: return static_cast<const float*>(p.mask)[at] * kLog2e;
-        case MaskKind::kAddF16: return __half2float(static_cast<const __half*>(p.mask)[at]) * kLog2e;
-        case MaskKind::kAddBF16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p.mask)[at]) * kLog2e;
-        default: return 0.f;
-    }
-}
-
-__device__ __forceinline__ int64_t opaque64(int64_t x) {
-    asm volatile("" : "+l"(x));
-    return x;
-}
-
-// rows [row0, row0 + kRows) of a (len, head_dim) matrix -> shared memory, zero-filled outside,
-// by kThreads consecutive threads (the block, or one warp of the decode kernel; this thread is
-// number threadIdx.x % kThreads among them). Each thread owns one 16-byte column chunk and walks down the rows with one running
-// pointer (a fixed row step), so the loop costs one 64-bit add per load, not a live address per
-// load. kSwizzled: unpadded rows with chunk c of row r at c ^ (r % 8) (Traits::kSwizzleKV), else
-// padded rows of Tr::kStride.
-template <typename Tr, int kRows, bool kSwizzled, int kThreads, typename T>
-__device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stride, int row0, int len, int head_dim,
-                                          uint64_t policy = 0) {
-    const int tid = threadIdx.x % kThreads;   // read here, not passed in: it stays a cheap special register
-    constexpr int kChunks = Tr::kHeadDim / 8;   // 16-byte chunks per row
-    constexpr int kDstStride = kSwizzled ? Tr::kHeadDim : Tr::kStride;
-    auto at = [](int r, int c) { return r * kDstStride + (kSwizzled ? (c ^ (r % 8)) : c) * 8; };
-    if constexpr (kThreads % kChunks == 0) {
-        constexpr int kStep = kThreads / kChunks;   // rows between one thread's loads
-        constexpr int kIters = (kRows + kStep - 1) / kStep;
-        const int r = tid / kChunks, c = tid % kChunks;
-        const bool col_ok = c * 8 < head_dim;
-        const T* g = src + (row0 + r) * row_stride + c * 8;
-        const int64_t step = opaque64(kStep * row_stride);
-#pragma unroll
-        for (int it = 0; it < kIters; ++it) {
-            if (kRows % kStep != 0 && r + it * kStep >= kRows) break;
-            const bool valid = col_ok && row0 + r + it * kStep < len;
-            cp_async_kv<Tr::kL2Hint>(dst + at(r + it * kStep, c), valid ? g : src, valid, policy);
-            g += step;
-        }
-    } else {
-        for (int idx = tid; idx < kRows * kChunks; idx += kThreads) {
-            const int r = idx / kChunks, c = idx % kChunks;
-            const bool valid = row0 + r < len && c * 8 < head_dim;
-            cp_async_kv<Tr::kL2Hint>(dst + at(r, c), valid ? src + (row0 + r) * row_stride + c * 8 : src, valid, policy);
-        }
-    }
-}
-
-// ---- one 16-row MMA slice of S: masking and the online softmax ---------------------------------
-// Shared by the prefill and decode kernels. s holds the slice's scores in the MMA C layout: this
-// lane's rows are row_base + lane / 4 (elements 0, 1) and + 8 (elements 2, 3), its columns
-// j0 + nt * 8 + (lane % 4) * 2 (+1).
-
-// The general path, element by element: the scale (when it must go first) and attn_mask.
-template <bool kHasMask, int kNT>
-__device__ __forceinline__ void scale_and_mask(float (&s)[kNT][4], const AttnParams& p, int b, int h, int row_base, int j0,
-                                               int N, bool scale_first, int lane) {
-#pragma unroll
-    for (int nt = 0; nt < kNT; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const int i = row_base + lane / 4 + (e / 2) * 8;
-            const int j = j0 + nt * 8 + (lane % 4) * 2 + (e % 2);
-            float x = scale_first ? s[nt][e] * p.scale_log2 : s[nt][e];
-            if (kHasMask && i < p.len_q && j < N)   // never read past the mask
-                x += mask_value(p, b * p.mask_batch_stride + h * p.mask_head_stride + i * p.mask_row_stride +
-                                       j * p.mask_col_stride);
-            s[nt][e] = x;
-        }
-}
-
-// Keys past N and (causal) above the diagonal j <= i + offset get -inf: per row one limit, then
-// one compare per element against a compile-time column.
-template <int kNT>
-__device__ __forceinline__ void hide_keys(float (&s)[kNT][4], int row_base, int j0, int N, bool causal, int offset, int lane) {
-    const int col0 = j0 + (lane % 4) * 2;   // this lane's first key column in the tile
-#pragma unroll
-    for (int hf = 0; hf < 2; ++hf) {
-        const int i = row_base + lane / 4 + hf * 8;
-        int limit = N - col0;                                   // columns >= limit are hidden
-        if (causal) limit = min(limit, i + offset + 1 - col0);
-#pragma unroll
-        for (int nt = 0; nt < kNT; ++nt) {
-            if (nt * 8 >= limit) s[nt][2 * hf] = -INFINITY;
-            if (nt * 8 + 1 >= limit) s[nt][2 * hf + 1] = -INFINITY;
-        }
-    }
-}
-
-// The row max of half hf (row lane / 4 + 8 hf) over the slice and the running max m.
-template <int kNT>
-__device__ __forceinline__ float row_max(const float (&s)[kNT][4], int hf, float m) {
-#pragma unroll
-    for (int nt = 0; nt < kNT; ++nt) m = fmaxf(m, fmaxf(s[nt][2 * hf], s[nt][2 * hf + 1]));
-    return quad_max(m);
-}
-
-// One online-softmax step for half hf given its new row max mx: when rescale, move the running
-// max to mx and rescale l and O; then P = exp2((S - m) * sl) in place and l += this lane's share
-// of the row sum (the 4 lanes of a row are summed at the end). A row that has seen no key yet
-// (max -inf) uses 0 as its reference, so P = 0, not NaN.
-template <int kNT, int kDT>
-__device__ __forceinline__ void softmax_step(float (&s)[kNT][4], float (&o)[kDT][4], float& m_run, float& l_run, float mx,
-                                             int hf, float sl, bool rescale) {
-    if (rescale) {
-        const float m_new = mx == -INFINITY ? 0.f : mx;
-        const float alpha = fast_exp2((m_run - m_new) * sl);
-        m_run = mx;
-        l_run *= alpha;
-#pragma unroll
-        for (int dt = 0; dt < kDT; ++dt) { o[dt][2 * hf] *= alpha; o[dt][2 * hf + 1] *= alpha; }
-    }
-    const float m_ref = m_run == -INFINITY ? 0.f : m_run;
-    const float neg = -m_ref * sl;
-    float sum = 0.f;
-#pragma unroll
-    for (int nt = 0; nt < kNT; ++nt) {
-        s[nt][2 * hf] = fast_exp2(fmaf(s[nt][2 * hf], sl, neg));
-        s[nt][2 * hf + 1] = fast_exp2(fmaf(s[nt][2 * hf + 1], sl, neg));
-        sum += s[nt][2 * hf] + s[nt][2 * hf + 1];
-    }
-    l_run += sum;
-}
 
 // ---- the kernel ---------------------------------------------------------------------------------
 
@@ -515,23 +295,6 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
     }
 }
 
-// Dynamic shared memory above 48 KB needs an opt-in per kernel and device. It is a host API call
-// of a few microseconds, so it is made once per (kernel, device), not on every launch.
-template <auto kKernel>
-cudaError_t opt_in_smem(int bytes) {
-    if (bytes <= 48 * 1024) return cudaSuccess;
-    static std::atomic<uint64_t> done{0};   // bit d: set on device d
-    int device = 0;
-    cudaError_t err = cudaGetDevice(&device);
-    if (err != cudaSuccess) return err;
-    const uint64_t bit = device < 64 ? uint64_t{1} << device : 0;
-    if (bit && (done.load(std::memory_order_relaxed) & bit)) return cudaSuccess;
-    err = cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-    if (err == cudaSuccess) done.fetch_or(bit, std::memory_order_relaxed);
-    return err;
-}
-
-// The launchers below dispatch on dtype and mask themselves, so each per-head-dim file names
 // only its configuration.
 template <typename Tr, typename T, bool kHasMask>
 cudaError_t launch_tc_kernel(const AttnParams& p, cudaStream_t stream) {

@@ -1,0 +1,46 @@
+// common/tiles.cuh: global -> shared tile loads with cp.async (padded or XOR-swizzled rows).
+#pragma once
+
+#include <cstdint>
+
+#include "common/ptx.cuh"
+
+namespace flashmin {
+
+// rows [row0, row0 + kRows) of a (len, head_dim) matrix -> shared memory, zero-filled outside,
+// by kThreads consecutive threads (the block, or one warp of the decode kernel; this thread is
+// number threadIdx.x % kThreads among them). Each thread owns one 16-byte column chunk and walks down the rows with one running
+// pointer (a fixed row step), so the loop costs one 64-bit add per load, not a live address per
+// load. kSwizzled: unpadded rows with chunk c of row r at c ^ (r % 8) (Traits::kSwizzleKV), else
+// padded rows of Tr::kStride.
+template <typename Tr, int kRows, bool kSwizzled, int kThreads, typename T>
+__device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stride, int row0, int len, int head_dim,
+                                          uint64_t policy = 0) {
+    const int tid = threadIdx.x % kThreads;   // read here, not passed in: it stays a cheap special register
+    constexpr int kChunks = Tr::kHeadDim / 8;   // 16-byte chunks per row
+    constexpr int kDstStride = kSwizzled ? Tr::kHeadDim : Tr::kStride;
+    auto at = [](int r, int c) { return r * kDstStride + (kSwizzled ? (c ^ (r % 8)) : c) * 8; };
+    if constexpr (kThreads % kChunks == 0) {
+        constexpr int kStep = kThreads / kChunks;   // rows between one thread's loads
+        constexpr int kIters = (kRows + kStep - 1) / kStep;
+        const int r = tid / kChunks, c = tid % kChunks;
+        const bool col_ok = c * 8 < head_dim;
+        const T* g = src + (row0 + r) * row_stride + c * 8;
+        const int64_t step = opaque64(kStep * row_stride);
+#pragma unroll
+        for (int it = 0; it < kIters; ++it) {
+            if (kRows % kStep != 0 && r + it * kStep >= kRows) break;
+            const bool valid = col_ok && row0 + r + it * kStep < len;
+            cp_async_kv<Tr::kL2Hint>(dst + at(r + it * kStep, c), valid ? g : src, valid, policy);
+            g += step;
+        }
+    } else {
+        for (int idx = tid; idx < kRows * kChunks; idx += kThreads) {
+            const int r = idx / kChunks, c = idx % kChunks;
+            const bool valid = row0 + r < len && c * 8 < head_dim;
+            cp_async_kv<Tr::kL2Hint>(dst + at(r, c), valid ? src + (row0 + r) * row_stride + c * 8 : src, valid, policy);
+        }
+    }
+}
+
+}  // namespace flashmin
