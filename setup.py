@@ -4,7 +4,8 @@
 torch has CUDA and nvcc is found; otherwise it installs the pure-Python package, and the first
 CUDA call builds the extension with ninja (flashmin_nn/_ext.py).
 Set FLASHMIN_NO_BUILD=1 to skip the ahead-of-time build, FLASHMIN_FORCE_BUILD=1 to require it.
-TORCH_CUDA_ARCH_LIST picks the GPU targets (default: the GPUs on this machine).
+TORCH_CUDA_ARCH_LIST picks the GPU targets (default: the GPUs on this machine); compute capability
+9.0 is built as sm_90a, which the Hopper prefill kernel needs (flashmin_nn/_build_config.py).
 """
 import os
 import runpy
@@ -31,11 +32,13 @@ def cuda_extension():
               "(the CUDA extension is built on first use)")
         return None, {}
     os.environ.setdefault("MAX_JOBS", str(os.cpu_count() or 4))
+    caps = [torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    nvcc_arch, cxx_arch = cfg["arch_flags"](cfg["target_archs"](os.environ, caps))
     ext = CUDAExtension(
         name=cfg["EXTENSION_NAME"],
         sources=cfg["CPP_SOURCES"] + cfg["CUDA_SOURCES"],
         include_dirs=[os.path.join(HERE, d) for d in cfg["INCLUDE_DIRS"]],
-        extra_compile_args={"cxx": cfg["CXX_FLAGS"], "nvcc": cfg["NVCC_FLAGS"]},
+        extra_compile_args={"cxx": cfg["CXX_FLAGS"] + cxx_arch, "nvcc": cfg["NVCC_FLAGS"] + nvcc_arch},
     )
     return ext, {"build_ext": BuildExtension.with_options(use_ninja=True)}
 

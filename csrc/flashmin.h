@@ -64,6 +64,7 @@ struct AttnParams {
 // Each kernel family exposes a launcher that returns the launch status (cudaGetLastError).
 cudaError_t run_minimal_fwd(const AttnParams& params, cudaStream_t stream);   // csrc/minimal/
 cudaError_t run_tc_fwd(const AttnParams& params, cudaStream_t stream);        // csrc/tensor_core/
+cudaError_t run_prefill_sm90(const AttnParams& params, cudaStream_t stream);  // csrc/prefill_sm90/ (sm_90a)
 // Decode: the split-KV decode kernel (csrc/tensor_core/decode_kernel.cuh) plus the merge of its
 // partials when params.num_splits > 1. decode_padded_head_dim: the o_accum row length.
 cudaError_t run_decode_fwd(const AttnParams& params, cudaStream_t stream);     // csrc/tensor_core/

@@ -12,13 +12,22 @@
 namespace flashmin {
 namespace {
 
-enum class Kernel { kMinimal, kTensorCore, kDecode };
+enum class Kernel { kMinimal, kTensorCore, kDecode, kPrefillSm90 };
+
+// Whether this build holds sm_90a code (the Hopper prefill kernel): the build defines
+// FLASHMIN_SM90A when its targets include compute capability 9.0 (flashmin_nn/_build_config.py).
+#ifdef FLASHMIN_SM90A
+constexpr bool kBuiltSm90a = true;
+#else
+constexpr bool kBuiltSm90a = false;
+#endif
 
 Kernel kernel_from_name(c10::string_view name) {
     if (name == "minimal") return Kernel::kMinimal;
     if (name == "tensor_core") return Kernel::kTensorCore;
     if (name == "decode") return Kernel::kDecode;
-    TORCH_CHECK(false, "flashmin: kernel='", std::string(name), "' is not a CUDA kernel of this build (minimal, tensor_core, decode)");
+    if (name == "prefill_sm90" || name == "hopper") return Kernel::kPrefillSm90;
+    TORCH_CHECK(false, "flashmin: kernel='", std::string(name), "' is not a CUDA kernel of this build (minimal, tensor_core, decode, prefill_sm90)");
     return Kernel::kMinimal;
 }
 
@@ -181,9 +190,19 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
     p.max_smem_per_block = dev.max_smem;
     p.dependent_launch = dev.cc_major >= 9;
 
-    if (kernel == Kernel::kTensorCore || kernel == Kernel::kDecode) {
+    if (kernel == Kernel::kTensorCore || kernel == Kernel::kDecode || kernel == Kernel::kPrefillSm90) {
         check_tensor_core(q, "q"); check_tensor_core(k, "k"); check_tensor_core(v, "v");
         TORCH_CHECK(dev.cc_major >= 8, "the tensor_core kernel needs compute capability 8.0 or newer; this GPU is sm_", dev.cc_major, "x");
+    }
+    if (kernel == Kernel::kPrefillSm90) {
+        TORCH_CHECK(dev.cc_major == 9, "the prefill_sm90 kernel runs on compute capability 9.0 (Hopper) only; this GPU is sm_", dev.cc_major, "x");
+        TORCH_CHECK(kBuiltSm90a, "the prefill_sm90 kernel is not in this build: build flashmin for compute capability 9.0 "
+                    "(TORCH_CUDA_ARCH_LIST=9.0 or on the Hopper GPU itself), which compiles it as sm_90a");
+        // The copy engine steps rows, heads and batches by byte strides that are multiples of 16.
+        for (const at::Tensor* t : {&q, &k, &v})
+            for (int d = 0; d < 3; ++d)
+                TORCH_CHECK(t->size(d) == 1 || t->stride(d) > 0, "the prefill_sm90 kernel needs positive strides; got ",
+                            t == &q ? "q" : t == &k ? "k" : "v", ".stride()=", t->strides());
     }
     const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
     at::Tensor accum;   // split-KV partials, alive until the launches are queued
@@ -197,6 +216,7 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
         case Kernel::kMinimal: err = run_minimal_fwd(p, stream); break;
         case Kernel::kTensorCore: err = run_tc_fwd(p, stream); break;
         case Kernel::kDecode: err = run_decode_fwd(p, stream); break;
+        case Kernel::kPrefillSm90: err = run_prefill_sm90(p, stream); break;
     }
     TORCH_CHECK(err == cudaSuccess, "flashmin kernel launch failed: ", cudaGetErrorString(err));
     return {out, lse};
@@ -207,4 +227,8 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
 TORCH_LIBRARY_IMPL(flashmin, CUDA, m) { m.impl("attention_fwd", &flashmin::attention_fwd_cuda); }
 
 // A Python module too, so `import flashmin_nn._C` loads the library (and the registration above).
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) { m.doc() = "flashmin CUDA kernels (forward-only attention)"; }
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+    m.doc() = "flashmin CUDA kernels (forward-only attention)";
+    m.def("built_with_sm90a", [] { return flashmin::kBuiltSm90a; },
+          "Whether this build holds the sm_90a code of the Hopper prefill kernel (prefill_sm90).");
+}

@@ -18,6 +18,11 @@ CUDA_SOURCES = [
     "csrc/tensor_core/tc_fwd_hdim256.cu",
     "csrc/tensor_core/decode_hdim64.cu",
     "csrc/tensor_core/decode_hdim128.cu",
+    # The Hopper prefill kernel: real code only in the sm_90a pass (empty elsewhere).
+    "csrc/prefill_sm90/prefill_sm90.cu",
+    "csrc/prefill_sm90/prefill_sm90_hdim64.cu",
+    "csrc/prefill_sm90/prefill_sm90_hdim128.cu",
+    "csrc/prefill_sm90/prefill_sm90_hdim256.cu",
 ]
 INCLUDE_DIRS = ["csrc"]
 
@@ -35,6 +40,44 @@ NVCC_FLAGS = [
 ]
 
 EXTENSION_NAME = "flashmin_nn._C"
+
+# GPU targets when neither TORCH_CUDA_ARCH_LIST nor a visible GPU says otherwise.
+DEFAULT_ARCHS = ["8.0", "8.6", "8.9", "9.0"]
+
+
+def arch_flags(archs):
+    """nvcc and C++ flags for the GPU targets `archs` ("8.0", "9.0", "8.6+PTX", ...).
+
+    Compute capability 9.0 is compiled as sm_90a (the Hopper-only instructions of the prefill_sm90
+    kernel: wgmma, setmaxnreg), and then FLASHMIN_SM90A is defined for the binding, which refuses
+    that kernel in a build without it. "+PTX" also embeds PTX for newer GPUs. Returns
+    (nvcc_flags, cxx_flags). The flags name the targets, so torch's cpp_extension adds none of its own.
+    """
+    nvcc, sm90a = [], False
+    for a in archs:
+        a = a.strip()
+        ptx = a.endswith("+PTX")
+        num = a[:-4] if ptx else a
+        num = num.rstrip("a")
+        major, minor = num.split(".")
+        cc = f"{major}{minor}" + ("a" if num == "9.0" else "")
+        sm90a |= num == "9.0"
+        nvcc.append(f"-gencode=arch=compute_{cc},code=sm_{cc}")
+        if ptx:
+            nvcc.append(f"-gencode=arch=compute_{cc},code=compute_{cc}")
+    defines = ["-DFLASHMIN_SM90A=1"] if sm90a else []
+    return nvcc + defines, defines
+
+
+def target_archs(env, device_capabilities):
+    """The GPU targets: TORCH_CUDA_ARCH_LIST (";" or " " separated) if set, else the visible GPUs'
+    capabilities [(major, minor), ...], else DEFAULT_ARCHS."""
+    listed = env.get("TORCH_CUDA_ARCH_LIST", "").replace(";", " ").split()
+    if listed:
+        return listed
+    if device_capabilities:
+        return sorted({f"{ma}.{mi}" for ma, mi in device_capabilities})
+    return list(DEFAULT_ARCHS)
 
 
 def repo_path(*parts):

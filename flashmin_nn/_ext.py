@@ -63,12 +63,14 @@ def _jit_build():
         os.makedirs(build_dir, exist_ok=True)
     print("flashmin: building the CUDA extension (first use; cached afterwards) ...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
+    caps = [torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    nvcc_arch, cxx_arch = cfg.arch_flags(cfg.target_archs(os.environ, caps))
     mod = load(
         name="flashmin_nn_C",
         sources=[cfg.repo_path(s) for s in cfg.CPP_SOURCES + cfg.CUDA_SOURCES],
         extra_include_paths=[cfg.repo_path(d) for d in cfg.INCLUDE_DIRS],
-        extra_cflags=cfg.CXX_FLAGS,
-        extra_cuda_cflags=cfg.NVCC_FLAGS,
+        extra_cflags=cfg.CXX_FLAGS + cxx_arch,
+        extra_cuda_cflags=cfg.NVCC_FLAGS + nvcc_arch,
         build_directory=build_dir,
         verbose=os.environ.get("FLASHMIN_VERBOSE_BUILD") == "1",
     )

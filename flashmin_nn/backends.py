@@ -21,7 +21,7 @@ from torch import Tensor
 from . import _ext
 
 # The kernels that live in the CUDA extension (csrc/flashmin_api.cpp's kernel_from_name).
-CUDA_KERNELS = ("minimal", "tensor_core", "decode")
+CUDA_KERNELS = ("minimal", "tensor_core", "decode", "prefill_sm90")
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,33 @@ def _decode_rejects(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]
     return _tensor_core_rejects(q, k, v, attn_mask)
 
 
+def _sm90_built() -> bool:
+    """Whether the loaded (or loadable) extension holds the sm_90a code of prefill_sm90."""
+    if _ext.unavailable_reason() is not None:
+        return False
+    return bool(_ext.load().built_with_sm90a())
+
+
+_sm90_cache = {}
+
+
+def _prefill_sm90_rejects(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]) -> Optional[str]:
+    why = _tensor_core_rejects(q, k, v, attn_mask)
+    if why is not None:
+        return why
+    if _cc_major(q.device) != 9:
+        return "it runs on compute capability 9.0 (Hopper) only (wgmma, TMA, setmaxnreg)"
+    if "built" not in _sm90_cache:
+        _sm90_cache["built"] = _sm90_built()
+    if not _sm90_cache["built"]:
+        return "this build of the extension has no sm_90a code (build it for compute capability 9.0)"
+    for t, n in ((q, "query"), (k, "key"), (v, "value")):
+        st, sz = t.stride(), t.shape
+        if any(st[d] == 0 and sz[d] > 1 for d in range(3)):
+            return f"{n} has a zero stride ({n}.stride()={tuple(st)}): the copy engine needs positive strides"
+    return None
+
+
 _KERNELS: Dict[str, tuple] = {
     "reference": ("PyTorch tiled online softmax (flashmin_nn/reference.py); any device", _reference_rejects),
     "minimal": ("teaching CUDA kernel: fp32 math, one thread per query row, any shape", _minimal_rejects),
@@ -107,6 +134,8 @@ _KERNELS: Dict[str, tuple] = {
                     _tensor_core_rejects),
     "decode": ("split-KV tensor-core kernel for 1-16 queries over long KV caches; GQA heads share K/V reads",
                _decode_rejects),
+    "prefill_sm90": ("fp16/bf16 Hopper kernel: TMA copies, wgmma, warp-specialised; sm_90 only, head dims multiple of 8 up to 256",
+                     _prefill_sm90_rejects),
 }
 KERNEL_NAMES = ("auto",) + tuple(_KERNELS)
 KERNEL_ORDER = ("decode", "tensor_core", "minimal")     # what "auto" tries on CUDA, fastest first

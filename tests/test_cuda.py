@@ -2,7 +2,8 @@
 
 Every kernel that list_kernels() reports available is run on every case, forced with
 use_kernel(). "minimal" must serve every case; "tensor_core" must serve fp16/bf16 with head dims
-32/64/96/128/256 (without a mask or with a bool mask); any other refusal by a forced kernel is
+32/64/96/128/256 (without a mask or with a bool mask), "prefill_sm90" every fp16/bf16 case on a
+Hopper GPU whose build holds it; any other refusal by a forced kernel is
 a skip that carries the kernel's own reason. Outputs are poisoned before each run
 (helpers.poisoned_call) so an element a kernel forgets to write fails.
 
@@ -33,7 +34,7 @@ from helpers import (
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 DEV = "cuda"
-KERNELS = ["minimal", "tensor_core", "decode", "auto"]
+KERNELS = ["minimal", "tensor_core", "decode", "prefill_sm90", "auto"]
 DTYPES = [torch.float16, torch.bfloat16, torch.float32]
 DT_IDS = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16", torch.float64: "fp64"}
 TC_HEAD_DIMS = (32, 64, 96, 128, 256)
@@ -48,6 +49,9 @@ def _must_support(kernel, dtype, D, mask_kind):
         return True
     if kernel == "tensor_core":
         return dtype in (torch.float16, torch.bfloat16) and D in TC_HEAD_DIMS and mask_kind in ("none", "bool")
+    if kernel == "prefill_sm90":   # on a Hopper GPU whose build has it: every fp16/bf16 call, masks included
+        return (flashmin_nn.list_kernels()[kernel].available and torch.cuda.get_device_capability()[0] == 9
+                and flashmin_nn.backends._sm90_built() and dtype in (torch.float16, torch.bfloat16) and D % 8 == 0)
     return False
 
 

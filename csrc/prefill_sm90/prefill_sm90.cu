@@ -1,0 +1,68 @@
+// prefill_sm90.cu: the Hopper prefill kernel's head-dim dispatch and its tensor maps.
+//
+// Configurations (kHeadDim, kBlockN, kStages), 128 query rows per block in two consumer
+// warpgroups; shared memory per block: Q + 2 * kStages K/V tiles.
+//   hdim 64:  128 keys per tile, 4 slots (16 + 128 KB).
+//   hdim 128: 128 keys per tile, 2 slots (32 + 128 KB).
+//   hdim 256:  64 keys per tile, 2 slots (64 + 128 KB); O alone is 128 registers a thread.
+// Head dims that are multiples of 8 run in the next compiled size up: the tensor maps know the
+// real head dim, so the copy engine fills the missing columns with zeros and stores only the real ones.
+#include <cuda.h>
+
+#include "flashmin.h"
+#include "prefill_sm90/prefill_sm90_kernel.cuh"
+
+namespace flashmin {
+
+cudaError_t run_prefill_sm90_hdim64(const AttnParams& p, cudaStream_t stream);
+cudaError_t run_prefill_sm90_hdim128(const AttnParams& p, cudaStream_t stream);
+cudaError_t run_prefill_sm90_hdim256(const AttnParams& p, cudaStream_t stream);
+
+cudaError_t run_prefill_sm90(const AttnParams& p, cudaStream_t stream) {
+    if (p.head_dim <= 64) return run_prefill_sm90_hdim64(p, stream);
+    if (p.head_dim <= 128) return run_prefill_sm90_hdim128(p, stream);
+    if (p.head_dim <= 256) return run_prefill_sm90_hdim256(p, stream);
+    return cudaErrorInvalidValue;
+}
+
+namespace sm90 {
+namespace {
+
+// cuTensorMapEncodeTiled is a driver function: found once through the runtime, so the extension
+// needs no link against libcuda.
+using EncodeTiled = decltype(&cuTensorMapEncodeTiled);
+
+EncodeTiled encode_tiled() {
+    static EncodeTiled fn = [] {
+        void* ptr = nullptr;
+        cudaDriverEntryPointQueryResult found{};
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &ptr, 12000, cudaEnableDefault, &found) != cudaSuccess ||
+            found != cudaDriverEntryPointSuccess)
+            ptr = nullptr;
+        return reinterpret_cast<EncodeTiled>(ptr);
+    }();
+    return fn;
+}
+
+}  // namespace
+
+bool make_tensor_map(CUtensorMap* map, const void* ptr, DType dtype, int head_dim, int rows, int heads, int batch,
+                     int64_t row_stride, int64_t head_stride, int64_t batch_stride, int box_rows) {
+    const EncodeTiled encode = encode_tiled();
+    if (encode == nullptr) return false;
+    // A dimension of size 1 is never stepped over, but its stride must still be a multiple of 16 bytes.
+    auto bytes = [](int64_t size, int64_t stride) { return static_cast<cuuint64_t>(size == 1 ? 16 : stride * 2); };
+    const cuuint64_t dims[4] = {static_cast<cuuint64_t>(head_dim), static_cast<cuuint64_t>(rows),
+                                static_cast<cuuint64_t>(heads), static_cast<cuuint64_t>(batch)};
+    const cuuint64_t strides[3] = {bytes(rows, row_stride), bytes(heads, head_stride), bytes(batch, batch_stride)};
+    const cuuint32_t box[4] = {64, static_cast<cuuint32_t>(box_rows), 1, 1};
+    const cuuint32_t elem_strides[4] = {1, 1, 1, 1};
+    const CUtensorMapDataType type = dtype == DType::kFloat16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+    const CUresult res = encode(map, type, 4, const_cast<void*>(ptr), dims, strides, box, elem_strides,
+                                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    return res == CUDA_SUCCESS;
+}
+
+}  // namespace sm90
+}  // namespace flashmin

@@ -1,0 +1,10 @@
+// Head dim 128 instantiation of the Hopper prefill kernel (configuration and reason: prefill_sm90.cu).
+#include "prefill_sm90/prefill_sm90_kernel.cuh"
+
+namespace flashmin {
+
+cudaError_t run_prefill_sm90_hdim128(const AttnParams& p, cudaStream_t stream) {
+    return sm90::launch_prefill_sm90<sm90::PrefillTraits<128, 128, 2>>(p, stream);
+}
+
+}  // namespace flashmin

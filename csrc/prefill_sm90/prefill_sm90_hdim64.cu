@@ -1,0 +1,10 @@
+// Head dim 64 instantiation of the Hopper prefill kernel (configuration and reason: prefill_sm90.cu).
+#include "prefill_sm90/prefill_sm90_kernel.cuh"
+
+namespace flashmin {
+
+cudaError_t run_prefill_sm90_hdim64(const AttnParams& p, cudaStream_t stream) {
+    return sm90::launch_prefill_sm90<sm90::PrefillTraits<64, 128, 4>>(p, stream);
+}
+
+}  // namespace flashmin

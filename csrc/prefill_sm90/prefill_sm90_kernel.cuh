@@ -1,0 +1,307 @@
+// prefill_sm90_kernel.cuh: the Hopper prefill kernel (sm_90a: TMA, mbarriers, wgmma, setmaxnreg).
+//
+// The same algorithm as the sm80 kernel (FlashAttention-2's online softmax, csrc/common/softmax.cuh),
+// on Hopper's own machinery:
+// - one block per (kBlockM = 128 query rows, head, batch), 3 warpgroups: warpgroup 0 is the
+//   producer (one thread issues every copy, the others leave at once), warpgroups 1 and 2 are the
+//   consumers, 64 query rows each. setmaxnreg gives the producer 24 registers and each consumer
+//   thread 240.
+// - the copy engine (TMA) brings Q once and K/V tiles of kBlockN keys into a ring of kStages
+//   slots, completing on "full" mbarriers; the consumers free a slot on its "empty" barrier once
+//   their wgmma have read it. Tiles are stored with the 128-byte swizzle in 64-column panels; rows
+//   and columns outside the tensor (ragged lengths, head dims below the compiled one) arrive as
+//   zeros, so the tails cost nothing extra.
+// - S = Q K^T: wgmma m64 x kBlockN x 16, both operands in shared memory; softmax in registers
+//   (the accumulators are in the m16n8 layout the sm80 helpers use); O += P V: wgmma m64 x
+//   kHeadDim x 16 with P from registers and V read transposed from shared memory.
+// - O is normalised once, staged in the consumer's own Q rows (same swizzle) and written back
+//   by the copy engine; rows past len_q are not written. LSE goes straight to global memory.
+// While one consumer warpgroup runs its softmax the other's wgmma keep the tensor cores busy.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "flashmin.h"
+#include "common/launch.cuh"
+#include "common/ptx.cuh"
+#include "common/ptx_sm90.cuh"
+#include "common/softmax.cuh"
+#include "common/wgmma.cuh"
+
+namespace flashmin {
+namespace sm90 {
+
+// The four tensor maps of a call (made on the host by the launcher below).
+struct TmaMaps {
+    CUtensorMap q, k, v, o;
+};
+
+template <int kHeadDim_, int kBlockN_, int kStages_>
+struct PrefillTraits {
+    static constexpr int kHeadDim = kHeadDim_;   // compiled head dim; smaller ones arrive zero-padded by TMA
+    static constexpr int kBlockN = kBlockN_;     // keys per K/V tile
+    static constexpr int kStages = kStages_;     // K/V ring slots
+    static constexpr int kConsumers = 2;         // math warpgroups, 64 query rows each
+    static constexpr int kBlockM = 64 * kConsumers;
+    static constexpr int kThreads = 128 * (kConsumers + 1);
+    static constexpr int kPanels = kHeadDim / 64;   // 64-column (128-byte) swizzle panels per row
+    static constexpr int kQElems = kBlockM * kHeadDim;
+    static constexpr int kKVElems = kBlockN * kHeadDim;
+    static constexpr uint32_t kKVBytes = kKVElems * 2;
+    // Q, then K slots, then V slots (each a multiple of 1024 bytes, so every panel keeps the
+    // swizzle's 1024-byte alignment), then the barriers; 1024 bytes of slack to align the base.
+    static constexpr int kBarriers = 1 + 4 * kStages;
+    static constexpr int kSmemBytes = (kQElems + 2 * kStages * kKVElems) * 2 + kBarriers * 8 + 1024;
+    static constexpr int kProducerRegs = 24;
+    static constexpr int kConsumerRegs = 240;
+    static_assert(kHeadDim % 64 == 0 && kBlockN % 16 == 0, "whole swizzle panels, whole k-steps of P V");
+    static_assert(kProducerRegs * 128 + kConsumerRegs * 128 * kConsumers <= 65536, "the register file");
+};
+
+// wgmma shapes by N (the generated wrappers, csrc/common/wgmma.cuh).
+template <int kN, typename T>
+__device__ __forceinline__ void mma_ss(float (&d)[kN / 8][4], uint64_t da, uint64_t db, int scale_d) {
+    if constexpr (kN == 64) wgmma_ss_m64n64k16<T>(d, da, db, scale_d);
+    else if constexpr (kN == 128) wgmma_ss_m64n128k16<T>(d, da, db, scale_d);
+    else wgmma_ss_m64n256k16<T>(d, da, db, scale_d);
+}
+template <int kN, typename T>
+__device__ __forceinline__ void mma_rs(float (&d)[kN / 8][4], const uint32_t (&a)[4], uint64_t db, int scale_d) {
+    if constexpr (kN == 64) wgmma_rs_m64n64k16<T>(d, a, db, scale_d);
+    else if constexpr (kN == 128) wgmma_rs_m64n128k16<T>(d, a, db, scale_d);
+    else wgmma_rs_m64n256k16<T>(d, a, db, scale_d);
+}
+
+// kHasMask: attn_mask is read element by element (the general path of common/softmax.cuh).
+template <typename Tr, typename T, bool kHasMask>
+__global__ void __launch_bounds__(Tr::kThreads, 1)
+prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant__ TmaMaps maps) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int kBlockM = Tr::kBlockM, kBlockN = Tr::kBlockN, kStages = Tr::kStages;
+    extern __shared__ unsigned char smem_raw[];
+    unsigned char* base = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
+    T* sQ = reinterpret_cast<T*>(base);          // kPanels panels of kBlockM rows x 64 columns (later: O)
+    T* sK = sQ + Tr::kQElems;                     // slot s at + s * kKVElems: kPanels panels of kBlockN x 64
+    T* sV = sK + kStages * Tr::kKVElems;
+    uint64_t* bar_q = reinterpret_cast<uint64_t*>(sV + kStages * Tr::kKVElems);
+    uint64_t* bar_k = bar_q + 1;                  // full: K slot s has landed
+    uint64_t* bar_v = bar_k + kStages;
+    uint64_t* bar_k_free = bar_v + kStages;       // empty: every consumer warp is done reading the slot
+    uint64_t* bar_v_free = bar_k_free + kStages;
+
+    // Heavy (late, causal) query blocks first: they set the kernel's tail.
+    const int m_block = gridDim.x - 1 - blockIdx.x;
+    const int h = blockIdx.y, hk = h / p.group, b = blockIdx.z;
+    const int row0 = m_block * kBlockM;
+    int N = p.len_k, offset = p.causal_offset;
+    if (p.seqlens_k) { N = p.seqlens_k[b]; offset += N - p.len_k; }
+    const int n_end = p.is_causal ? max(0, min(N, row0 + kBlockM + offset)) : N;
+    const int t_end = (n_end + kBlockN - 1) / kBlockN;   // key tiles of this block
+
+    if (threadIdx.x == 0) {
+        mbar_init(bar_q, 1);
+        for (int s = 0; s < kStages; ++s) {
+            mbar_init(bar_k + s, 1);
+            mbar_init(bar_v + s, 1);
+            mbar_init(bar_k_free + s, 4 * Tr::kConsumers);
+            mbar_init(bar_v_free + s, 4 * Tr::kConsumers);
+        }
+        fence_barrier_init();
+    }
+    __syncthreads();
+
+    const int wg = threadIdx.x / 128;
+    if (wg == 0) {
+        // ---- producer: one thread issues every copy --------------------------------------------
+        regs_dealloc<Tr::kProducerRegs>();
+        if (threadIdx.x == 0 && t_end > 0) {
+            mbar_arrive_expect_tx(bar_q, Tr::kQElems * 2);
+#pragma unroll
+            for (int c = 0; c < Tr::kPanels; ++c) tma_load_4d(sQ + c * kBlockM * 64, &maps.q, bar_q, c * 64, row0, h, b);
+            for (int t = 0; t < t_end; ++t) {
+                const int s = t % kStages;
+                const uint32_t phase = (t / kStages) & 1;
+                T* k_dst = sK + s * Tr::kKVElems;
+                T* v_dst = sV + s * Tr::kKVElems;
+                if (t >= kStages) mbar_wait(bar_k_free + s, phase ^ 1);
+                mbar_arrive_expect_tx(bar_k + s, Tr::kKVBytes);
+#pragma unroll
+                for (int c = 0; c < Tr::kPanels; ++c) tma_load_4d(k_dst + c * kBlockN * 64, &maps.k, bar_k + s, c * 64, t * kBlockN, hk, b);
+                if (t >= kStages) mbar_wait(bar_v_free + s, phase ^ 1);
+                mbar_arrive_expect_tx(bar_v + s, Tr::kKVBytes);
+#pragma unroll
+                for (int c = 0; c < Tr::kPanels; ++c) tma_load_4d(v_dst + c * kBlockN * 64, &maps.v, bar_v + s, c * 64, t * kBlockN, hk, b);
+            }
+        }
+    } else {
+        // ---- consumers: 64 query rows each ---------------------------------------------------
+        regs_alloc<Tr::kConsumerRegs>();
+        const int cw = wg - 1;                       // consumer index
+        const int tid = threadIdx.x % 128, warp = tid / 32, lane = tid % 32;
+        const int wg_row0 = row0 + cw * 64;          // this warpgroup's first query row
+        const int warp_row0 = wg_row0 + warp * 16;   // this warp's 16-row slice (the helpers' row_base)
+
+        float o[Tr::kHeadDim / 8][4];
+#pragma unroll
+        for (int dt = 0; dt < Tr::kHeadDim / 8; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
+        float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
+
+        // Scores stay raw and are scaled inside exp2, unless an additive mask must be added in
+        // scaled units first (or the scale is not positive, which would flip the max).
+        const bool additive = kHasMask && p.mask_kind != MaskKind::kBool;
+        const bool scale_first = additive || !(p.scale_log2 > 0.f);
+        const float sl = scale_first ? 1.f : p.scale_log2;
+
+        const uint32_t q_addr = smem_u32(sQ) + cw * 64 * 128;   // this warpgroup's rows of panel 0
+        if (t_end > 0) mbar_wait(bar_q, 0);
+        for (int t = 0; t < t_end; ++t) {
+            const int s = t % kStages;
+            const uint32_t phase = (t / kStages) & 1;
+            const int j0 = t * kBlockN;
+
+            // S = Q K_t^T: k-step ks reads 16 columns: panel ks / 4, bytes 32 (ks % 4) into its rows.
+            float sc[kBlockN / 8][4];
+            const uint32_t k_addr = smem_u32(sK + s * Tr::kKVElems);
+            mbar_wait(bar_k + s, phase);
+            wgmma_fence();
+#pragma unroll
+            for (int ks = 0; ks < Tr::kHeadDim / 16; ++ks) {
+                const uint32_t col = (ks % 4) * 32;
+                const uint64_t da = sw128_desc(q_addr + (ks / 4) * kBlockM * 128 + col, 16, 1024);
+                const uint64_t db = sw128_desc(k_addr + (ks / 4) * kBlockN * 128 + col, 16, 1024);
+                mma_ss<kBlockN, T>(sc, da, db, ks > 0);
+            }
+            wgmma_commit();
+            wgmma_wait<0>();
+            fence_regs(sc);
+            __syncwarp();
+            if (lane == 0) mbar_arrive(bar_k_free + s);
+
+            // Mask and online softmax, as in the sm80 kernel.
+            if (kHasMask || scale_first) scale_and_mask<kHasMask>(sc, p, b, h, warp_row0, j0, N, scale_first, lane);
+            const bool ragged = j0 + kBlockN > N || (p.is_causal && j0 + kBlockN - 1 > wg_row0 + offset);
+            if (ragged) hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane);
+            float mx[2];
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) mx[hf] = row_max(sc, hf, m_run[hf]);
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) softmax_step(sc, o, m_run[hf], l_run[hf], mx[hf], hf, sl, true);
+
+            // P as wgmma A fragments: key columns 16 kk .. 16 kk + 15 (the m16n8k16 A layout).
+            uint32_t pa[kBlockN / 16][4];
+#pragma unroll
+            for (int kk = 0; kk < kBlockN / 16; ++kk) {
+                pa[kk][0] = pack2<T>(sc[2 * kk][0], sc[2 * kk][1]);
+                pa[kk][1] = pack2<T>(sc[2 * kk][2], sc[2 * kk][3]);
+                pa[kk][2] = pack2<T>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
+                pa[kk][3] = pack2<T>(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
+            }
+
+            T* v_tile = sV + s * Tr::kKVElems;
+            mbar_wait(bar_v + s, phase);
+            // Per-batch key lengths: rows N .. len_k of the last tile hold whatever the cache holds
+            // (possibly NaN, and 0 * NaN is NaN in P V): the first consumer zeroes them, then both go on.
+            if (N < p.len_k && j0 + kBlockN > N) {
+                if (cw == 0) {
+                    const int r_first = max(0, N - j0);
+                    const int chunks = (kBlockN - r_first) * 8;   // 16-byte chunks per panel row range
+                    for (int c = 0; c < Tr::kPanels; ++c)
+                        for (int idx = tid; idx < chunks; idx += 128)
+                            reinterpret_cast<uint4*>(v_tile + c * kBlockN * 64 + r_first * 64)[idx] = make_uint4(0, 0, 0, 0);
+                    fence_proxy_async();
+                }
+                named_sync(1, 128 * Tr::kConsumers);
+            }
+
+            // O += P V_t: k-step kk reads keys 16 kk ..; V is MN-major (head dim contiguous):
+            // 8 keys are 1024 bytes apart (sbo), 64-column panels kBlockN * 128 bytes (lbo).
+            const uint32_t v_addr = smem_u32(v_tile);
+            wgmma_fence();
+#pragma unroll
+            for (int kk = 0; kk < kBlockN / 16; ++kk) {
+                const uint64_t db = sw128_desc(v_addr + kk * 16 * 128, kBlockN * 128, 1024);
+                mma_rs<Tr::kHeadDim, T>(o, pa[kk], db, 1);
+            }
+            wgmma_commit();
+            wgmma_wait<0>();
+            fence_regs(o);
+            __syncwarp();
+            if (lane == 0) mbar_arrive(bar_v_free + s);
+        }
+
+        // O = O / l (a row that saw no key: l = 0, O = 0, lse = -inf), into this warpgroup's rows
+        // of sQ with the 128-byte swizzle (chunk c of row r at c ^ (r % 8)), then one bulk store
+        // per panel. Only this warpgroup ever read those rows, and its last wgmma has completed.
+        float* gL = p.lse + (static_cast<int64_t>(b) * p.heads_q + h) * p.len_q;
+        unsigned char* sO = reinterpret_cast<unsigned char*>(sQ) + cw * 64 * 128;
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf) {
+            const float l = quad_sum(l_run[hf]);
+            const float inv = l > 0.f ? 1.f / l : 0.f;
+            const int r = warp * 16 + lane / 4 + hf * 8;   // row within this warpgroup's 64
+            const int row = wg_row0 + r;
+            if (lane % 4 == 0 && row < p.len_q) gL[row] = l > 0.f ? (m_run[hf] * sl + log2f(l)) * kLn2 : -INFINITY;
+#pragma unroll
+            for (int dt = 0; dt < Tr::kHeadDim / 8; ++dt) {
+                const int panel = dt / 8, chunk = dt % 8;
+                const uint32_t at = panel * kBlockM * 128 + r * 128 + ((chunk ^ (r % 8)) * 16) + (lane % 4) * 4;
+                *reinterpret_cast<uint32_t*>(sO + at) = pack2<T>(o[dt][2 * hf] * inv, o[dt][2 * hf + 1] * inv);
+            }
+        }
+        fence_proxy_async();
+        named_sync(2 + cw, 128);
+        if (tid == 0) {
+#pragma unroll
+            for (int c = 0; c < Tr::kPanels; ++c) tma_store_4d(&maps.o, sO + c * kBlockM * 128, c * 64, wg_row0, h, b);
+            tma_store_commit();
+            tma_store_wait_read();
+        }
+    }
+#endif
+}
+
+// ---- host side ----------------------------------------------------------------------------------
+
+// A tensor map for rows of a (batch, heads, rows, head_dim) tensor with the given element strides:
+// boxes of 64 columns x box_rows rows, 128-byte swizzle, zeros outside. False if the driver refuses.
+bool make_tensor_map(CUtensorMap* map, const void* ptr, DType dtype, int head_dim, int rows, int heads, int batch,
+                     int64_t row_stride, int64_t head_stride, int64_t batch_stride, int box_rows);
+
+// Dispatches on dtype and mask; each per-head-dim file names only its configuration.
+template <typename Tr, typename T, bool kHasMask>
+cudaError_t launch_prefill_kernel(const AttnParams& p, const TmaMaps& maps, cudaStream_t stream) {
+    constexpr auto kernel = prefill_sm90_kernel<Tr, T, kHasMask>;
+    if (Tr::kSmemBytes > p.max_smem_per_block) return cudaErrorInvalidConfiguration;
+    const cudaError_t err = opt_in_smem<kernel>(Tr::kSmemBytes);
+    if (err != cudaSuccess) return err;
+    const dim3 grid((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM, p.heads_q, p.batch);
+    kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p, maps);
+    return cudaGetLastError();
+}
+
+template <typename Tr>
+cudaError_t launch_prefill_sm90(const AttnParams& p, cudaStream_t stream) {
+    TmaMaps maps;
+    const bool ok =
+        make_tensor_map(&maps.q, p.q, p.dtype, p.head_dim, p.len_q, p.heads_q, p.batch, p.q_row_stride, p.q_head_stride,
+                        p.q_batch_stride, Tr::kBlockM) &&
+        make_tensor_map(&maps.k, p.k, p.dtype, p.head_dim, p.len_k, p.heads_kv, p.batch, p.k_row_stride, p.k_head_stride,
+                        p.k_batch_stride, Tr::kBlockN) &&
+        make_tensor_map(&maps.v, p.v, p.dtype, p.head_dim, p.len_k, p.heads_kv, p.batch, p.v_row_stride, p.v_head_stride,
+                        p.v_batch_stride, Tr::kBlockN) &&
+        make_tensor_map(&maps.o, p.o, p.dtype, p.head_dim, p.len_q, p.heads_q, p.batch, p.o_row_stride, p.o_head_stride,
+                        p.o_batch_stride, 64);
+    if (!ok) return cudaErrorInvalidValue;
+    const bool mask = p.mask_kind != MaskKind::kNone;
+    if (p.dtype == DType::kFloat16)
+        return mask ? launch_prefill_kernel<Tr, __half, true>(p, maps, stream) : launch_prefill_kernel<Tr, __half, false>(p, maps, stream);
+    return mask ? launch_prefill_kernel<Tr, __nv_bfloat16, true>(p, maps, stream)
+                : launch_prefill_kernel<Tr, __nv_bfloat16, false>(p, maps, stream);
+}
+
+}  // namespace sm90
+}  // namespace flashmin
