@@ -1,6 +1,6 @@
 """Where the GPT-2 generation timing noise comes from (device experiment, not a benchmark).
 
-    python scripts/gen_noise.py [pairs] [conditions]     (default: 8 on,off,pinned)
+    python scripts/investigations/gen_noise.py [pairs] [conditions]     (default: 8 on,off,pinned)
 
 Builds the example's default model (GPT-2 small shape, random weights, fp16, B=8, prompt 128,
 256 new tokens) and times sdpa and flashmin generations in pairs (order alternating), under
@@ -19,9 +19,10 @@ import time
 import torch
 import transformers
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "examples"))
 import gpt2_infer as ex  # noqa: E402  (the example's model, inputs, switching and timing)
-from paired import alternating, ratio_summary  # noqa: E402  (scripts/ is on the path when run as a script)
+from paired import alternating, ratio_summary  # noqa: E402  (this folder is on the path when run as a script)
 
 
 class Stamps(transformers.StoppingCriteria):

@@ -1,7 +1,7 @@
 """Paired timing for the device experiments: two implementations timed in alternating order, and
 a distribution-free interval for the median of their per-pair ratios.
 
-Used by scripts/gen_noise.py (GPT-2 generations) and scripts/read_ceiling.py (the decode cell).
+Used by gen_noise.py (GPT-2 generations) and read_ceiling.py (the decode cell) beside it.
 """
 import math
 import statistics

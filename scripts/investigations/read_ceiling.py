@@ -1,6 +1,7 @@
-"""How fast can the H100 read a 64k-key decode cache at all? (device experiment)
+"""How fast can the GPU read a 64k-key decode cache at all? (an investigation; the bench's decode suite
+keeps a read ceiling of its own, flashmin_nn/bench/readers.py)
 
-    python scripts/read_ceiling.py [B H S D [pairs]]   (default 8 32 65536 128 40: the 8.6 GB bench cell)
+    python scripts/investigations/read_ceiling.py [B H S D [pairs]]   (default 8 32 65536 128 40: the 8.6 GB bench cell)
 
 Times, on the same K and V (B, S, H, D) fp16 as the decode bench's largest cell, each read once:
   - a Triton sum over K and V as flat contiguous arrays (the best access pattern there is),
@@ -18,7 +19,7 @@ Times, on the same K and V (B, S, H, D) fp16 as the decode bench's largest cell,
 Then the decode bench's cell itself on the bench's layout ((B, H, S, D) contiguous): flashmin
 against SDPA's default in `pairs` alternating pairs, with a distribution-free 95% interval for the
 median ratio.
-Timed with the benchmark's timer (flashmin_nn.bench.make_timer: triton's do_bench, median, the
+Timed with the benchmark's timer (flashmin_nn.bench.timing.make_timer: triton's do_bench, median, the
 L2 flushed by a 256 MB memset before each call).
 """
 import statistics
@@ -31,8 +32,8 @@ import triton.language as tl
 from torch.utils.cpp_extension import load_inline
 
 import flashmin_nn as fm
-from flashmin_nn.bench import make_timer
-from paired import alternating, ratio_summary   # scripts/ is on the path when this runs as a script
+from flashmin_nn.bench.timing import make_timer
+from paired import alternating, ratio_summary   # this folder is on the path when run as a script
 
 
 @triton.jit
