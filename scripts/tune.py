@@ -1,104 +1,81 @@
-"""Compare kernel configurations side by side on the GPU: one child process per variant (the
-variant is picked by an environment variable, read once by the extension), every variant timed
-beside SDPA's flash and cuDNN backends and SDPA's default in the same process.
+"""flashmin kernels side by side with their peers over a sweep of shapes, in one process: the
+quick look while a kernel is tuned. Each forced kernel (--kernels) is a column, timed beside
+SDPA's flash and cuDNN backends (prefill) or SDPA's default and flash (decode), and checked
+against the first peer's output (max abs diff).
 
-    python scripts/tune.py --env FLASHMIN_TC_VARIANT --variants 0,1,2 --suite prefill --dtype fp16
-    python scripts/tune.py --env FLASHMIN_DECODE_VARIANT --variants 0,1 --suite decode
-    python scripts/tune.py ... --suite decode --hdims 128 --seqlens 65536 --layout bshd --hkv 8
+    python scripts/tune.py --suite prefill --dtype bf16 --kernels prefill,prefill_sm90
+    python scripts/tune.py --suite decode --kernels decode --hdims 128 --seqlens 65536 --layout bshd --hkv 8
         (decode shapes: B=8, H=32 at D=128 and 12 at D=64 unless --heads; --hkv for grouped
         queries; --layout bshd for FlashAttention's (B, L, H, D) cache)
 
-Prints one table: per shape, each variant's rate and its ratio to flash (prefill, TFLOP/s) or
-to SDPA's default (decode, GB/s). Each cell is checked against SDPA's output (max abs diff).
+Prints one table: per shape, each kernel's rate and its ratio to flash (prefill, TFLOP/s) or to
+SDPA's default (decode, GB/s). A kernel that refuses a shape (or is not in this build) reads nan.
+Timed with the benchmark's timer (flashmin_nn.bench.timing.make_timer).
 """
 import argparse
-import json
-import os
-import subprocess
+import functools
+import math
 import sys
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+import flashmin_nn as fm
+from flashmin_nn.bench.measures import attention_flops, decode_bytes
+from flashmin_nn.bench.timing import make_timer
 
 PREFILL_N = [128, 256, 512, 1024, 2048, 4096, 8192, 16384]
 DECODE_L = [1024, 4096, 16384, 65536]
 
 
-def child(args):
-    import torch
-    import torch.nn.functional as F
-    from torch.nn.attention import SDPBackend, sdpa_kernel
+def sdpa(backend, gqa):
+    def run(q, k, v, causal):
+        if backend is None:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
+        with sdpa_kernel(backend):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
+    return run
 
-    import flashmin_nn as fm
-    from flashmin_nn.bench import make_timer
 
-    timer, _ = make_timer(torch.device("cuda"), 10, args.rep)
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
-    torch.manual_seed(0)
-    rows = []
-    gqa = args.suite == "decode" and args.hkv is not None
+def flashmin(kernel, gqa):
+    def run(q, k, v, causal):
+        with fm.use_kernel(kernel):
+            return fm.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
+    return run
 
-    def sdpa(backend):
-        def run(q, k, v, causal):
-            if backend is None:
-                return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
-            with sdpa_kernel(backend):
-                return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
-        return run
 
-    def flashmin(kernel):
-        def run(q, k, v, causal):
-            with fm.use_kernel(kernel):
-                return fm.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
-        return run
-
+def shapes_and_inputs(args, dtype):
+    """Yields (shape label, q, k, v, causal, work, unit): work in FLOPs (prefill) or bytes (decode)."""
     if args.suite == "prefill":
-        shapes = [(D, c, N) for D in args.hdims for c in (False, True) for N in (args.seqlens or PREFILL_N)]
-        peers = {"flash": sdpa(SDPBackend.FLASH_ATTENTION), "cudnn": sdpa(SDPBackend.CUDNN_ATTENTION)}
-        mine = flashmin("tensor_core")
-    else:
-        shapes = [(D, args.heads or H, L) for (H, D) in ((32, 128), (12, 64)) if D in args.hdims
-                  for L in (args.seqlens or DECODE_L)]
-        peers = {"sdpa": sdpa(None), "flash": sdpa(SDPBackend.FLASH_ATTENTION)}
-        mine = flashmin("decode")
-    for shape in shapes:
-        if args.suite == "prefill":
-            D, causal, N = shape
-            B, H = 16384 // N, 2048 // D
-            q, k, v = (torch.randn(B, H, N, D, device="cuda", dtype=dtype) for _ in range(3))
-            work = 4 * B * H * N * N * D / (2 if causal else 1)
-            unit = 1e9   # ms -> TFLOP/s
-        else:
-            D, H, L = shape
-            B, causal = 8, False
-            Hkv = args.hkv or H
+        for D in args.hdims:
+            for causal in (False, True):
+                for N in args.seqlens or PREFILL_N:
+                    B, H = 16384 // N, 2048 // D
+                    q, k, v = (torch.randn(B, H, N, D, device="cuda", dtype=dtype) for _ in range(3))
+                    yield (D, causal, N), q, k, v, causal, attention_flops(B, H, N, D, causal), 1e9   # ms -> TFLOP/s
+        return
+    for H, D in ((32, 128), (12, 64)):
+        if D not in args.hdims:
+            continue
+        H = args.heads or H
+        Hkv = args.hkv or H
+        for L in args.seqlens or DECODE_L:
+            B = 8
             q = torch.randn(B, H, 1, D, device="cuda", dtype=dtype)
             if args.layout == "bshd":   # FlashAttention's cache layout, (B, L, Hkv, D), seen as (B, Hkv, L, D)
                 k, v = (torch.randn(B, L, Hkv, D, device="cuda", dtype=dtype).transpose(1, 2) for _ in range(2))
             else:
                 k, v = (torch.randn(B, Hkv, L, D, device="cuda", dtype=dtype) for _ in range(2))
-            work = 2 * B * Hkv * L * D * q.element_size()
-            unit = 1e6   # ms -> GB/s
-        ref = peers["flash" if args.suite == "prefill" else "sdpa"](q, k, v, causal).float()
-        out = mine(q, k, v, causal)
-        err = (out.float() - ref).abs().max().item()
-        row = {"shape": list(shape), "err": err}
-        for name, fn in [("fm", mine), *peers.items()]:
-            try:
-                ms = timer(lambda: fn(q, k, v, causal))
-            except RuntimeError as e:   # a peer backend that refuses this shape or layout: no rate (nan)
-                print(f"{name} {shape}: {e}", file=sys.stderr)
-                ms = float("nan")
-            row[name] = work / ms / unit
-        rows.append(row)
-        print(json.dumps(row), file=sys.stderr, flush=True)
-        del q, k, v, ref, out
-    print(json.dumps(rows))
+            yield (D, H, L), q, k, v, False, decode_bytes(B, Hkv, L, D, q.element_size()), 1e6   # ms -> GB/s
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--suite", choices=["prefill", "decode"], default="prefill")
     ap.add_argument("--dtype", choices=["fp16", "bf16"], default="fp16")
-    ap.add_argument("--env", default="FLASHMIN_TC_VARIANT")
-    ap.add_argument("--variants", default="0")
+    ap.add_argument("--kernels", default=None,
+                    help="comma list of flashmin kernels to force (default: auto)")
     ap.add_argument("--rep", type=float, default=40)
     ap.add_argument("--hdims", type=lambda t: [int(x) for x in t.split(",")], default=[64, 128])
     ap.add_argument("--seqlens", type=lambda t: [int(x) for x in t.split(",")], default=None)
@@ -106,43 +83,39 @@ def main():
     ap.add_argument("--hkv", type=int, default=None, help="decode: kv heads (grouped-query attention; default: H)")
     ap.add_argument("--layout", choices=["bhld", "bshd"], default="bhld",
                     help="decode: K/V cache layout, (B, Hkv, L, D) or FlashAttention's (B, L, Hkv, D)")
-    ap.add_argument("--child", action="store_true")
     args = ap.parse_args()
-    if args.child:
-        return child(args)
-    results = {}
-    for var in args.variants.split(","):
-        env = dict(os.environ, **{args.env: var})
-        cmd = [sys.executable, __file__, "--child", "--suite", args.suite, "--dtype", args.dtype, "--rep", str(args.rep),
-               "--hdims", ",".join(map(str, args.hdims)), "--layout", args.layout]
-        if args.heads:
-            cmd += ["--heads", str(args.heads)]
-        if args.hkv:
-            cmd += ["--hkv", str(args.hkv)]
-        if args.seqlens:
-            cmd += ["--seqlens", ",".join(map(str, args.seqlens))]
-        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
-        if proc.returncode != 0:
-            print(f"variant {var}: child failed with {proc.returncode}")
-            continue
-        results[var] = json.loads(proc.stdout.strip().splitlines()[-1])
-    if not results:
-        return 1
-    peer = "flash" if args.suite == "prefill" else "sdpa"
-    first = next(iter(results.values()))
-    others = [k for k in first[0] if k not in ("shape", "err", "fm")]
-    head = ["shape"] + [f"v{v}" for v in results] + [f"v{v}/{peer}" for v in results] + others + ["max err"]
+    timer, _ = make_timer(torch.device("cuda"), 10, args.rep)
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
+    gqa = args.suite == "decode" and args.hkv is not None
+    kernels = [k.strip() for k in (args.kernels or "auto").split(",") if k.strip()]
+    mine = {k: flashmin(k, gqa) for k in kernels}
+    if args.suite == "prefill":
+        peers = {"flash": sdpa(SDPBackend.FLASH_ATTENTION, gqa), "cudnn": sdpa(SDPBackend.CUDNN_ATTENTION, gqa)}
+    else:
+        peers = {"sdpa": sdpa(None, gqa), "flash": sdpa(SDPBackend.FLASH_ATTENTION, gqa)}
+    first = next(iter(peers))
+    torch.manual_seed(0)
+    digits = 2 if args.suite == "prefill" else 3
     layout = f" {args.layout}, Hkv={args.hkv or 'H'}" if args.suite == "decode" else ""
-    print(f"\n{args.suite} {args.dtype}{layout} ({'TFLOP/s' if args.suite == 'prefill' else 'GB/s'}); "
-          f"{args.env}; peers from variant {next(iter(results))}'s process")
-    print(" | ".join(head))
-    for i, row in enumerate(first):
-        cells = [str(tuple(row["shape"]))]
-        cells += [f"{results[v][i]['fm']:.0f}" for v in results]
-        cells += [f"{results[v][i]['fm'] / results[v][i][peer]:.{2 if args.suite == 'prefill' else 3}f}" for v in results]
-        cells += [f"{row[o]:.0f}" for o in others]
-        cells += [f"{max(results[v][i]['err'] for v in results):.1e}"]
-        print(" | ".join(cells))
+    print(f"{args.suite} {args.dtype}{layout} ({'TFLOP/s' if args.suite == 'prefill' else 'GB/s'}); "
+          f"{torch.cuda.get_device_name()}")
+    print(" | ".join(["shape", *kernels, *(f"{k}/{first}" for k in kernels), *peers, "max err"]))
+    for shape, q, k, v, causal, work, unit in shapes_and_inputs(args, dtype):
+        ref = peers[first](q, k, v, causal).float()
+        rates, err = {}, 0.0
+        for name, fn in [*mine.items(), *peers.items()]:
+            try:
+                if name in mine:
+                    err = max(err, (fn(q, k, v, causal).float() - ref).abs().max().item())
+                rates[name] = work / timer(functools.partial(fn, q, k, v, causal)) / unit
+            except (RuntimeError, ValueError) as e:   # a kernel or backend that refuses this shape: no rate
+                print(f"{name} {shape}: {' '.join(str(e).split())[:160]}", file=sys.stderr)
+                rates[name] = math.nan
+        cells = [str(shape), *(f"{rates[k]:.0f}" for k in kernels),
+                 *(f"{rates[k] / rates[first]:.{digits}f}" for k in kernels), *(f"{rates[p]:.0f}" for p in peers),
+                 f"{err:.1e}"]
+        print(" | ".join(cells), flush=True)
+        del q, k, v, ref
     return 0
 
 
