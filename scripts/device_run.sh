@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # The one script for a GPU machine: install (building the CUDA extension), time a clean JIT build,
-# run the test suite, the benchmark and the GPT-2 example, and print a short summary last.
+# run the test suite, every kernel under compute-sanitizer, the benchmark and the GPT-2 example,
+# and print a short summary last.
 #
-#   STAGES="build jit test bench gpt2" bash scripts/device_run.sh      (default: all of them)
+#   STAGES="build jit test sanitize bench gpt2" bash scripts/device_run.sh      (the default)
 #   BENCH_ARGS="--suite prefill --quick"  PYTEST_ARGS="-k cuda"  GPT2_ARGS="--batch 8"
 #   PYTEST_TARGETS="tests/test_decode.py"  (default: tests)
-#   STAGES=tune TUNE="--suite decode --env FLASHMIN_DECODE_VARIANT --variants 0,1;--suite prefill"
+#   STAGES=sanitize SANITIZE_ARGS="--kernels decode"  SANITIZE_TOOLS="memcheck racecheck synccheck"
+#     (scripts/sanitize.py under compute-sanitizer, once per tool; COMPUTE_SANITIZER=/path overrides
+#     the binary, SANITIZER_ARGS adds options to it)
+#   STAGES=tune TUNE="--suite decode --kernels decode;--suite prefill --kernels tensor_core,prefill_sm90"
 #     (scripts/tune.py once per ;-separated argument list)
+#   STAGES=smoke  (scripts/smoke.py: every CUDA kernel against float64 on awkward shapes)
 #
 # Logs and JSON go to $OUT (the device tool brings that folder back), else to ./bench_out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/bench_out}
 mkdir -p "$OUT"
-STAGES=${STAGES:-"build jit test bench gpt2"}
+STAGES=${STAGES:-"build jit test sanitize bench gpt2"}
 export PYTHONUNBUFFERED=1
 PY=${PY:-python3}
 summary=()
@@ -53,6 +58,22 @@ if has test; then
     echo "=== test: pytest"
     $PY -m pytest -q ${PYTEST_TARGETS:-tests} -p no:cacheprovider ${PYTEST_ARGS:-} 2>&1 | tee "$OUT/pytest.log"
     summary+=("pytest: $(grep -E '^(=+ )?[0-9]+ (passed|failed)|[0-9]+ (passed|failed|error)' "$OUT/pytest.log" | tail -1)")
+fi
+
+if has sanitize; then
+    CS=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
+    for tool in ${SANITIZE_TOOLS:-memcheck racecheck synccheck}; do
+        echo "=== sanitize: $CS --tool $tool --error-exitcode 1 scripts/sanitize.py ${SANITIZE_ARGS:-}"
+        t0=$(stamp)
+        # No caching allocator: every tensor is its own allocation, so memcheck sees its bounds.
+        PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$CS" --tool "$tool" --error-exitcode 1 ${SANITIZER_ARGS:-} \
+            $PY scripts/sanitize.py ${SANITIZE_ARGS:-} > "$OUT/sanitize-$tool.log" 2>&1
+        rc=$?
+        t1=$(stamp)
+        tail -8 "$OUT/sanitize-$tool.log"
+        lines=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|sanitize.py:" "$OUT/sanitize-$tool.log" | sed 's/^=* *//' | paste -sd ';' -)
+        summary+=("sanitize $tool: rc=$rc, $(elapsed $t0 $t1) s; ${lines:-no summary line (see sanitize-$tool.log)}")
+    done
 fi
 
 if has bench; then

@@ -1,0 +1,158 @@
+"""Every CUDA kernel over awkward shapes, small enough to run under compute-sanitizer.
+
+    compute-sanitizer --tool memcheck --error-exitcode 1 python scripts/sanitize.py
+    (scripts/device_run.sh, STAGES=sanitize, runs it under memcheck, racecheck and synccheck)
+
+Each kernel of flashmin_nn.backends.CUDA_KERNELS (and "prefill_sm90" where the build has it) is
+forced with use_kernel over:
+  - prefill: L, S in {1, 17, 97, 1000}, causal or not, head dims 64 and 128, fp16 and bf16
+    alternating; plus a bool mask (B, 1, L, S) broadcast over heads, and GQA (4 query heads on
+    2 kv heads);
+  - decode: q_len 1 and 7 against long caches (4099 and 33000 keys, split and unsplit), with and
+    without GQA, a full grid over 32k keys (8 splits), and flash_attn_with_kvcache with
+    per-batch cache lengths.
+A kernel that refuses a case is skipped for it (counted). Outputs are only checked to be finite:
+correctness is tests/ and scripts/smoke.py; this looks for out-of-bounds accesses, shared-memory
+races and barrier misuse. Run with PYTORCH_NO_CUDA_MEMORY_CACHING=1 (device_run.sh does), so that
+every tensor is its own allocation and memcheck sees its bounds.
+
+Exit status 1 when a kernel raised anything but a refusal or returned a non-finite value.
+"""
+import argparse
+import itertools
+import sys
+import time
+
+import torch
+
+import flashmin_nn as fm
+from flashmin_nn import backends
+
+LENGTHS = (1, 17, 97, 1000)
+HEAD_DIMS = (64, 128)
+DTYPES = (torch.float16, torch.bfloat16)
+
+
+def kernel_names():
+    names = list(backends.CUDA_KERNELS)
+    if "prefill_sm90" not in names and "prefill_sm90" in backends.KERNEL_NAMES:
+        names.append("prefill_sm90")
+    return names
+
+
+def prefill_cases():
+    """(label, q, k, v, mask, causal, gqa) built lazily, one at a time."""
+    for i, (L, S, D, causal) in enumerate(itertools.product(LENGTHS, LENGTHS, HEAD_DIMS, (False, True))):
+        dt = DTYPES[(i + i // 2 + i // 4) % 2]   # every (D, causal, dtype) over the (L, S) pairs
+        yield f"L={L} S={S} D={D} causal={int(causal)} {dt}", dict(shape=(1, 2, 2, L, S, D), dtype=dt, causal=causal)
+    for L, S in ((17, 97), (97, 1000), (1000, 17), (1, 1000)):
+        yield f"bool mask L={L} S={S} D=64", dict(shape=(2, 2, 2, L, S, 64), dtype=torch.float16, mask=True)
+        yield f"gqa 4/2 L={L} S={S} D=128 causal", dict(shape=(1, 4, 2, L, S, 128), dtype=torch.bfloat16, causal=True)
+
+
+def decode_cases():
+    # The teaching kernel reads long caches slowly under the sanitizer: it keeps the 4099-key cases.
+    for q_len, S, D, (hq, hkv) in itertools.product((1, 7), (4099, 33000), HEAD_DIMS, ((4, 4), (8, 2))):
+        yield f"decode q_len={q_len} S={S} D={D} H={hq}/{hkv}", dict(shape=(2, hq, hkv, q_len, S, D), dtype=torch.float16,
+                                                                    causal=q_len > 1, skip=("minimal",) if S > 5000 else ())
+    # A grid that fills the GPU (4 x 36 = 144 blocks) over a long cache: the 8-split sweep-order plan.
+    yield "decode full grid S=32768 D=128", dict(shape=(4, 36, 36, 1, 32768, 128), dtype=torch.bfloat16,
+                                                 skip=("minimal",))
+
+
+def make(spec, dev):
+    B, hq, hkv, L, S, D = spec["shape"]
+    dt = spec["dtype"]
+    q = torch.randn(B, hq, L, D, device=dev, dtype=dt)
+    k = torch.randn(B, hkv, S, D, device=dev, dtype=dt)
+    v = torch.randn(B, hkv, S, D, device=dev, dtype=dt)
+    mask = torch.rand(B, 1, L, S, device=dev) > 0.3 if spec.get("mask") else None
+    return q, k, v, mask, spec.get("causal", False), hq != hkv
+
+
+def refusal(name, q, k, v, mask):
+    """Why `name` will not serve the call (None if it will)."""
+    try:
+        return backends.rejection(name, q, k, v, mask)
+    except KeyError:
+        return f"no kernel {name!r} in this build"
+
+
+def run_case(name, label, spec, dev, stats):
+    if name in spec.get("skip", ()):
+        return
+    q, k, v, mask, causal, gqa = make(spec, dev)
+    why = refusal(name, q, k, v, mask)
+    if why is not None:
+        stats["refused"] += 1
+        return
+    try:
+        with fm.use_kernel(name):
+            out = fm.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, enable_gqa=gqa)
+        torch.cuda.synchronize()
+    except RuntimeError as e:
+        if "cannot run this call" in str(e):
+            stats["refused"] += 1
+            return
+        stats["failed"] += 1
+        print(f"FAIL {name} {label}: {' '.join(str(e).split())[:300]}", flush=True)
+        return
+    if not torch.isfinite(out).all():
+        stats["failed"] += 1
+        print(f"FAIL {name} {label}: non-finite output", flush=True)
+        return
+    stats["ran"] += 1
+
+
+def kvcache_case(dev, stats):
+    """flash_attn_with_kvcache with per-batch lengths and new keys appended (the decode kernel via auto)."""
+    B, Smax, hq, hkv, D = 3, 5000, 8, 2, 128
+    k_cache = torch.randn(B, Smax, hkv, D, device=dev, dtype=torch.float16)
+    v_cache = torch.randn_like(k_cache)
+    lens = torch.tensor([1, 777, 4990], device=dev, dtype=torch.int32)
+    q = torch.randn(B, 1, hq, D, device=dev, dtype=torch.float16)
+    k_new = torch.randn(B, 1, hkv, D, device=dev, dtype=torch.float16)
+    try:
+        out = fm.flash_attn_with_kvcache(q=q, k_cache=k_cache, v_cache=v_cache, k=k_new, v=k_new.clone(),
+                                         cache_seqlens=lens, causal=True)
+        out = out[0] if isinstance(out, tuple) else out
+        torch.cuda.synchronize()
+        ok = bool(torch.isfinite(out).all())
+    except Exception as e:
+        print(f"FAIL flash_attn_with_kvcache: {' '.join(str(e).split())[:300]}", flush=True)
+        ok = False
+    stats["ran" if ok else "failed"] += 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--kernels", default=None, help="comma list (default: every CUDA kernel of the build)")
+    ap.add_argument("--parts", default="prefill,decode,kvcache")
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        print("sanitize.py needs a CUDA device")
+        return 1
+    dev = "cuda"
+    torch.manual_seed(0)
+    names = args.kernels.split(",") if args.kernels else kernel_names()
+    parts = args.parts.split(",")
+    cases = [*(prefill_cases() if "prefill" in parts else ()), *(decode_cases() if "decode" in parts else ())]
+    total = {"ran": 0, "refused": 0, "failed": 0}
+    t0 = time.perf_counter()
+    for name in names:
+        stats = {"ran": 0, "refused": 0, "failed": 0}
+        for label, spec in cases:
+            run_case(name, label, spec, dev, stats)
+        print(f"{name:14s} ran {stats['ran']:3d}, refused {stats['refused']:3d}, failed {stats['failed']:3d}"
+              f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        for key in total:
+            total[key] += stats[key]
+    if "kvcache" in parts:
+        kvcache_case(dev, total)
+    print(f"sanitize.py: {total['ran']} calls ran, {total['refused']} refused, {total['failed']} failed "
+          f"({time.perf_counter() - t0:.0f} s)")
+    return 1 if total["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
