@@ -13,7 +13,7 @@ scale_d = 0 overwrites D (the first k-step of S), 1 accumulates.
 """
 import os
 
-SHAPES = (64, 128, 256)            # N: keys per tile (S) and padded head dims (O)
+SHAPES = (64, 80, 128, 176, 192, 256)  # N: keys per tile (S) and padded head dims (O)
 DTYPES = (("__half", "f16"), ("__nv_bfloat16", "bf16"))
 
 

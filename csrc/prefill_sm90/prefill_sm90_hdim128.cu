@@ -4,7 +4,8 @@
 namespace flashmin {
 
 cudaError_t run_prefill_sm90_hdim128(const AttnParams& p, cudaStream_t stream) {
-    return sm90::launch_prefill_sm90<sm90::PrefillTraits<128, 128, 2>>(p, stream);
+    if (p.is_causal) return sm90::launch_prefill_sm90<sm90::PrefillTraits<128, 128, 2, 2>>(p, stream);
+    return sm90::launch_prefill_sm90<sm90::PrefillTraits<128, 176, 2, 2>>(p, stream);
 }
 
 }  // namespace flashmin

@@ -4,7 +4,7 @@
 namespace flashmin {
 
 cudaError_t run_prefill_sm90_hdim256(const AttnParams& p, cudaStream_t stream) {
-    return sm90::launch_prefill_sm90<sm90::PrefillTraits<256, 64, 2>>(p, stream);
+    return sm90::launch_prefill_sm90<sm90::PrefillTraits<256, 80, 2, 2>>(p, stream);
 }
 
 }  // namespace flashmin

@@ -4,7 +4,7 @@
 namespace flashmin {
 
 cudaError_t run_prefill_sm90_hdim64(const AttnParams& p, cudaStream_t stream) {
-    return sm90::launch_prefill_sm90<sm90::PrefillTraits<64, 128, 4>>(p, stream);
+    return sm90::launch_prefill_sm90<sm90::PrefillTraits<64, 128, 3, 3>>(p, stream);
 }
 
 }  // namespace flashmin

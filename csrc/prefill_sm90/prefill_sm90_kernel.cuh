@@ -40,12 +40,12 @@ struct TmaMaps {
     CUtensorMap q, k, v, o;
 };
 
-template <int kHeadDim_, int kBlockN_, int kStages_>
+template <int kHeadDim_, int kBlockN_, int kStages_, int kConsumers_>
 struct PrefillTraits {
     static constexpr int kHeadDim = kHeadDim_;   // compiled head dim; smaller ones arrive zero-padded by TMA
     static constexpr int kBlockN = kBlockN_;     // keys per K/V tile
     static constexpr int kStages = kStages_;     // K/V ring slots
-    static constexpr int kConsumers = 2;         // math warpgroups, 64 query rows each
+    static constexpr int kConsumers = kConsumers_;   // math warpgroups, 64 query rows each
     static constexpr int kBlockM = 64 * kConsumers;
     static constexpr int kThreads = 128 * (kConsumers + 1);
     static constexpr int kPanels = kHeadDim / 64;   // 64-column (128-byte) swizzle panels per row
@@ -56,24 +56,31 @@ struct PrefillTraits {
     // swizzle's 1024-byte alignment), then the barriers; 1024 bytes of slack to align the base.
     static constexpr int kBarriers = 1 + 4 * kStages;
     static constexpr int kSmemBytes = (kQElems + 2 * kStages * kKVElems) * 2 + kBarriers * 8 + 1024;
-    static constexpr int kProducerRegs = 24;
-    static constexpr int kConsumerRegs = 240;
-    static_assert(kHeadDim % 64 == 0 && kBlockN % 16 == 0, "whole swizzle panels, whole k-steps of P V");
+    // setmaxnreg: the producer keeps 24-32 registers, the math warpgroups share the rest of the
+    // 64K-register file (240 each for two, 160 each for three).
+    static constexpr int kProducerRegs = kConsumers == 2 ? 24 : 32;
+    static constexpr int kConsumerRegs = kConsumers == 2 ? 240 : 160;
+    static_assert(kHeadDim % 64 == 0 && kBlockN % 16 == 0 && kBlockN % 8 == 0, "whole swizzle panels, whole k-steps of P V");
+    static_assert(kConsumers == 2 || kConsumers == 3, "two or three math warpgroups");
     static_assert(kProducerRegs * 128 + kConsumerRegs * 128 * kConsumers <= 65536, "the register file");
+    static_assert(kSmemBytes <= 227 * 1024, "shared memory per block");
 };
 
 // wgmma shapes by N (the generated wrappers, csrc/common/wgmma.cuh).
 template <int kN, typename T>
 __device__ __forceinline__ void mma_ss(float (&d)[kN / 8][4], uint64_t da, uint64_t db, int scale_d) {
     if constexpr (kN == 64) wgmma_ss_m64n64k16<T>(d, da, db, scale_d);
+    else if constexpr (kN == 80) wgmma_ss_m64n80k16<T>(d, da, db, scale_d);
     else if constexpr (kN == 128) wgmma_ss_m64n128k16<T>(d, da, db, scale_d);
-    else wgmma_ss_m64n256k16<T>(d, da, db, scale_d);
+    else if constexpr (kN == 176) wgmma_ss_m64n176k16<T>(d, da, db, scale_d);
+    else if constexpr (kN == 192) wgmma_ss_m64n192k16<T>(d, da, db, scale_d);
+    else { static_assert(kN == 256, "a generated wgmma shape"); wgmma_ss_m64n256k16<T>(d, da, db, scale_d); }
 }
 template <int kN, typename T>
 __device__ __forceinline__ void mma_rs(float (&d)[kN / 8][4], const uint32_t (&a)[4], uint64_t db, int scale_d) {
     if constexpr (kN == 64) wgmma_rs_m64n64k16<T>(d, a, db, scale_d);
     else if constexpr (kN == 128) wgmma_rs_m64n128k16<T>(d, a, db, scale_d);
-    else wgmma_rs_m64n256k16<T>(d, a, db, scale_d);
+    else { static_assert(kN == 256, "a generated wgmma shape"); wgmma_rs_m64n256k16<T>(d, a, db, scale_d); }
 }
 
 // kHasMask: attn_mask is read element by element (the general path of common/softmax.cuh).
@@ -157,16 +164,11 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         const float sl = scale_first ? 1.f : p.scale_log2;
 
         const uint32_t q_addr = smem_u32(sQ) + cw * 64 * 128;   // this warpgroup's rows of panel 0
-        if (t_end > 0) mbar_wait(bar_q, 0);
-        for (int t = 0; t < t_end; ++t) {
-            const int s = t % kStages;
-            const uint32_t phase = (t / kStages) & 1;
-            const int j0 = t * kBlockN;
 
-            // S = Q K_t^T: k-step ks reads 16 columns: panel ks / 4, bytes 32 (ks % 4) into its rows.
-            float sc[kBlockN / 8][4];
-            const uint32_t k_addr = smem_u32(sK + s * Tr::kKVElems);
-            mbar_wait(bar_k + s, phase);
+        // S = Q K_t^T, issued (not waited for): k-step ks reads 16 columns, panel ks / 4 at byte
+        // 32 (ks % 4) of each row; the hardware applies the swizzle to the address it forms.
+        auto issue_qk = [&](float (&sc)[kBlockN / 8][4], int slot) {
+            const uint32_t k_addr = smem_u32(sK + slot * Tr::kKVElems);
             wgmma_fence();
 #pragma unroll
             for (int ks = 0; ks < Tr::kHeadDim / 16; ++ks) {
@@ -176,39 +178,17 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 mma_ss<kBlockN, T>(sc, da, db, ks > 0);
             }
             wgmma_commit();
-            wgmma_wait<0>();
-            fence_regs(sc);
-            __syncwarp();
-            if (lane == 0) mbar_arrive(bar_k_free + s);
-
-            // Mask and online softmax, as in the sm80 kernel.
-            if (kHasMask || scale_first) scale_and_mask<kHasMask>(sc, p, b, h, warp_row0, j0, N, scale_first, lane);
-            const bool ragged = j0 + kBlockN > N || (p.is_causal && j0 + kBlockN - 1 > wg_row0 + offset);
-            if (ragged) hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane);
-            float mx[2];
-#pragma unroll
-            for (int hf = 0; hf < 2; ++hf) mx[hf] = row_max(sc, hf, m_run[hf]);
-#pragma unroll
-            for (int hf = 0; hf < 2; ++hf) softmax_step(sc, o, m_run[hf], l_run[hf], mx[hf], hf, sl, true);
-
-            // P as wgmma A fragments: key columns 16 kk .. 16 kk + 15 (the m16n8k16 A layout).
-            uint32_t pa[kBlockN / 16][4];
-#pragma unroll
-            for (int kk = 0; kk < kBlockN / 16; ++kk) {
-                pa[kk][0] = pack2<T>(sc[2 * kk][0], sc[2 * kk][1]);
-                pa[kk][1] = pack2<T>(sc[2 * kk][2], sc[2 * kk][3]);
-                pa[kk][2] = pack2<T>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
-                pa[kk][3] = pack2<T>(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
-            }
-
-            T* v_tile = sV + s * Tr::kKVElems;
-            mbar_wait(bar_v + s, phase);
-            // Per-batch key lengths: rows N .. len_k of the last tile hold whatever the cache holds
-            // (possibly NaN, and 0 * NaN is NaN in P V): the first consumer zeroes them, then both go on.
+        };
+        // O += P V_t, issued: k-step kk reads keys 16 kk ..; V is MN-major (head dim contiguous):
+        // 8 keys are 1024 bytes apart (sbo), 64-column panels kBlockN * 128 bytes (lbo).
+        // Per-batch key lengths: rows N .. len_k of the last tile hold whatever the cache holds
+        // (possibly NaN, and 0 * NaN is NaN in P V): the first consumer zeroes them first.
+        auto issue_pv = [&](const uint32_t (&pa)[kBlockN / 16][4], int slot, int j0) {
+            T* v_tile = sV + slot * Tr::kKVElems;
             if (N < p.len_k && j0 + kBlockN > N) {
                 if (cw == 0) {
                     const int r_first = max(0, N - j0);
-                    const int chunks = (kBlockN - r_first) * 8;   // 16-byte chunks per panel row range
+                    const int chunks = (kBlockN - r_first) * 8;   // 16-byte chunks of one panel's rows
                     for (int c = 0; c < Tr::kPanels; ++c)
                         for (int idx = tid; idx < chunks; idx += 128)
                             reinterpret_cast<uint4*>(v_tile + c * kBlockN * 64 + r_first * 64)[idx] = make_uint4(0, 0, 0, 0);
@@ -216,21 +196,92 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 }
                 named_sync(1, 128 * Tr::kConsumers);
             }
-
-            // O += P V_t: k-step kk reads keys 16 kk ..; V is MN-major (head dim contiguous):
-            // 8 keys are 1024 bytes apart (sbo), 64-column panels kBlockN * 128 bytes (lbo).
             const uint32_t v_addr = smem_u32(v_tile);
             wgmma_fence();
 #pragma unroll
-            for (int kk = 0; kk < kBlockN / 16; ++kk) {
-                const uint64_t db = sw128_desc(v_addr + kk * 16 * 128, kBlockN * 128, 1024);
-                mma_rs<Tr::kHeadDim, T>(o, pa[kk], db, 1);
-            }
+            for (int kk = 0; kk < kBlockN / 16; ++kk)
+                mma_rs<Tr::kHeadDim, T>(o, pa[kk], sw128_desc(v_addr + kk * 16 * 128, kBlockN * 128, 1024), 1);
             wgmma_commit();
+        };
+        auto release = [&](uint64_t* bar) {
+            __syncwarp();
+            if (lane == 0) mbar_arrive(bar);
+        };
+        // Mask and the online softmax of tile t: P = exp2((S - m) sl) in place, l updated; returns
+        // (per row half) the factor O must be multiplied by before P V_t is added.
+        auto softmax = [&](float (&sc)[kBlockN / 8][4], int j0, float (&alpha)[2]) {
+            if (kHasMask || scale_first) scale_and_mask<kHasMask>(sc, p, b, h, warp_row0, j0, N, scale_first, lane);
+            const bool ragged = j0 + kBlockN > N || (p.is_causal && j0 + kBlockN - 1 > wg_row0 + offset);
+            if (ragged) hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane);
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) {
+                const float mx = row_max(sc, hf, m_run[hf]);
+                // A row that has seen no key yet (max -inf) uses 0 as its reference: P = 0, not NaN.
+                const float m_new = mx == -INFINITY ? 0.f : mx;
+                alpha[hf] = fast_exp2((m_run[hf] - m_new) * sl);
+                m_run[hf] = mx;
+                const float neg = -m_new * sl;
+                float sum = 0.f;
+#pragma unroll
+                for (int nt = 0; nt < kBlockN / 8; ++nt) {
+                    sc[nt][2 * hf] = fast_exp2(fmaf(sc[nt][2 * hf], sl, neg));
+                    sc[nt][2 * hf + 1] = fast_exp2(fmaf(sc[nt][2 * hf + 1], sl, neg));
+                    sum += sc[nt][2 * hf] + sc[nt][2 * hf + 1];
+                }
+                l_run[hf] = l_run[hf] * alpha[hf] + sum;
+            }
+        };
+        // P as wgmma A fragments: key columns 16 kk .. 16 kk + 15 (the m16n8k16 A layout).
+        auto pack_p = [&](const float (&sc)[kBlockN / 8][4], uint32_t (&pa)[kBlockN / 16][4]) {
+#pragma unroll
+            for (int kk = 0; kk < kBlockN / 16; ++kk) {
+                pa[kk][0] = pack2<T>(sc[2 * kk][0], sc[2 * kk][1]);
+                pa[kk][1] = pack2<T>(sc[2 * kk][2], sc[2 * kk][3]);
+                pa[kk][2] = pack2<T>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
+                pa[kk][3] = pack2<T>(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
+            }
+        };
+
+        // The pipeline inside a warpgroup: S_t = Q K_t^T runs on the tensor cores while O += P_{t-1}
+        // V_{t-1} is queued behind it, and the softmax of S_t runs while that product computes.
+        if (t_end > 0) {
+            float sc[kBlockN / 8][4];
+            uint32_t pa[kBlockN / 16][4];
+            float alpha[2];
+            mbar_wait(bar_q, 0);
+            mbar_wait(bar_k, 0);
+            issue_qk(sc, 0);
+            wgmma_wait<0>();
+            fence_regs(sc);
+            release(bar_k_free);
+            softmax(sc, 0, alpha);   // O is 0: nothing to rescale
+            pack_p(sc, pa);
+            for (int t = 1; t < t_end; ++t) {
+                const int s = t % kStages, sp = (t - 1) % kStages;
+                mbar_wait(bar_k + s, (t / kStages) & 1);
+                issue_qk(sc, s);
+                mbar_wait(bar_v + sp, ((t - 1) / kStages) & 1);
+                issue_pv(pa, sp, (t - 1) * kBlockN);
+                wgmma_wait<1>();   // S_t is done; P_{t-1} V_{t-1} may still run
+                fence_regs(sc);
+                release(bar_k_free + s);
+                softmax(sc, t * kBlockN, alpha);
+                wgmma_wait<0>();   // P_{t-1} V_{t-1} is done: O and pa may be rewritten
+                fence_regs(o);
+                release(bar_v_free + sp);
+#pragma unroll
+                for (int dt = 0; dt < Tr::kHeadDim / 8; ++dt) {
+                    o[dt][0] *= alpha[0]; o[dt][1] *= alpha[0];
+                    o[dt][2] *= alpha[1]; o[dt][3] *= alpha[1];
+                }
+                pack_p(sc, pa);
+            }
+            const int sl_last = (t_end - 1) % kStages;
+            mbar_wait(bar_v + sl_last, ((t_end - 1) / kStages) & 1);
+            issue_pv(pa, sl_last, (t_end - 1) * kBlockN);
             wgmma_wait<0>();
             fence_regs(o);
-            __syncwarp();
-            if (lane == 0) mbar_arrive(bar_v_free + s);
+            release(bar_v_free + sl_last);
         }
 
         // O = O / l (a row that saw no key: l = 0, O = 0, lse = -inf), into this warpgroup's rows
