@@ -214,7 +214,7 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
     cudaError_t err = cudaSuccess;
     switch (kernel) {
         case Kernel::kMinimal: err = run_minimal_fwd(p, stream); break;
-        case Kernel::kTensorCore: err = run_tc_fwd(p, stream); break;
+        case Kernel::kTensorCore: err = run_prefill_fwd(p, stream); break;
         case Kernel::kDecode: err = run_decode_fwd(p, stream); break;
         case Kernel::kPrefillSm90: err = run_prefill_sm90(p, stream); break;
     }

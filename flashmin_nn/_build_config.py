@@ -10,14 +10,17 @@ import os
 CPP_SOURCES = ["csrc/flashmin_api.cpp"]
 CUDA_SOURCES = [
     "csrc/minimal/attention_minimal.cu",
-    "csrc/tensor_core/tc_fwd.cu",
-    "csrc/tensor_core/tc_fwd_hdim32.cu",
-    "csrc/tensor_core/tc_fwd_hdim64.cu",
-    "csrc/tensor_core/tc_fwd_hdim96.cu",
-    "csrc/tensor_core/tc_fwd_hdim128.cu",
-    "csrc/tensor_core/tc_fwd_hdim256.cu",
-    "csrc/tensor_core/decode_hdim64.cu",
-    "csrc/tensor_core/decode_hdim128.cu",
+    # The sm80 prefill kernel: the head-dim dispatch, one file per compiled head dim.
+    "csrc/prefill_sm80/prefill_launch.cu",
+    "csrc/prefill_sm80/prefill_hdim32.cu",
+    "csrc/prefill_sm80/prefill_hdim64.cu",
+    "csrc/prefill_sm80/prefill_hdim96.cu",
+    "csrc/prefill_sm80/prefill_hdim128.cu",
+    "csrc/prefill_sm80/prefill_hdim256.cu",
+    # The decode kernel and its split merge: the head-dim dispatch, one file per compiled head dim.
+    "csrc/decode/decode_launch.cu",
+    "csrc/decode/decode_hdim64.cu",
+    "csrc/decode/decode_hdim128.cu",
     # The Hopper prefill kernel: real code only in the sm_90a pass (empty elsewhere).
     "csrc/prefill_sm90/prefill_sm90.cu",
     "csrc/prefill_sm90/prefill_sm90_hdim64.cu",
@@ -30,7 +33,7 @@ CXX_FLAGS = ["-O3"]
 NVCC_FLAGS = [
     "-O3",
     # No --use_fast_math: the fp32 teaching kernel needs an accurate expf; the tensor-core kernel
-    # asks for ex2.approx itself (fast_exp2 in csrc/tensor_core/tc_fwd_kernel.cuh).
+    # asks for ex2.approx itself (fast_exp2 in csrc/common/ptx.cuh).
     "--expt-relaxed-constexpr",
     "-lineinfo",                # source lines in ncu/compute-sanitizer reports, no runtime cost
     "-U__CUDA_NO_HALF_OPERATORS__",

@@ -1,7 +1,7 @@
 """One call each of flashmin's tensor-core kernel and SDPA's flash backend, for ncu to compare.
 
     ncu --section WarpStateStats --section SchedulerStats --section Occupancy \
-        -k regex:"tc_fwd|flash_fwd" python scripts/profile_tc.py [hdim] [N]
+        -k regex:"prefill_kernel|flash_fwd" python scripts/profile_tc.py [hdim] [N]
 """
 import sys
 

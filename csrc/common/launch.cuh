@@ -24,6 +24,4 @@ cudaError_t opt_in_smem(int bytes) {
     return err;
 }
 
-// The launchers below dispatch on dtype and mask themselves, so each per-head-dim file names
-
 }  // namespace flashmin

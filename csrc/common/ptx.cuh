@@ -1,5 +1,6 @@
 // common/ptx.cuh: small inline PTX wrappers shared by the sm80 kernels (cp.async, ldmatrix,
-// mma.sync m16n8k16, L2 policies, packing, exp2). Each wrapper is one instruction, readable on its own.
+// mma.sync m16n8k16, L2 policies, packing, exp2, programmatic dependent launch). Each wrapper is
+// one instruction, readable on its own.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +46,9 @@ __device__ __forceinline__ void cp_async_kv(void* dst, const void* src, bool val
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+// Wait until at most N of this thread's committed cp.async groups are still in flight.
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 // ldmatrix from a shared-memory byte address (base + constant: ptxas folds the constant into
 // the instruction, so a tile needs one address register, not one per fragment).
@@ -100,6 +104,22 @@ __device__ __forceinline__ float fast_exp2(float x) {
 __device__ __forceinline__ int64_t opaque64(int64_t x) {
     asm volatile("" : "+l"(x));
     return x;
+}
+
+// Programmatic dependent launch (sm90+; no-ops below). A kernel that calls allow_dependent_launch
+// lets the next kernel of the stream, launched with programmatic stream serialization, start as
+// soon as all its blocks run; that kernel calls wait_for_prerequisite_grid before it reads what the
+// first one wrote (it returns once the first grid has finished and its writes are visible). The
+// second launch's latency is then hidden behind the first kernel instead of paid after it.
+__device__ __forceinline__ void allow_dependent_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wait_for_prerequisite_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
 }
 
 }  // namespace flashmin

@@ -15,16 +15,25 @@
 //   host decides: AttnParams::kv_evict_first), so the stream does not push out other data;
 // - after the loop the warps' partial results are merged through shared memory; with one split
 //   the block writes the output, otherwise fp32 partial O and lse, merged by combine_splits_kernel.
-// The MMA fragments and the slice helpers (masking, online softmax) are the prefill kernel's
-// (tc_fwd_kernel.cuh).
+// The PTX wrappers, the tile loader and the slice helpers (masking, online softmax) are shared
+// with the prefill kernels (csrc/common/).
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 
-#include "tensor_core/tc_fwd_kernel.cuh"
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "flashmin.h"
+#include "common/launch.cuh"
+#include "common/ptx.cuh"
+#include "common/softmax.cuh"
+#include "common/tiles.cuh"
+#include "decode/combine_kernel.cuh"
 
 namespace flashmin {
-namespace tc {
+namespace decode {
 
 template <int kHeadDim_, int kWarpN_, int kStages_, int kNWarps_>
 struct DecodeTraits {
@@ -58,24 +67,6 @@ struct DecodeTraits {
     static_assert(kHeadDim >= 64, "the swizzle permutes 8 chunks (128 bytes) of a row");
     static_assert(kStages >= 2, "at least one tile in flight while another is computed");
 };
-
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
-
-// Programmatic dependent launch (sm90+; no-ops below). The decode kernel lets the combine kernel
-// be launched as soon as all its blocks run; the combine kernel then waits for the decode grid
-// to finish and its writes to be visible before it reads the partials. This hides the second
-// launch's latency behind the first kernel instead of paying it after it.
-__device__ __forceinline__ void allow_dependent_launch() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void wait_for_prerequisite_grid() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
-}
 
 template <typename Tr, typename T, bool kHasMask, bool kSplitKV>
 __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p) {
@@ -266,58 +257,6 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     }
 }
 
-// Merge split-KV partials: out = sum_s w_s O_s / sum_s w_s with w_s = exp(lse_s - max lse).
-// One warp per row; lane j reads the lse of split s0 + j (one load for 32 splits), the weights go
-// round by shuffles, and each lane owns head-dim columns lane, lane + 32, ...; the O loads do not
-// depend on the lse loads, so the row costs about one memory round trip. More than 32 splits are
-// merged 32 at a time with the running sums rescaled (online softmax over the chunks).
-// (A second launch: merging in the decode kernel itself, by the last split to finish a row
-// block, measured 1-6% slower; with programmatic dependent launch this kernel is already
-// resident, waiting, when the decode grid finishes.)
-template <typename T, int kHeadDim>
-__global__ void __launch_bounds__(128) combine_splits_kernel(const AttnParams p) {
-    constexpr unsigned kAll = 0xffffffffu;
-    const int64_t rows = static_cast<int64_t>(p.batch) * p.heads_q * p.len_q;
-    const int64_t row = static_cast<int64_t>(blockIdx.x) * 4 + threadIdx.x / 32;
-    const int lane = threadIdx.x % 32;
-    wait_for_prerequisite_grid();
-    if (row >= rows) return;
-    const int i = row % p.len_q, h = (row / p.len_q) % p.heads_q, b = row / (static_cast<int64_t>(p.len_q) * p.heads_q);
-    float m = -INFINITY, wsum = 0.f, acc[kHeadDim / 32] = {};
-    for (int s0 = 0; s0 < p.num_splits; s0 += 32) {
-        const int n = min(32, p.num_splits - s0);
-        const float l = lane < n ? p.lse_accum[(s0 + lane) * rows + row] : -INFINITY;
-        float cm = l;
-#pragma unroll
-        for (int d = 16; d > 0; d /= 2) cm = fmaxf(cm, __shfl_xor_sync(kAll, cm, d));
-        const float m_new = fmaxf(m, cm);
-        if (m_new == -INFINITY) continue;              // no split so far saw a key (warp-uniform)
-        const float keep = __expf(m - m_new);          // 0 while m is -inf
-        wsum *= keep;
-#pragma unroll
-        for (int c = 0; c < kHeadDim / 32; ++c) acc[c] *= keep;
-        const float w = __expf(l - m_new);             // 0 for an empty split
-        float ws = w;
-#pragma unroll
-        for (int d = 16; d > 0; d /= 2) ws += __shfl_xor_sync(kAll, ws, d);
-        wsum += ws;
-        const float* src = p.o_accum + (s0 * rows + row) * kHeadDim + lane;
-#pragma unroll 4
-        for (int j = 0; j < n; ++j) {
-            const float wj = __shfl_sync(kAll, w, j);
-#pragma unroll
-            for (int c = 0; c < kHeadDim / 32; ++c) acc[c] += wj * src[j * rows * kHeadDim + 32 * c];
-        }
-        m = m_new;
-    }
-    const float inv = wsum > 0.f ? 1.f / wsum : 0.f;
-    T* dst = static_cast<T*>(p.o) + b * p.o_batch_stride + h * p.o_head_stride + i * p.o_row_stride;
-#pragma unroll
-    for (int c = 0; c < kHeadDim / 32; ++c)
-        if (lane + 32 * c < p.head_dim) dst[lane + 32 * c] = static_cast<T>(acc[c] * inv);
-    if (lane == 0) p.lse[row] = wsum > 0.f ? m + __logf(wsum) : -INFINITY;
-}
-
 // How to split the key range (sets p.num_splits and p.split_sweep).
 //
 // (1) A (batch, head, row-block) grid smaller than the GPU: about one block per SM, never so
@@ -411,5 +350,5 @@ cudaError_t launch_decode(const AttnParams& p, cudaStream_t stream) {
     return p.dtype == DType::kFloat16 ? launch_decode_typed<Tr, __half>(p, stream) : launch_decode_typed<Tr, __nv_bfloat16>(p, stream);
 }
 
-}  // namespace tc
+}  // namespace decode
 }  // namespace flashmin

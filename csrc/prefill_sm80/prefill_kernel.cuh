@@ -1,4 +1,4 @@
-// tc_fwd_kernel.cuh: the tensor-core forward kernel (fp16/bf16, mma.sync m16n8k16, fp32 accumulate).
+// prefill_kernel.cuh: the sm80 prefill kernel (fp16/bf16, mma.sync m16n8k16, fp32 accumulate).
 //
 // FlashAttention-2's algorithm on sm80+ tensor cores:
 // - one block per (kBlockM query rows, head, batch); each warp owns kMT 16-row slices and keeps its
@@ -29,12 +29,12 @@
 #include "common/tiles.cuh"
 
 namespace flashmin {
-namespace tc {
+namespace sm80 {
 
 
 template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, bool kQInRegs_, int kStages_ = 2,
           bool kLazyRescale_ = false, bool kSwizzleKV_ = false>
-struct Traits {
+struct PrefillTraits {
     static constexpr int kHeadDim = kHeadDim_;   // compiled head dim; smaller ones (multiples of 8) are zero-padded
     static constexpr int kBlockM = kBlockM_;     // query rows per block
     static constexpr int kBlockN = kBlockN_;     // keys per tile
@@ -82,7 +82,7 @@ struct Traits {
 // kHasMask: attn_mask is read (the general, element-by-element path); without it the kernel
 // carries no mask code at all.
 template <typename Tr, typename T, bool kHasMask>
-__global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p) {
+__global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams p) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     T* sQ = reinterpret_cast<T*>(smem_raw);   // kBlockM x kStride (later: the O tile on its way out)
     T* sK = sQ + Tr::kSmemQ;                   // kBlockN x kKVStride, slot 0 (slot s: + s * 2 * kSmemKV)
@@ -295,10 +295,11 @@ __global__ void __launch_bounds__(Tr::kThreads) tc_fwd_kernel(const AttnParams p
     }
 }
 
-// only its configuration.
+// The launchers dispatch on dtype and mask themselves, so each per-head-dim file names only its
+// configuration.
 template <typename Tr, typename T, bool kHasMask>
-cudaError_t launch_tc_kernel(const AttnParams& p, cudaStream_t stream) {
-    constexpr auto kernel = tc_fwd_kernel<Tr, T, kHasMask>;
+cudaError_t launch_prefill_kernel(const AttnParams& p, cudaStream_t stream) {
+    constexpr auto kernel = prefill_kernel<Tr, T, kHasMask>;
     if (Tr::kSmemBytes > p.max_smem_per_block) return cudaErrorInvalidConfiguration;
     const cudaError_t err = opt_in_smem<kernel>(Tr::kSmemBytes);
     if (err != cudaSuccess) return err;
@@ -308,14 +309,14 @@ cudaError_t launch_tc_kernel(const AttnParams& p, cudaStream_t stream) {
 }
 
 template <typename Tr, typename T>
-cudaError_t launch_tc_typed(const AttnParams& p, cudaStream_t stream) {
-    return p.mask_kind == MaskKind::kNone ? launch_tc_kernel<Tr, T, false>(p, stream) : launch_tc_kernel<Tr, T, true>(p, stream);
+cudaError_t launch_prefill_typed(const AttnParams& p, cudaStream_t stream) {
+    return p.mask_kind == MaskKind::kNone ? launch_prefill_kernel<Tr, T, false>(p, stream) : launch_prefill_kernel<Tr, T, true>(p, stream);
 }
 
 template <typename Tr>
-cudaError_t launch_tc(const AttnParams& p, cudaStream_t stream) {
-    return p.dtype == DType::kFloat16 ? launch_tc_typed<Tr, __half>(p, stream) : launch_tc_typed<Tr, __nv_bfloat16>(p, stream);
+cudaError_t launch_prefill(const AttnParams& p, cudaStream_t stream) {
+    return p.dtype == DType::kFloat16 ? launch_prefill_typed<Tr, __half>(p, stream) : launch_prefill_typed<Tr, __nv_bfloat16>(p, stream);
 }
 
-}  // namespace tc
+}  // namespace sm80
 }  // namespace flashmin
