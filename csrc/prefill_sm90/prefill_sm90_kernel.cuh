@@ -19,6 +19,7 @@
 // While one consumer warpgroup runs its softmax the other's wgmma keep the tensor cores busy.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include <cuda.h>
@@ -54,7 +55,7 @@ struct PrefillTraits {
     static constexpr uint32_t kKVBytes = kKVElems * 2;
     // Q, then K slots, then V slots (each a multiple of 1024 bytes, so every panel keeps the
     // swizzle's 1024-byte alignment), then the barriers; 1024 bytes of slack to align the base.
-    static constexpr int kBarriers = 1 + 4 * kStages;
+    static constexpr int kBarriers = 2 + 4 * kStages;
     static constexpr int kSmemBytes = (kQElems + 2 * kStages * kKVElems) * 2 + kBarriers * 8 + 1024;
     // setmaxnreg: the producer keeps 24-32 registers, the math warpgroups share the rest of the
     // 64K-register file (240 each for two, 160 each for three).
@@ -83,10 +84,34 @@ __device__ __forceinline__ void mma_rs(float (&d)[kN / 8][4], const uint32_t (&a
     else { static_assert(kN == 256, "a generated wgmma shape"); wgmma_rs_m64n256k16<T>(d, a, db, scale_d); }
 }
 
+// Work tiles: (query block, head, batch), the heaviest query blocks (late rows, causal) first. A
+// persistent block takes tiles blockIdx.x, blockIdx.x + gridDim.x, ...
+struct TileInfo {
+    int m_block, h, b;
+    int N, offset, t_end;   // this batch's key count, causal offset, and K/V tiles to read
+};
+
+template <int kBlockM, int kBlockN>
+__device__ __forceinline__ TileInfo tile_info(const AttnParams& p, int tile) {
+    const int num_m = (p.len_q + kBlockM - 1) / kBlockM;
+    const int bh = p.batch * p.heads_q;
+    TileInfo ti;
+    ti.m_block = num_m - 1 - tile / bh;
+    ti.h = (tile % bh) % p.heads_q;
+    ti.b = (tile % bh) / p.heads_q;
+    ti.N = p.len_k;
+    ti.offset = p.causal_offset;
+    if (p.seqlens_k) { ti.N = p.seqlens_k[ti.b]; ti.offset += ti.N - p.len_k; }
+    const int row0 = ti.m_block * kBlockM;
+    const int n_end = p.is_causal ? max(0, min(ti.N, row0 + kBlockM + ti.offset)) : ti.N;
+    ti.t_end = (n_end + kBlockN - 1) / kBlockN;
+    return ti;
+}
+
 // kHasMask: attn_mask is read element by element (the general path of common/softmax.cuh).
 template <typename Tr, typename T, bool kHasMask>
 __global__ void __launch_bounds__(Tr::kThreads, 1)
-prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant__ TmaMaps maps) {
+prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant__ TmaMaps maps, int num_tiles) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr int kBlockM = Tr::kBlockM, kBlockN = Tr::kBlockN, kStages = Tr::kStages;
     extern __shared__ unsigned char smem_raw[];
@@ -94,23 +119,16 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
     T* sQ = reinterpret_cast<T*>(base);          // kPanels panels of kBlockM rows x 64 columns (later: O)
     T* sK = sQ + Tr::kQElems;                     // slot s at + s * kKVElems: kPanels panels of kBlockN x 64
     T* sV = sK + kStages * Tr::kKVElems;
-    uint64_t* bar_q = reinterpret_cast<uint64_t*>(sV + kStages * Tr::kKVElems);
-    uint64_t* bar_k = bar_q + 1;                  // full: K slot s has landed
+    uint64_t* bar_q = reinterpret_cast<uint64_t*>(sV + kStages * Tr::kKVElems);   // Q of the tile has landed
+    uint64_t* bar_q_free = bar_q + 1;             // every consumer has stored its O rows out of sQ
+    uint64_t* bar_k = bar_q_free + 1;             // full: K slot s has landed
     uint64_t* bar_v = bar_k + kStages;
     uint64_t* bar_k_free = bar_v + kStages;       // empty: every consumer warp is done reading the slot
     uint64_t* bar_v_free = bar_k_free + kStages;
 
-    // Heavy (late, causal) query blocks first: they set the kernel's tail.
-    const int m_block = gridDim.x - 1 - blockIdx.x;
-    const int h = blockIdx.y, hk = h / p.group, b = blockIdx.z;
-    const int row0 = m_block * kBlockM;
-    int N = p.len_k, offset = p.causal_offset;
-    if (p.seqlens_k) { N = p.seqlens_k[b]; offset += N - p.len_k; }
-    const int n_end = p.is_causal ? max(0, min(N, row0 + kBlockM + offset)) : N;
-    const int t_end = (n_end + kBlockN - 1) / kBlockN;   // key tiles of this block
-
     if (threadIdx.x == 0) {
         mbar_init(bar_q, 1);
+        mbar_init(bar_q_free, Tr::kConsumers);
         for (int s = 0; s < kStages; ++s) {
             mbar_init(bar_k + s, 1);
             mbar_init(bar_v + s, 1);
@@ -121,27 +139,43 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
     }
     __syncthreads();
 
+    // K/V tiles count across work tiles: the ring's slot and phase continue from one to the next.
     const int wg = threadIdx.x / 128;
     if (wg == 0) {
         // ---- producer: one thread issues every copy --------------------------------------------
+        // Tile k's first K/V tiles are fetched as soon as slots free up, while the consumers still
+        // finish tile k-1; its Q waits until they have stored their O rows out of sQ.
         regs_dealloc<Tr::kProducerRegs>();
-        if (threadIdx.x == 0 && t_end > 0) {
-            mbar_arrive_expect_tx(bar_q, Tr::kQElems * 2);
+        if (threadIdx.x == 0) {
+            int it = 0;   // K/V tiles issued so far
+            int k = 0;    // work tiles so far
+            for (int tile = blockIdx.x; tile < num_tiles; tile += gridDim.x, ++k) {
+                const TileInfo ti = tile_info<kBlockM, kBlockN>(p, tile);
+                const int hk = ti.h / p.group;
+                auto load_q = [&] {
+                    if (k > 0) mbar_wait(bar_q_free, (k - 1) & 1);
+                    if (ti.t_end == 0) { mbar_arrive(bar_q); return; }   // nothing to read: the phase completes empty
+                    mbar_arrive_expect_tx(bar_q, Tr::kQElems * 2);
 #pragma unroll
-            for (int c = 0; c < Tr::kPanels; ++c) tma_load_4d(sQ + c * kBlockM * 64, &maps.q, bar_q, c * 64, row0, h, b);
-            for (int t = 0; t < t_end; ++t) {
-                const int s = t % kStages;
-                const uint32_t phase = (t / kStages) & 1;
-                T* k_dst = sK + s * Tr::kKVElems;
-                T* v_dst = sV + s * Tr::kKVElems;
-                if (t >= kStages) mbar_wait(bar_k_free + s, phase ^ 1);
-                mbar_arrive_expect_tx(bar_k + s, Tr::kKVBytes);
+                    for (int c = 0; c < Tr::kPanels; ++c)
+                        tma_load_4d(sQ + c * kBlockM * 64, &maps.q, bar_q, c * 64, ti.m_block * kBlockM, ti.h, ti.b);
+                };
+                if (ti.t_end == 0) load_q();
+                for (int t = 0; t < ti.t_end; ++t, ++it) {
+                    const int s = it % kStages;
+                    const uint32_t phase = (it / kStages) & 1;
+                    if (it >= kStages) mbar_wait(bar_k_free + s, phase ^ 1);
+                    mbar_arrive_expect_tx(bar_k + s, Tr::kKVBytes);
 #pragma unroll
-                for (int c = 0; c < Tr::kPanels; ++c) tma_load_4d(k_dst + c * kBlockN * 64, &maps.k, bar_k + s, c * 64, t * kBlockN, hk, b);
-                if (t >= kStages) mbar_wait(bar_v_free + s, phase ^ 1);
-                mbar_arrive_expect_tx(bar_v + s, Tr::kKVBytes);
+                    for (int c = 0; c < Tr::kPanels; ++c)
+                        tma_load_4d(sK + s * Tr::kKVElems + c * kBlockN * 64, &maps.k, bar_k + s, c * 64, t * kBlockN, hk, ti.b);
+                    if (t == 0) load_q();
+                    if (it >= kStages) mbar_wait(bar_v_free + s, phase ^ 1);
+                    mbar_arrive_expect_tx(bar_v + s, Tr::kKVBytes);
 #pragma unroll
-                for (int c = 0; c < Tr::kPanels; ++c) tma_load_4d(v_dst + c * kBlockN * 64, &maps.v, bar_v + s, c * 64, t * kBlockN, hk, b);
+                    for (int c = 0; c < Tr::kPanels; ++c)
+                        tma_load_4d(sV + s * Tr::kKVElems + c * kBlockN * 64, &maps.v, bar_v + s, c * 64, t * kBlockN, hk, ti.b);
+                }
             }
         }
     } else {
@@ -149,13 +183,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         regs_alloc<Tr::kConsumerRegs>();
         const int cw = wg - 1;                       // consumer index
         const int tid = threadIdx.x % 128, warp = tid / 32, lane = tid % 32;
-        const int wg_row0 = row0 + cw * 64;          // this warpgroup's first query row
-        const int warp_row0 = wg_row0 + warp * 16;   // this warp's 16-row slice (the helpers' row_base)
-
-        float o[Tr::kHeadDim / 8][4];
-#pragma unroll
-        for (int dt = 0; dt < Tr::kHeadDim / 8; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
-        float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
+        const uint32_t q_addr = smem_u32(sQ) + cw * 64 * 128;   // this warpgroup's rows of panel 0
 
         // Scores stay raw and are scaled inside exp2, unless an additive mask must be added in
         // scaled units first (or the scale is not positive, which would flip the max).
@@ -163,10 +191,11 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         const bool scale_first = additive || !(p.scale_log2 > 0.f);
         const float sl = scale_first ? 1.f : p.scale_log2;
 
-        const uint32_t q_addr = smem_u32(sQ) + cw * 64 * 128;   // this warpgroup's rows of panel 0
+        float o[Tr::kHeadDim / 8][4];
+        float m_run[2], l_run[2];
 
-        // S = Q K_t^T, issued (not waited for): k-step ks reads 16 columns, panel ks / 4 at byte
-        // 32 (ks % 4) of each row; the hardware applies the swizzle to the address it forms.
+        // S = Q K^T of one ring slot, issued (not waited for): k-step ks reads 16 columns, panel
+        // ks / 4 at byte 32 (ks % 4) of each row; the hardware applies the swizzle to the address.
         auto issue_qk = [&](float (&sc)[kBlockN / 8][4], int slot) {
             const uint32_t k_addr = smem_u32(sK + slot * Tr::kKVElems);
             wgmma_fence();
@@ -179,11 +208,11 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             }
             wgmma_commit();
         };
-        // O += P V_t, issued: k-step kk reads keys 16 kk ..; V is MN-major (head dim contiguous):
-        // 8 keys are 1024 bytes apart (sbo), 64-column panels kBlockN * 128 bytes (lbo).
+        // O += P V of one ring slot, issued: k-step kk reads keys 16 kk ..; V is MN-major (head dim
+        // contiguous): 8 keys are 1024 bytes apart (sbo), 64-column panels kBlockN * 128 (lbo).
         // Per-batch key lengths: rows N .. len_k of the last tile hold whatever the cache holds
         // (possibly NaN, and 0 * NaN is NaN in P V): the first consumer zeroes them first.
-        auto issue_pv = [&](const uint32_t (&pa)[kBlockN / 16][4], int slot, int j0) {
+        auto issue_pv = [&](const uint32_t (&pa)[kBlockN / 16][4], int slot, int j0, int N) {
             T* v_tile = sV + slot * Tr::kKVElems;
             if (N < p.len_k && j0 + kBlockN > N) {
                 if (cw == 0) {
@@ -207,30 +236,6 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             __syncwarp();
             if (lane == 0) mbar_arrive(bar);
         };
-        // Mask and the online softmax of tile t: P = exp2((S - m) sl) in place, l updated; returns
-        // (per row half) the factor O must be multiplied by before P V_t is added.
-        auto softmax = [&](float (&sc)[kBlockN / 8][4], int j0, float (&alpha)[2]) {
-            if (kHasMask || scale_first) scale_and_mask<kHasMask>(sc, p, b, h, warp_row0, j0, N, scale_first, lane);
-            const bool ragged = j0 + kBlockN > N || (p.is_causal && j0 + kBlockN - 1 > wg_row0 + offset);
-            if (ragged) hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane);
-#pragma unroll
-            for (int hf = 0; hf < 2; ++hf) {
-                const float mx = row_max(sc, hf, m_run[hf]);
-                // A row that has seen no key yet (max -inf) uses 0 as its reference: P = 0, not NaN.
-                const float m_new = mx == -INFINITY ? 0.f : mx;
-                alpha[hf] = fast_exp2((m_run[hf] - m_new) * sl);
-                m_run[hf] = mx;
-                const float neg = -m_new * sl;
-                float sum = 0.f;
-#pragma unroll
-                for (int nt = 0; nt < kBlockN / 8; ++nt) {
-                    sc[nt][2 * hf] = fast_exp2(fmaf(sc[nt][2 * hf], sl, neg));
-                    sc[nt][2 * hf + 1] = fast_exp2(fmaf(sc[nt][2 * hf + 1], sl, neg));
-                    sum += sc[nt][2 * hf] + sc[nt][2 * hf + 1];
-                }
-                l_run[hf] = l_run[hf] * alpha[hf] + sum;
-            }
-        };
         // P as wgmma A fragments: key columns 16 kk .. 16 kk + 15 (the m16n8k16 A layout).
         auto pack_p = [&](const float (&sc)[kBlockN / 8][4], uint32_t (&pa)[kBlockN / 16][4]) {
 #pragma unroll
@@ -242,74 +247,116 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             }
         };
 
-        // The pipeline inside a warpgroup: S_t = Q K_t^T runs on the tensor cores while O += P_{t-1}
-        // V_{t-1} is queued behind it, and the softmax of S_t runs while that product computes.
-        if (t_end > 0) {
-            float sc[kBlockN / 8][4];
-            uint32_t pa[kBlockN / 16][4];
-            float alpha[2];
-            mbar_wait(bar_q, 0);
-            mbar_wait(bar_k, 0);
-            issue_qk(sc, 0);
-            wgmma_wait<0>();
-            fence_regs(sc);
-            release(bar_k_free);
-            softmax(sc, 0, alpha);   // O is 0: nothing to rescale
-            pack_p(sc, pa);
-            for (int t = 1; t < t_end; ++t) {
-                const int s = t % kStages, sp = (t - 1) % kStages;
-                mbar_wait(bar_k + s, (t / kStages) & 1);
+        int it = 0;   // K/V tiles consumed so far
+        int k = 0;    // work tiles so far
+        for (int tile = blockIdx.x; tile < num_tiles; tile += gridDim.x, ++k) {
+            const TileInfo ti = tile_info<kBlockM, kBlockN>(p, tile);
+            const int b = ti.b, h = ti.h, N = ti.N, offset = ti.offset, t_end = ti.t_end;
+            const int wg_row0 = ti.m_block * kBlockM + cw * 64;   // this warpgroup's first query row
+            const int warp_row0 = wg_row0 + warp * 16;          // this warp's 16-row slice (the helpers' row_base)
+#pragma unroll
+            for (int dt = 0; dt < Tr::kHeadDim / 8; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
+            m_run[0] = m_run[1] = -INFINITY;
+            l_run[0] = l_run[1] = 0.f;
+
+            // Mask and the online softmax of the tile at key j0: P = exp2((S - m) sl) in place, l
+            // updated; alpha (per row half) is the factor O must take before P V is added.
+            auto softmax = [&](float (&sc)[kBlockN / 8][4], int j0, float (&alpha)[2]) {
+                if (kHasMask || scale_first) scale_and_mask<kHasMask>(sc, p, b, h, warp_row0, j0, N, scale_first, lane);
+                const bool ragged = j0 + kBlockN > N || (p.is_causal && j0 + kBlockN - 1 > wg_row0 + offset);
+                if (ragged) hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane);
+#pragma unroll
+                for (int hf = 0; hf < 2; ++hf) {
+                    const float mx = row_max(sc, hf, m_run[hf]);
+                    // A row that has seen no key yet (max -inf) uses 0 as its reference: P = 0, not NaN.
+                    const float m_new = mx == -INFINITY ? 0.f : mx;
+                    alpha[hf] = fast_exp2((m_run[hf] - m_new) * sl);
+                    m_run[hf] = mx;
+                    const float neg = -m_new * sl;
+                    float sum = 0.f;
+#pragma unroll
+                    for (int nt = 0; nt < kBlockN / 8; ++nt) {
+                        sc[nt][2 * hf] = fast_exp2(fmaf(sc[nt][2 * hf], sl, neg));
+                        sc[nt][2 * hf + 1] = fast_exp2(fmaf(sc[nt][2 * hf + 1], sl, neg));
+                        sum += sc[nt][2 * hf] + sc[nt][2 * hf + 1];
+                    }
+                    l_run[hf] = l_run[hf] * alpha[hf] + sum;
+                }
+            };
+
+            // The pipeline inside a warpgroup: S_t = Q K_t^T runs on the tensor cores with O +=
+            // P_{t-1} V_{t-1} queued behind it, and the softmax of S_t runs while that product computes.
+            mbar_wait(bar_q, k & 1);
+            if (t_end > 0) {
+                float sc[kBlockN / 8][4];
+                uint32_t pa[kBlockN / 16][4];
+                float alpha[2];
+                int s = it % kStages;
+                mbar_wait(bar_k + s, (it / kStages) & 1);
                 issue_qk(sc, s);
-                mbar_wait(bar_v + sp, ((t - 1) / kStages) & 1);
-                issue_pv(pa, sp, (t - 1) * kBlockN);
-                wgmma_wait<1>();   // S_t is done; P_{t-1} V_{t-1} may still run
+                wgmma_wait<0>();
                 fence_regs(sc);
                 release(bar_k_free + s);
-                softmax(sc, t * kBlockN, alpha);
-                wgmma_wait<0>();   // P_{t-1} V_{t-1} is done: O and pa may be rewritten
+                softmax(sc, 0, alpha);   // O is 0: nothing to rescale
+                pack_p(sc, pa);
+                for (int t = 1; t < t_end; ++t) {
+                    const int sp = s, itp = it;
+                    ++it;
+                    s = it % kStages;
+                    mbar_wait(bar_k + s, (it / kStages) & 1);
+                    issue_qk(sc, s);
+                    mbar_wait(bar_v + sp, (itp / kStages) & 1);
+                    issue_pv(pa, sp, (t - 1) * kBlockN, N);
+                    wgmma_wait<1>();   // S_t is done; P_{t-1} V_{t-1} may still run
+                    fence_regs(sc);
+                    release(bar_k_free + s);
+                    softmax(sc, t * kBlockN, alpha);
+                    wgmma_wait<0>();   // P_{t-1} V_{t-1} is done: O and pa may be rewritten
+                    fence_regs(o);
+                    release(bar_v_free + sp);
+#pragma unroll
+                    for (int dt = 0; dt < Tr::kHeadDim / 8; ++dt) {
+                        o[dt][0] *= alpha[0]; o[dt][1] *= alpha[0];
+                        o[dt][2] *= alpha[1]; o[dt][3] *= alpha[1];
+                    }
+                    pack_p(sc, pa);
+                }
+                mbar_wait(bar_v + s, (it / kStages) & 1);
+                issue_pv(pa, s, (t_end - 1) * kBlockN, N);
+                wgmma_wait<0>();
                 fence_regs(o);
-                release(bar_v_free + sp);
+                release(bar_v_free + s);
+                ++it;
+            }
+
+            // O = O / l (a row that saw no key: l = 0, O = 0, lse = -inf), into this warpgroup's
+            // rows of sQ with the 128-byte swizzle (chunk c of row r at c ^ (r % 8)), then one bulk
+            // store per panel. Only this warpgroup read those rows, and its last wgmma has completed.
+            float* gL = p.lse + (static_cast<int64_t>(b) * p.heads_q + h) * p.len_q;
+            unsigned char* sO = reinterpret_cast<unsigned char*>(sQ) + cw * 64 * 128;
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) {
+                const float l = quad_sum(l_run[hf]);
+                const float inv = l > 0.f ? 1.f / l : 0.f;
+                const int r = warp * 16 + lane / 4 + hf * 8;   // row within this warpgroup's 64
+                const int row = wg_row0 + r;
+                if (lane % 4 == 0 && row < p.len_q) gL[row] = l > 0.f ? (m_run[hf] * sl + log2f(l)) * kLn2 : -INFINITY;
 #pragma unroll
                 for (int dt = 0; dt < Tr::kHeadDim / 8; ++dt) {
-                    o[dt][0] *= alpha[0]; o[dt][1] *= alpha[0];
-                    o[dt][2] *= alpha[1]; o[dt][3] *= alpha[1];
+                    const int panel = dt / 8, chunk = dt % 8;
+                    const uint32_t at = panel * kBlockM * 128 + r * 128 + ((chunk ^ (r % 8)) * 16) + (lane % 4) * 4;
+                    *reinterpret_cast<uint32_t*>(sO + at) = pack2<T>(o[dt][2 * hf] * inv, o[dt][2 * hf + 1] * inv);
                 }
-                pack_p(sc, pa);
             }
-            const int sl_last = (t_end - 1) % kStages;
-            mbar_wait(bar_v + sl_last, ((t_end - 1) / kStages) & 1);
-            issue_pv(pa, sl_last, (t_end - 1) * kBlockN);
-            wgmma_wait<0>();
-            fence_regs(o);
-            release(bar_v_free + sl_last);
-        }
-
-        // O = O / l (a row that saw no key: l = 0, O = 0, lse = -inf), into this warpgroup's rows
-        // of sQ with the 128-byte swizzle (chunk c of row r at c ^ (r % 8)), then one bulk store
-        // per panel. Only this warpgroup ever read those rows, and its last wgmma has completed.
-        float* gL = p.lse + (static_cast<int64_t>(b) * p.heads_q + h) * p.len_q;
-        unsigned char* sO = reinterpret_cast<unsigned char*>(sQ) + cw * 64 * 128;
+            fence_proxy_async();
+            named_sync(2 + cw, 128);
+            if (tid == 0) {
 #pragma unroll
-        for (int hf = 0; hf < 2; ++hf) {
-            const float l = quad_sum(l_run[hf]);
-            const float inv = l > 0.f ? 1.f / l : 0.f;
-            const int r = warp * 16 + lane / 4 + hf * 8;   // row within this warpgroup's 64
-            const int row = wg_row0 + r;
-            if (lane % 4 == 0 && row < p.len_q) gL[row] = l > 0.f ? (m_run[hf] * sl + log2f(l)) * kLn2 : -INFINITY;
-#pragma unroll
-            for (int dt = 0; dt < Tr::kHeadDim / 8; ++dt) {
-                const int panel = dt / 8, chunk = dt % 8;
-                const uint32_t at = panel * kBlockM * 128 + r * 128 + ((chunk ^ (r % 8)) * 16) + (lane % 4) * 4;
-                *reinterpret_cast<uint32_t*>(sO + at) = pack2<T>(o[dt][2 * hf] * inv, o[dt][2 * hf + 1] * inv);
+                for (int c = 0; c < Tr::kPanels; ++c) tma_store_4d(&maps.o, sO + c * kBlockM * 128, c * 64, wg_row0, h, b);
+                tma_store_commit();
+                tma_store_wait_read();   // sQ may take the next tile's Q
+                mbar_arrive(bar_q_free);
             }
-        }
-        fence_proxy_async();
-        named_sync(2 + cw, 128);
-        if (tid == 0) {
-#pragma unroll
-            for (int c = 0; c < Tr::kPanels; ++c) tma_store_4d(&maps.o, sO + c * kBlockM * 128, c * 64, wg_row0, h, b);
-            tma_store_commit();
-            tma_store_wait_read();
         }
     }
 #endif
@@ -329,8 +376,11 @@ cudaError_t launch_prefill_kernel(const AttnParams& p, const TmaMaps& maps, cuda
     if (Tr::kSmemBytes > p.max_smem_per_block) return cudaErrorInvalidConfiguration;
     const cudaError_t err = opt_in_smem<kernel>(Tr::kSmemBytes);
     if (err != cudaSuccess) return err;
-    const dim3 grid((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM, p.heads_q, p.batch);
-    kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p, maps);
+    // A persistent grid: one block per SM (each holds a whole SM's shared memory), looping over tiles.
+    const int64_t tiles = static_cast<int64_t>((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM) * p.heads_q * p.batch;
+    if (tiles >= (int64_t{1} << 31)) return cudaErrorInvalidValue;
+    const int num_tiles = static_cast<int>(tiles);
+    kernel<<<std::min(num_tiles, p.num_sms), Tr::kThreads, Tr::kSmemBytes, stream>>>(p, maps, num_tiles);
     return cudaGetLastError();
 }
 
