@@ -80,7 +80,7 @@ def _meta(device, timer_name, bench, args):
         "torch": torch.__version__, "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "triton": triton_version, "python": platform.python_version(),
-        "flashmin": getattr(fm, "__version__", None), "commit": _commit(), "timer": timer_name,
+        "flashmin": fm.__version__, "commit": _commit(), "timer": timer_name,
         "argv": sys.argv[1:], "warmup_ms": args.warmup, "rep_ms": args.rep, "fm_kernels": args.fm_kernels,
         "kernels": {n: {"available": bool(i.available), "reason": str(i.reason)} for n, i in bench.kernels.items()},
         "matmul": None,
