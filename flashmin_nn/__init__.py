@@ -9,13 +9,15 @@ CUDA kernels (built ahead of time, or on first use).
 """
 from . import ops  # noqa: F401  (defines torch.ops.flashmin.attention_fwd)
 from .backends import KernelInfo, choose_kernel, current_kernel, list_kernels, use_kernel
-from .functional import attention, flash_attn_func, flash_attn_with_kvcache, scaled_dot_product_attention
+from .functional import (attention, flash_attn_func, flash_attn_varlen_func, flash_attn_with_kvcache,
+                         scaled_dot_product_attention)
 from .modules import FlashAttention
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "attention", "scaled_dot_product_attention", "flash_attn_func", "flash_attn_with_kvcache", "FlashAttention",
+    "attention", "scaled_dot_product_attention", "flash_attn_func", "flash_attn_with_kvcache", "flash_attn_varlen_func",
+    "FlashAttention",
     "use_kernel", "list_kernels", "choose_kernel", "current_kernel", "KernelInfo",
     "patch_gpt2", "patch_model", "unpatch", "patched",
 ]

@@ -4,6 +4,10 @@ Every error names the tensor and the value it got (`key.size(-1)=96 must equal q
 in the caller's own layout: (B, H, L, D) for the SDPA-style functions, (B, S, H, D) for the
 FlashAttention-style ones. Shapes and values raise ValueError, dtypes TypeError.
 """
+import math
+import numbers
+import os
+import sys
 import warnings
 from typing import Optional, Sequence, Tuple
 
@@ -14,7 +18,55 @@ CUDA_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 CPU_DTYPES = CUDA_DTYPES + (torch.float64,)
 MAX_CUDA_HEAD_DIM = 256
 
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep    # nn.Module's call machinery
+
 _warned_copy = False
+
+
+def warn_at_caller(message: str, skip: Tuple[str, ...] = (PACKAGE_DIR, TORCH_DIR), category=UserWarning):
+    """warnings.warn, attributed to the first frame whose file is not under one of the `skip`
+    directories (flashmin's and torch's by default, so a call through flashmin's nn.Module counts
+    too): the caller's line, however deep the entry point is. Runs only when a warning is issued."""
+    level, frame = 1, sys._getframe(0)
+    while frame is not None and frame.f_code.co_filename.startswith(skip):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def describe(value) -> str:
+    """A value for an error message: a tensor by shape and dtype (never its contents), anything else
+    by repr when that is short, else by type."""
+    if isinstance(value, Tensor):
+        return f"<tensor of shape {tuple(value.shape)}, dtype {value.dtype}>"
+    text = repr(value)
+    return text if len(text) <= 60 else f"<{type(value).__name__}>"
+
+
+def not_a_bool(name: str, value):
+    """Raise the error for a flag that is not a Python bool (as torch's SDPA, flashmin takes no 1, "yes", None)."""
+    raise TypeError(f"{name}={describe(value)} must be a bool (True or False); got {type(value).__name__}")
+
+
+def finite_scale(scale, name: str = "scale") -> float:
+    """A softmax scale as a float: a finite real number (a NaN or infinite scale would give NaN everywhere)."""
+    if type(scale) is not float:
+        if isinstance(scale, (bool, str)) or not isinstance(scale, (numbers.Real, torch.SymFloat, torch.SymInt)):
+            raise TypeError(f"{name} must be a real number or None; got {describe(scale)} ({type(scale).__name__})")
+        scale = float(scale)
+    if not -math.inf < scale < math.inf:
+        raise ValueError(f"{name}={scale} must be a finite number (or None for 1 / sqrt(head dim))")
+    return scale
+
+
+def integer(value, name: str):
+    """An int argument: int, a numpy integer or (under torch.compile) a SymInt; never a bool or a float."""
+    if type(value) is int or isinstance(value, torch.SymInt):
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        what = "a bool" if isinstance(value, bool) else type(value).__name__
+        raise TypeError(f"{name}={describe(value)} must be an int; got {what}")
+    return int(value)
 
 
 def _last_dim_contiguous(t: Tensor, name: str) -> Tensor:
@@ -23,8 +75,8 @@ def _last_dim_contiguous(t: Tensor, name: str) -> Tensor:
     if t.stride(-1) == 1 or t.size(-1) <= 1:
         return t
     if not _warned_copy:
-        warnings.warn(f"flashmin: {name}.stride(-1)={t.stride(-1)} is not 1, so {name} is copied to a "
-                      "contiguous tensor on every call; pass tensors whose last dim is contiguous", stacklevel=4)
+        warn_at_caller(f"flashmin: {name}.stride(-1)={t.stride(-1)} is not 1, so {name} is copied to a "
+                       "contiguous tensor on every call; pass tensors whose last dim is contiguous")
         _warned_copy = True
     return t.contiguous()
 
@@ -46,7 +98,7 @@ def check_qkv(q: Tensor, k: Tensor, v: Tensor, names: Sequence[str] = ("query", 
     try:
         qs, ks, dt = q.shape, k.shape, q.dtype
         ok = (len(qs) == 4 and len(ks) == 4 and v.shape == ks and k.dtype == dt and v.dtype == dt
-              and ks[0] == qs[0] and ks[3] == qs[3] and ks[hd] > 0 and qs[hd] % ks[hd] == 0
+              and ks[0] == qs[0] and ks[3] == qs[3] and qs[3] > 0 and ks[hd] > 0 and qs[hd] % ks[hd] == 0
               and q.stride()[3] == 1 and k.stride()[3] == 1 and v.stride()[3] == 1
               and ((dt in CUDA_DTYPES and qs[3] <= MAX_CUDA_HEAD_DIM and k.is_cuda and v.is_cuda
                     and k.get_device() == q.get_device() == v.get_device()) if q.is_cuda
@@ -83,14 +135,20 @@ def _check_qkv_detailed(q, k, v, names, layout):
                              f"(at most {MAX_CUDA_HEAD_DIM})")
     elif q.device.type != "cpu":
         raise ValueError(f"{qn}.device={q.device}: flashmin runs on CUDA and CPU tensors only")
+    elif q.dtype not in CPU_DTYPES:
+        raise TypeError(f"{qn}.dtype={q.dtype} is not supported on CPU tensors (float16, bfloat16, float32, float64)")
     if k.size(0) != q.size(0):
         raise ValueError(f"{kn}.size(0)={k.size(0)} must equal {qn}.size(0)={q.size(0)} (batch)")
     if k.size(-1) != q.size(-1):
         raise ValueError(f"{kn}.size(-1)={k.size(-1)} must equal {qn}.size(-1)={q.size(-1)} (head dim)")
+    if q.size(-1) == 0:
+        raise ValueError(f"head dim {qn}.size(-1)=0 must be at least 1 (got {qn}.shape={tuple(q.shape)})")
     if v.shape != k.shape:
         raise ValueError(f"{vn}.shape={tuple(v.shape)} must equal {kn}.shape={tuple(k.shape)}")
     hq, hkv = q.size(hd), k.size(hd)
-    if hkv == 0 or hq % hkv != 0:
+    if hkv == 0:
+        raise ValueError(f"{kn}.size({hd})=0: {kn} and {vn} need at least one head (got {kn}.shape={tuple(k.shape)})")
+    if hq % hkv != 0:
         raise ValueError(f"{qn}.size({hd})={hq} query heads must be a multiple of {kn}.size({hd})={hkv} kv heads")
     return (_last_dim_contiguous(q, qn), _last_dim_contiguous(k, kn), _last_dim_contiguous(v, vn))
 

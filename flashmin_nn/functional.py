@@ -10,15 +10,25 @@
     (causal_offset = 0)                         (causal_offset = S - L)
 
 With causal masking, query i sees key j iff j <= i + causal_offset.
+
+The FlashAttention-style functions take flash_attn 2.8's arguments in flash_attn 2.8's order, every
+one of them; a value flashmin does not implement yet raises NotImplementedError naming it, a value
+that means the same as the default (a window as wide as the keys, softcap <= 0, ...) is read the way
+flash_attn reads it, and flashmin's own options are keyword-only. Flags (causal, is_causal,
+enable_gqa) must be bools, as torch's SDPA requires.
 """
 import math
+import numbers
 from typing import Optional
 
 import torch
 from torch import Tensor
 
-from ._checks import check_qkv, expand_mask
+from ._checks import check_qkv, describe, expand_mask, finite_scale, integer, not_a_bool
 from .ops import attention_forward
+
+_NO_WINDOW = (-1, -1)
+_is_compiling = torch.compiler.is_compiling
 
 
 def attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor] = None,
@@ -29,16 +39,21 @@ def attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Ten
     query: (B, Hq, L, D); key, value: (B, Hkv, S, D) with Hq a multiple of Hkv (grouped-query
     attention: query head h reads kv head h // (Hq // Hkv)). Any strides with a contiguous last dim.
     attn_mask: bool (True = attend) or float (added to the scaled scores), broadcastable to
-    (B, Hq, L, S). scale: defaults to 1 / sqrt(D). With is_causal, query i sees key j iff
-    j <= i + causal_offset. A query that sees no key gets zeros (and lse = -inf).
+    (B, Hq, L, S). scale: a finite number, default 1 / sqrt(D). With is_causal, query i sees key j
+    iff j <= i + causal_offset (an int; under torch.compile it may be a SymInt, e.g. from the
+    shapes, and one graph then serves every length). A query that sees no key gets zeros (and lse = -inf).
 
     Returns out (B, Hq, L, D) in query's dtype, stored as (B, L, Hq, D) so `out.transpose(1, 2)`
     is contiguous; with return_lse, also lse (B, Hq, L) float32, the natural-log log-sum-exp.
     """
+    if is_causal is not True and is_causal is not False:
+        not_a_bool("is_causal", is_causal)
+    if type(causal_offset) is not int:
+        causal_offset = integer(causal_offset, "causal_offset")
     query, key, value = check_qkv(query, key, value)
     B, H, L, D = query.shape
     mask = None if attn_mask is None else expand_mask(attn_mask, B, H, L, key.shape[2], query)
-    scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
+    scale = 1.0 / math.sqrt(D) if scale is None else finite_scale(scale)
     out, lse = attention_forward(query, key, value, mask, scale, is_causal, causal_offset)
     return (out, lse) if return_lse else out
 
@@ -51,10 +66,15 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     query: (B, Hq, L, E); key, value: (B, Hkv, S, E); returns (B, Hq, L, E). Same meaning for every
     argument as torch's: bool mask True = attend, float mask added, both broadcast to (B, Hq, L, S);
     is_causal aligned top-left when L != S; Hq != Hkv only with enable_gqa. Differences: rank must
-    be 4; dropout_p must be 0 (inference); a query whose keys are all masked gets zeros (torch: NaN).
+    be 4; dropout_p must be 0 (inference); scale must be finite; a query whose keys are all masked
+    gets zeros (as torch's math and CPU flash backends give in torch 2.13).
     """
     if dropout_p != 0.0:
         raise ValueError(f"dropout_p={dropout_p}: flashmin is inference-only, dropout_p must be 0")
+    if is_causal is not True and is_causal is not False:
+        not_a_bool("is_causal", is_causal)
+    if enable_gqa is not False and enable_gqa is not True:
+        not_a_bool("enable_gqa", enable_gqa)
     if is_causal and attn_mask is not None:
         raise ValueError("attn_mask and is_causal=True cannot be given together (as in torch): fold the causal "
                          "pattern into attn_mask, or drop attn_mask")
@@ -66,46 +86,155 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     return attention(query, key, value, attn_mask, scale, is_causal, 0)
 
 
-def flash_attn_func(q: Tensor, k: Tensor, v: Tensor, softmax_scale: Optional[float] = None, causal: bool = False,
-                    return_lse: bool = False, *, dropout_p: float = 0.0, window_size=(-1, -1)):
-    """Drop-in for FlashAttention-2's flash_attn_func, forward only.
+# ---------------------------------------------------------------------------------------------
+# flash_attn 2.8's options: what flashmin implements, and the NotImplementedError for the rest
+# ---------------------------------------------------------------------------------------------
+def _check_dropout(dropout_p):
+    if isinstance(dropout_p, bool) or not isinstance(dropout_p, numbers.Real):
+        raise TypeError(f"dropout_p={describe(dropout_p)} must be a float; got {type(dropout_p).__name__}")
+    if dropout_p != 0:
+        raise NotImplementedError(f"dropout_p={dropout_p}: flashmin is inference-only and has no dropout; "
+                                  "pass dropout_p=0.0 (flash_attn's setting for evaluation)")
+
+
+def _flash_options(causal: bool, window_size, softcap, alibi_slopes, seqlen_k) -> bool:
+    """The causal flag flash_attn 2.8 runs with for these options, when they come down to full or
+    causal attention; NotImplementedError naming the option otherwise. flash_attn's reading: a side of
+    the window as wide as the keys (>= seqlen_k) has no limit, causal sets the right side to 0, any
+    negative side has no limit, and (no limit, 0) is causal; softcap <= 0 is off."""
+    if alibi_slopes is not None:
+        raise NotImplementedError(f"alibi_slopes={describe(alibi_slopes)}: ALiBi is not implemented in flashmin yet; "
+                                  "pass alibi_slopes=None (scaled_dot_product_attention takes the bias as a float "
+                                  "attn_mask)")
+    if isinstance(softcap, bool) or not isinstance(softcap, (numbers.Real, torch.SymFloat)):
+        raise TypeError(f"softcap={describe(softcap)} must be a float (0.0: no softcapping); "
+                        f"got {type(softcap).__name__}")
+    if softcap != softcap:
+        raise ValueError(f"softcap={softcap} must be a number (0.0: no softcapping)")
+    if softcap > 0:
+        raise NotImplementedError(f"softcap={softcap}: logit softcapping is not implemented in flashmin yet "
+                                  "(softcap <= 0 turns it off, as in flash_attn)")
+    try:
+        left, right = window_size
+    except (TypeError, ValueError):
+        raise TypeError(f"window_size={describe(window_size)} must be a pair (left, right) of ints; "
+                        "-1 means no limit") from None
+    left, right = integer(left, "window_size[0]"), integer(right, "window_size[1]")
+    if left >= seqlen_k:
+        left = -1
+    if right >= seqlen_k:
+        right = -1
+    if causal:
+        right = 0
+    if left < 0 and right < 0:
+        return False
+    if left < 0 and right == 0:
+        return True
+    raise NotImplementedError(f"window_size={tuple(window_size)}: sliding-window (local) attention is not "
+                              "implemented in flashmin yet; (-1, -1) is full attention, (-1, 0) causal")
+
+
+def _check_kvcache_options(rotary_cos, rotary_sin, cache_batch_idx, cache_leftpad, block_table, num_splits,
+                           rotary_interleaved):
+    if rotary_cos is not None or rotary_sin is not None:
+        raise NotImplementedError(f"rotary_cos={describe(rotary_cos)}, rotary_sin={describe(rotary_sin)}: rotary "
+                                  "embedding inside the call is not implemented in flashmin yet; rotate q and the new "
+                                  "k before the call")
+    if cache_batch_idx is not None:
+        raise NotImplementedError(f"cache_batch_idx={describe(cache_batch_idx)}: choosing cache rows by index is not "
+                                  "implemented in flashmin yet; pass caches whose batch row b is q's batch row b")
+    if cache_leftpad is not None:
+        raise NotImplementedError(f"cache_leftpad={describe(cache_leftpad)}: caches that start past position 0 are "
+                                  "not implemented in flashmin yet")
+    if block_table is not None:
+        raise NotImplementedError(f"block_table={describe(block_table)}: paged KV caches are not implemented in "
+                                  "flashmin yet")
+    num_splits = integer(num_splits, "num_splits")
+    if num_splits != 0:
+        raise NotImplementedError(f"num_splits={num_splits}: flashmin's decode plan chooses the number of splits "
+                                  "itself; only num_splits=0 (flash_attn's own heuristic) is implemented")
+    if rotary_interleaved is not True and rotary_interleaved is not False:
+        not_a_bool("rotary_interleaved", rotary_interleaved)
+
+
+# ---------------------------------------------------------------------------------------------
+# the FlashAttention-2 functions
+# ---------------------------------------------------------------------------------------------
+def flash_attn_func(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0, softmax_scale: Optional[float] = None,
+                    causal: bool = False, window_size=_NO_WINDOW, softcap: float = 0.0,
+                    alibi_slopes: Optional[Tensor] = None, deterministic: bool = False,
+                    return_attn_probs: bool = False, *, return_lse: bool = False):
+    """Drop-in for flash_attn 2.8's flash_attn_func (same arguments, same order), forward only.
 
     q: (B, Sq, Hq, D); k, v: (B, Sk, Hkv, D), Hq a multiple of Hkv (GQA/MQA). causal is aligned
     bottom-right: query i sees key j iff j <= i + Sk - Sq, so the last query sees every key (what a
     KV cache needs); when Sq > Sk the first Sq - Sk queries see nothing and get zeros.
-    Returns out (B, Sq, Hq, D) contiguous, and with return_lse also lse (B, Hq, Sq) float32.
+    Implemented: dropout_p = 0; window_size (-1, -1) or anything flash_attn reads as full or causal
+    attention ((-1, 0), sides >= Sk, any right side with causal); softcap <= 0; alibi_slopes None.
+    Any other value raises NotImplementedError naming the argument. deterministic is accepted either
+    way (flashmin's forward is deterministic; the flag concerns flash_attn's backward).
+    Returns out (B, Sq, Hq, D) contiguous. With return_attn_probs, (out, softmax_lse, S_dmask) as
+    flash_attn returns them for dropout_p = 0: lse (B, Hq, Sq) float32, and S_dmask an empty tensor
+    (shape (0,), q's dtype): no probabilities are formed. With flashmin's keyword-only return_lse,
+    (out, lse).
     """
+    if causal is not True and causal is not False:
+        not_a_bool("causal", causal)
     if dropout_p != 0.0:
-        raise ValueError(f"dropout_p={dropout_p}: flashmin is inference-only, dropout_p must be 0")
-    if tuple(window_size) != (-1, -1):
-        raise ValueError(f"window_size={tuple(window_size)}: sliding-window attention is not supported")
+        _check_dropout(dropout_p)
     q, k, v = check_qkv(q, k, v, names=("q", "k", "v"), layout="blhd")
     qs, ks = q.shape, k.shape
-    scale = 1.0 / math.sqrt(qs[3]) if softmax_scale is None else float(softmax_scale)
+    if (window_size is not _NO_WINDOW and window_size != _NO_WINDOW) or softcap != 0.0 or alibi_slopes is not None:
+        causal = _flash_options(causal, window_size, softcap, alibi_slopes, ks[1])
+    scale = 1.0 / math.sqrt(qs[3]) if softmax_scale is None else finite_scale(softmax_scale, "softmax_scale")
     qt, kt, vt = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)   # (B, H, S, D) views
     out, lse = attention_forward(qt, kt, vt, None, scale, causal, ks[1] - qs[1])
     out = out.transpose(1, 2)                                              # (B, Sq, Hq, D), contiguous
+    if return_attn_probs:
+        return out, lse, q.new_empty((0,))
     return (out, lse) if return_lse else out
 
 
 def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Optional[Tensor] = None,
-                            v: Optional[Tensor] = None, cache_seqlens=None, softmax_scale: Optional[float] = None,
-                            causal: bool = False, return_lse: bool = False, *, check_lengths: bool = True):
-    """Drop-in for FlashAttention-2's flash_attn_with_kvcache, forward only: decode against a KV cache.
+                            v: Optional[Tensor] = None, rotary_cos: Optional[Tensor] = None,
+                            rotary_sin: Optional[Tensor] = None, cache_seqlens=None,
+                            cache_batch_idx: Optional[Tensor] = None, cache_leftpad: Optional[Tensor] = None,
+                            block_table: Optional[Tensor] = None, softmax_scale: Optional[float] = None,
+                            causal: bool = False, window_size=_NO_WINDOW, softcap: float = 0.0,
+                            rotary_interleaved: bool = True, alibi_slopes: Optional[Tensor] = None,
+                            num_splits: int = 0, return_softmax_lse: bool = False, *, return_lse: bool = False,
+                            check_lengths: bool = True):
+    """Drop-in for flash_attn 2.8's flash_attn_with_kvcache (same arguments, same order), forward
+    only: decode against a KV cache.
 
     q: (B, Lq, Hq, D), typically Lq = 1 (or a few tokens for speculative decoding).
     k_cache, v_cache: (B, S_max, Hkv, D), Hq a multiple of Hkv.
     k, v: optional new keys/values (B, Lnew, Hkv, D), written into the caches IN PLACE at positions
     cache_seqlens[b] .. cache_seqlens[b] + Lnew - 1 before attending.
-    cache_seqlens: int or int tensor (B,): keys already in each batch row's cache (None: the whole
-    cache, S_max). Batch row b then attends to its first cache_seqlens[b] + Lnew keys.
+    cache_seqlens: an int (a Python or numpy integer, not a bool) or an int32/int64 tensor (B,): keys
+    already in each batch row's cache (None: the whole cache, S_max). Batch row b then attends to its
+    first cache_seqlens[b] + Lnew keys.
     causal: aligned bottom-right per batch row: query i sees key j iff j <= i + len_b - Lq.
-    check_lengths: verify 0 <= cache_seqlens and cache_seqlens + Lnew <= S_max; for a CUDA tensor this
-    reads two numbers back to the host (a synchronisation); pass False to skip it in a hot loop.
-    Returns out (B, Lq, Hq, D), and with return_lse also lse (B, Hq, Lq) float32.
+    Implemented: window_size / softcap / alibi_slopes as in flash_attn_func; num_splits = 0 (flashmin
+    plans its own splits); rotary_interleaved either way (it only matters with rotary_cos/sin).
+    rotary_cos/rotary_sin, cache_batch_idx, cache_leftpad, block_table and any other value raise
+    NotImplementedError naming the argument, before the cache is touched.
+    check_lengths (flashmin, keyword-only): verify 0 <= cache_seqlens and cache_seqlens + Lnew <= S_max;
+    for a tensor this reads two numbers back to the host (a synchronisation); pass False to skip it in
+    a hot loop. Under torch.compile a tensor's lengths are not checked (reading them would break the graph).
+    Returns out (B, Lq, Hq, D); with return_softmax_lse (or flashmin's return_lse), (out, lse) with
+    lse (B, Hq, Lq) float32.
     """
+    if causal is not True and causal is not False:
+        not_a_bool("causal", causal)
+    if (rotary_cos is not None or rotary_sin is not None or cache_batch_idx is not None or cache_leftpad is not None
+            or block_table is not None or num_splits != 0 or rotary_interleaved is not True):
+        _check_kvcache_options(rotary_cos, rotary_sin, cache_batch_idx, cache_leftpad, block_table, num_splits,
+                               rotary_interleaved)
     q, k_cache, v_cache = check_qkv(q, k_cache, v_cache, names=("q", "k_cache", "v_cache"), layout="blhd")
     B, S_max, Hkv, D = k_cache.shape
+    if (window_size is not _NO_WINDOW and window_size != _NO_WINDOW) or softcap != 0.0 or alibi_slopes is not None:
+        causal = _flash_options(causal, window_size, softcap, alibi_slopes, S_max)
     if (k is None) != (v is None):
         raise ValueError("k and v must be given together (new keys and values for the cache)")
     n_new = 0
@@ -126,20 +255,25 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
 
     lens = None                                            # (B,) int32: keys each batch row attends to
     if cache_seqlens is not None:
-        if isinstance(cache_seqlens, int):
+        if not isinstance(cache_seqlens, Tensor):
+            if isinstance(cache_seqlens, bool):
+                raise TypeError(f"cache_seqlens={cache_seqlens} is a bool; pass an int or an int32/int64 tensor "
+                                "of shape (B,)")
+            if not isinstance(cache_seqlens, (numbers.Integral, torch.SymInt)):
+                raise TypeError(f"cache_seqlens must be an int or a tensor; got {type(cache_seqlens).__name__}")
+            if type(cache_seqlens) is not int and not isinstance(cache_seqlens, torch.SymInt):
+                cache_seqlens = int(cache_seqlens)          # a numpy integer
             if check_lengths and not 0 <= cache_seqlens <= S_max - n_new:
                 raise ValueError(f"cache_seqlens={cache_seqlens} with {n_new} new keys does not fit the cache "
                                  f"(k_cache.size(1)={S_max})")
             check_lengths = False                           # checked on the host: no device read-back
             cache_seqlens = torch.full((B,), cache_seqlens, dtype=torch.int32, device=q.device)
-        if not isinstance(cache_seqlens, Tensor):
-            raise TypeError(f"cache_seqlens must be an int or a tensor; got {type(cache_seqlens).__name__}")
         if cache_seqlens.dtype not in (torch.int32, torch.int64) or cache_seqlens.shape != (B,):
             raise ValueError(f"cache_seqlens must be an int32/int64 tensor of shape (B,)=({B},); got "
                              f"dtype={cache_seqlens.dtype}, shape={tuple(cache_seqlens.shape)}")
         if cache_seqlens.device != q.device:
             raise ValueError(f"cache_seqlens.device={cache_seqlens.device} must equal q.device={q.device}")
-        if check_lengths and B > 0:
+        if check_lengths and B > 0 and not _is_compiling():
             lo, hi = torch.stack(torch.aminmax(cache_seqlens)).tolist()   # one read-back, not two
             if lo < 0 or hi + n_new > S_max:
                 raise ValueError(f"cache_seqlens must lie in [0, {S_max - n_new}] (k_cache.size(1)={S_max}, "
@@ -152,8 +286,129 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
         lens = cache_seqlens + n_new if n_new > 0 else cache_seqlens
         lens = lens.to(torch.int32).contiguous()           # no copy for a contiguous int32 tensor
 
-    scale = 1.0 / math.sqrt(D) if softmax_scale is None else float(softmax_scale)
+    scale = 1.0 / math.sqrt(D) if softmax_scale is None else finite_scale(softmax_scale, "softmax_scale")
     qt, kt, vt = q.transpose(1, 2), k_cache.transpose(1, 2), v_cache.transpose(1, 2)   # (B, H, S, D) views
     out, lse = attention_forward(qt, kt, vt, None, scale, causal, S_max - q.shape[1], seqlens_k=lens)
     out = out.transpose(1, 2)                                                         # (B, Lq, Hq, D)
-    return (out, lse) if return_lse else out
+    return (out, lse) if return_softmax_lse or return_lse else out
+
+
+def flash_attn_varlen_func(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor, cu_seqlens_k: Tensor,
+                           max_seqlen_q: int, max_seqlen_k: int, dropout_p: float = 0.0,
+                           softmax_scale: Optional[float] = None, causal: bool = False, window_size=_NO_WINDOW,
+                           softcap: float = 0.0, alibi_slopes: Optional[Tensor] = None, deterministic: bool = False,
+                           return_attn_probs: bool = False, block_table: Optional[Tensor] = None, *,
+                           check_lengths: bool = True):
+    """Drop-in for flash_attn 2.8's flash_attn_varlen_func (same arguments, same order), forward only:
+    a batch of sequences of different lengths packed along the token dim.
+
+    q: (total_q, Hq, D); k, v: (total_k, Hkv, D), Hq a multiple of Hkv; cu_seqlens_q, cu_seqlens_k:
+    int32 (B + 1,), sequence b being q[cu_seqlens_q[b]:cu_seqlens_q[b + 1]] against
+    k[cu_seqlens_k[b]:cu_seqlens_k[b + 1]]; max_seqlen_q / max_seqlen_k: ints, at least the longest
+    sequence. causal is aligned bottom-right within each sequence. The other options as in
+    flash_attn_func; block_table (paged keys) raises NotImplementedError.
+
+    Interim implementation, until a varlen kernel exists: the tokens are gathered into padded
+    (B, max_seqlen, H, D) copies (queries right-aligned, so that one causal offset serves every
+    sequence; keys cut per sequence by the op's per-batch key lengths), one call of the op runs every
+    sequence, and the rows are gathered back. So it costs copies of q, k, v and out padded to the
+    longest sequence, and compute over that padding; it reads nothing back to the host except for
+    check_lengths (flashmin, keyword-only: one read-back that checks cu_seqlens against the totals and
+    the max_seqlen arguments; skipped under torch.compile).
+
+    Returns out (total_q, Hq, D) contiguous; with return_attn_probs (out, softmax_lse, S_dmask) with
+    lse (Hq, total_q) float32 and S_dmask an empty tensor, as flash_attn returns them for dropout_p = 0.
+    Query rows past cu_seqlens_q[-1] get zeros.
+    """
+    if causal is not True and causal is not False:
+        not_a_bool("causal", causal)
+    if dropout_p != 0.0:
+        _check_dropout(dropout_p)
+    if block_table is not None:
+        raise NotImplementedError(f"block_table={describe(block_table)}: paged keys are not implemented in flashmin "
+                                  "yet")
+    for t, n in ((q, "q"), (k, "k"), (v, "v")):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{n} must be a torch.Tensor; got {type(t).__name__}")
+        if t.dim() != 3:
+            raise ValueError(f"{n}.dim()={t.dim()} must be 3: (total, H, D); got {n}.shape={tuple(t.shape)}")
+    if k.size(2) != q.size(2):
+        raise ValueError(f"k.size(2)={k.size(2)} must equal q.size(2)={q.size(2)} (head dim)")
+    if k.size(1) == 0 or q.size(1) % k.size(1) != 0:
+        raise ValueError(f"q.size(1)={q.size(1)} query heads must be a positive multiple of k.size(1)={k.size(1)} "
+                         "kv heads")
+    qb, kb, vb = check_qkv(q[None], k[None], v[None], names=("q", "k", "v"), layout="blhd")   # (1, total, H, D)
+    q, k, v = qb[0], kb[0], vb[0]
+    total_q, Hq, D = q.shape
+    total_k, Hkv = k.shape[0], k.shape[1]
+    for t, n in ((cu_seqlens_q, "cu_seqlens_q"), (cu_seqlens_k, "cu_seqlens_k")):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{n} must be an int32 tensor of shape (B + 1,); got {type(t).__name__}")
+        if t.dtype != torch.int32 or t.dim() != 1 or t.numel() < 1:
+            raise ValueError(f"{n} must be an int32 tensor of shape (B + 1,); got dtype={t.dtype}, "
+                             f"shape={tuple(t.shape)}")
+        if t.device != q.device:
+            raise ValueError(f"{n}.device={t.device} must equal q.device={q.device}")
+    if cu_seqlens_k.shape != cu_seqlens_q.shape:
+        raise ValueError(f"cu_seqlens_k.shape={tuple(cu_seqlens_k.shape)} must equal "
+                         f"cu_seqlens_q.shape={tuple(cu_seqlens_q.shape)} (one entry per sequence, plus one)")
+    Lmax, Smax = integer(max_seqlen_q, "max_seqlen_q"), integer(max_seqlen_k, "max_seqlen_k")
+    if Lmax < 0 or Smax < 0:
+        raise ValueError(f"max_seqlen_q={Lmax}, max_seqlen_k={Smax} must not be negative")
+    if (window_size is not _NO_WINDOW and window_size != _NO_WINDOW) or softcap != 0.0 or alibi_slopes is not None:
+        causal = _flash_options(causal, window_size, softcap, alibi_slopes, Smax)
+    scale = 1.0 / math.sqrt(D) if softmax_scale is None else finite_scale(softmax_scale, "softmax_scale")
+    B = cu_seqlens_q.numel() - 1
+    if check_lengths and not _is_compiling():
+        _check_cu_seqlens(cu_seqlens_q, cu_seqlens_k, total_q, total_k, Lmax, Smax)
+
+    out = q.new_zeros((total_q, Hq, D))
+    lse = torch.full((Hq, total_q), -math.inf, dtype=torch.float32, device=q.device)
+    if B == 0 or total_q == 0 or Lmax == 0:
+        return (out, lse, q.new_empty((0,))) if return_attn_probs else out
+    dev = q.device
+    cu_q, cu_k = cu_seqlens_q.to(torch.int64), cu_seqlens_k.to(torch.int64)
+    len_q, len_k = cu_q[1:] - cu_q[:-1], cu_k[1:] - cu_k[:-1]                   # (B,)
+    # Padded copies: sequence b's queries at rows Lmax - len_q[b] .. Lmax - 1 (right-aligned), its keys
+    # at rows 0 .. len_k[b] - 1. Padding rows read other tokens (finite values) and are never used.
+    rows_q = torch.arange(Lmax, device=dev)                                      # (Lmax,)
+    src_q = (cu_q[:-1, None] - (Lmax - len_q)[:, None] + rows_q).clamp(0, total_q - 1)   # (B, Lmax)
+    qp = q[src_q]                                                                # (B, Lmax, Hq, D)
+    if total_k > 0:
+        src_k = (cu_k[:-1, None] + torch.arange(Smax, device=dev)).clamp(0, total_k - 1)  # (B, Smax)
+        kp, vp = k[src_k], v[src_k]                                              # (B, Smax, Hkv, D)
+    else:
+        kp = vp = k.new_zeros((B, Smax, Hkv, D))
+    # Query row r of sequence b is its query r - (Lmax - len_q[b]): it sees key j iff
+    # j <= r - Lmax + len_k[b] = (Smax - Lmax) + len_k[b] - Smax + r, the op's per-batch causal offset.
+    o, l = attention_forward(qp.transpose(1, 2), kp.transpose(1, 2), vp.transpose(1, 2), None, scale, causal,
+                             Smax - Lmax, seqlens_k=len_k.to(torch.int32))      # (B, Hq, Lmax, D), (B, Hq, Lmax)
+    # Back to the packed rows: token t of sequence b (cu_q[b] <= t < cu_q[b + 1]) is padded row
+    # t - cu_q[b] + Lmax - len_q[b] of batch b.
+    t = torch.arange(total_q, device=dev)                                        # (total_q,)
+    b = torch.searchsorted(cu_q[1:], t, right=True).clamp(max=B - 1)             # (total_q,)
+    flat = b * Lmax + (t - cu_q[b] + Lmax - len_q[b]).clamp(0, Lmax - 1)         # (total_q,)
+    inside = (t < cu_q[-1]).view(-1, 1)                                          # rows past the last sequence: 0
+    out = o.transpose(1, 2).reshape(B * Lmax, Hq, D)[flat]                      # (total_q, Hq, D)
+    out = torch.where(inside.unsqueeze(-1), out, out.new_zeros(()))
+    lse = l.transpose(0, 1).reshape(Hq, B * Lmax)[:, flat]                      # (Hq, total_q)
+    lse = torch.where(inside.view(1, -1), lse, lse.new_full((), -math.inf))
+    return (out, lse, q.new_empty((0,))) if return_attn_probs else out
+
+
+def _check_cu_seqlens(cu_q: Tensor, cu_k: Tensor, total_q: int, total_k: int, Lmax: int, Smax: int):
+    """cu_seqlens start at 0, never decrease, end within the totals; max_seqlen covers every sequence.
+    One read-back to the host for both."""
+    vals = torch.cat([cu_q, cu_k]).tolist()
+    n = len(vals) // 2
+    for name, cu, total, max_len, max_name in (("cu_seqlens_q", vals[:n], total_q, Lmax, "max_seqlen_q"),
+                                               ("cu_seqlens_k", vals[n:], total_k, Smax, "max_seqlen_k")):
+        steps = [b - a for a, b in zip(cu, cu[1:])]
+        if cu[0] != 0 or min(steps, default=0) < 0:
+            raise ValueError(f"{name} must start at 0 and never decrease; got values from {min(cu)} to {max(cu)}")
+        if cu[-1] > total:
+            raise ValueError(f"{name}[-1]={cu[-1]} is past the {total} tokens packed in "
+                             f"{'q' if name.endswith('q') else 'k'}.size(0)")
+        if max(steps, default=0) > max_len:
+            raise ValueError(f"{max_name}={max_len} is less than the longest sequence in {name} "
+                             f"({max(steps)} tokens)")

@@ -7,13 +7,16 @@ q: (B, Hq, L, D), k/v: (B, Hkv, S, D) (any strides, last dim contiguous); attn_m
 already expanded to (B, Hq, L, S); seqlens_k: None or int32 (B,), batch b attending to its first
 seqlens_k[b] keys only; query i sees key j iff j <= i + causal_offset when is_causal (with
 seqlens_k the offset moves with each batch's length: causal_offset + seqlens_k[b] - S);
+causal_offset is a SymInt, so under torch.compile with dynamic shapes an offset derived from the
+sequence lengths stays symbolic and one graph serves every length;
 kernel: a concrete name from flashmin_nn.backends. out: (B, Hq, L, D) stored as (B, L, Hq, D);
 lse: (B, Hq, L) fp32. See docs/internals.md.
 
 The schema is defined here; the CPU implementation is flashmin_nn/reference.py; the CUDA one is
 registered by the extension in C++ (csrc/flashmin_api.cpp) when it is loaded, so an eager call
-goes straight from the dispatcher to C++. A fake (shape-only) implementation lets torch.compile
-trace through the op with no graph break.
+goes straight from the dispatcher to C++ (its int64_t causal_offset is what the dispatcher hands a
+C++ kernel for a SymInt argument). A fake (shape-only) implementation lets torch.compile trace
+through the op with no graph break.
 """
 from typing import Optional
 
@@ -25,7 +28,7 @@ from . import _ext, backends, reference
 _lib = torch.library.Library("flashmin", "DEF")
 _lib.define(
     "attention_fwd(Tensor q, Tensor k, Tensor v, Tensor? attn_mask, Tensor? seqlens_k, float scale, "
-    "bool is_causal, int causal_offset, str kernel) -> (Tensor, Tensor)"
+    "bool is_causal, SymInt causal_offset, str kernel) -> (Tensor, Tensor)"
 )
 
 
@@ -34,6 +37,14 @@ def _attention_fwd_cpu(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_o
     if kernel != "reference":
         raise ValueError(f"kernel={kernel!r}: CPU tensors run the 'reference' kernel only "
                          f"(the CUDA kernels are {backends.CUDA_KERNELS})")
+    return _reference(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset)
+
+
+def _reference(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset):
+    # Concrete values here (the op runs eagerly), so this branch costs torch.compile nothing. With an
+    # offset of S - 1 or more every query sees every key (a decode step): no causal mask to build.
+    if is_causal and causal_offset >= k.shape[2] - 1:
+        is_causal = False
     return reference.tiled_attention(q, k, v, attn_mask, scale, is_causal, causal_offset, seqlens_k=seqlens_k)
 
 
@@ -70,7 +81,7 @@ _attention_fwd = torch.ops.flashmin.attention_fwd.default   # resolved once: eve
 
 def _forward(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel):
     if kernel == "reference" and q.is_cuda:   # forced reference on a GPU: plain PyTorch ops
-        return reference.tiled_attention(q, k, v, attn_mask, scale, is_causal, causal_offset, seqlens_k=seqlens_k)
+        return _reference(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset)
     return _attention_fwd(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel)
 
 
@@ -92,14 +103,21 @@ class _AttentionFn(torch.autograd.Function):
 
 
 def attention_forward(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor], scale: float,
-                      is_causal: bool, causal_offset: int, seqlens_k: Optional[Tensor] = None):
-    """Pick the kernel and run it. Arguments already validated (flashmin_nn/_checks.py)."""
-    if is_causal and causal_offset >= k.shape[2] - 1:
-        is_causal = False          # every query sees every key (a decode step): nothing to mask
+                      is_causal: bool, causal_offset, seqlens_k: Optional[Tensor] = None):
+    """Pick the kernel and run it. Arguments already validated (flashmin_nn/_checks.py).
+
+    causal_offset: an int, or a SymInt under torch.compile. When it lets every query see every key
+    (a decode step) the causal flag is dropped, but only for plain ints: a branch on a SymInt would
+    specialise the graph on every key length. Under torch.compile the flag stays: the result is the
+    same (the offset hides no key), the CPU implementation drops it itself (_reference above) and
+    the CUDA binding's decode plan reads such an offset as seeing every key (prepare_decode)."""
+    S = k.shape[2]
+    if is_causal and type(causal_offset) is int and type(S) is int and causal_offset >= S - 1:
+        is_causal = False
+    scale = float(scale)            # a SymFloat (1 / sqrt of a symbolic head dim) becomes a constant
     kernel = backends.resolve(q, k, v, attn_mask)
     if kernel != "reference" and q.is_cuda:
         _ext.load()                 # registers the CUDA implementation; a no-op after the first call
-    scale, is_causal, causal_offset = float(scale), bool(is_causal), int(causal_offset)
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad
                                     or (attn_mask is not None and attn_mask.requires_grad)):
         return _AttentionFn.apply(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel)

@@ -7,7 +7,8 @@ import torch.nn as nn
 
 import flashmin_nn
 
-from helpers import assert_attention_close, make_qkv, op_args, random_bool_mask, random_float_mask, ref_attention, torch_sdpa
+from helpers import (assert_attention_close, kvcache_expected, make_qkv, op_args, random_bool_mask, random_float_mask,
+                     ref_attention, torch_sdpa)
 
 op = torch.ops.flashmin.attention_fwd
 
@@ -178,3 +179,118 @@ def test_compile_dynamic_shapes():
         out = cf(q, k, v)
         ref, _, dead = ref_attention(q, k, v, causal_offset=S - L)
         assert_attention_close(out, ref, dead, torch_out=torch_sdpa(q, k, v, causal_offset=S - L), what=f"dynamic {L}x{S}")
+
+
+# ---------------------------------------------------------------------------------------------
+# dynamic shapes: one graph for every key length (causal_offset is a SymInt, nothing branches on it)
+# ---------------------------------------------------------------------------------------------
+KEY_LENGTHS = list(range(3, 23))        # 20 key lengths
+
+
+def _count_graphs(fn, make_args, check=None):
+    """Compile fn (fullgraph, dynamic) and call it once per key length; returns the number of graphs."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    cf = torch.compile(fn, fullgraph=True, dynamic=True, backend="aot_eager")
+    for S in KEY_LENGTHS:
+        args = make_args(S)
+        out = cf(*args)
+        if check is not None and S in (KEY_LENGTHS[0], KEY_LENGTHS[-1]):
+            check(S, args, out)
+    return counters["stats"]["unique_graphs"]
+
+
+def _bhld(S, L=2):
+    return make_qkv(2, 4, L, S, 16, Hkv=2)
+
+
+def _check_causal(offset_of):
+    def check(S, args, out):
+        q, k, v = args[:3]
+        out = out[0] if isinstance(out, tuple) else out
+        if out.shape[1] != q.shape[1]:          # (B, L, H, D) from the flash-style functions
+            out = out.transpose(1, 2)
+        co = offset_of(q.shape[2], S)
+        ref, _, dead = ref_attention(q, k, v, causal_offset=co)
+        assert_attention_close(out, ref, dead, torch_out=torch_sdpa(q, k, v, causal_offset=co), what=f"S={S}")
+    return check
+
+
+def test_one_graph_flash_attn_func_over_key_lengths():
+    f = lambda q, k, v: flashmin_nn.flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                                    causal=True)
+    assert _count_graphs(f, _bhld, _check_causal(lambda L, S: S - L)) <= 2
+
+
+def test_one_graph_attention_causal_offset_from_shapes():
+    f = lambda q, k, v: flashmin_nn.attention(q, k, v, is_causal=True, causal_offset=k.shape[2] - q.shape[2])
+    assert _count_graphs(f, _bhld, _check_causal(lambda L, S: S - L)) <= 2
+
+
+def test_one_graph_attention_causal_offset_as_an_int_argument():
+    f = lambda q, k, v, off: flashmin_nn.attention(q, k, v, is_causal=True, causal_offset=off)
+    make = lambda S: (*_bhld(S), S - 4)
+    assert _count_graphs(f, make, _check_causal(lambda L, S: S - 4)) <= 2
+
+
+def test_one_graph_sdpa_over_key_lengths():
+    f = lambda q, k, v: flashmin_nn.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    assert _count_graphs(f, _bhld, _check_causal(lambda L, S: 0)) <= 2
+
+
+def _kv(S_max, Lq=1):
+    q = torch.randn(2, Lq, 4, 16)                                # (B, Lq, Hq, D)
+    kc, vc = torch.randn(2, S_max, 2, 16), torch.randn(2, S_max, 2, 16)
+    return q, kc, vc
+
+
+@pytest.mark.parametrize("lengths", ["tensor", "int", "new_keys"])
+def test_one_graph_kvcache_over_cache_lengths(lengths):
+    # check_lengths keeps its default (True): under torch.compile it must neither break the graph nor fail
+    # on a data-dependent guard
+    def make(S):
+        q, kc, vc = _kv(S)
+        if lengths == "tensor":
+            return q, kc, vc, torch.tensor([S - 1, S // 2], dtype=torch.int32)
+        if lengths == "int":
+            return q, kc, vc, S - 2
+        return q, kc, vc, torch.tensor([S - 1, 0], dtype=torch.int32), torch.randn(2, 1, 2, 16), torch.randn(2, 1, 2, 16)
+
+    def f(q, kc, vc, lens, kn=None, vn=None):
+        return flashmin_nn.flash_attn_with_kvcache(q, kc, vc, kn, vn, cache_seqlens=lens, causal=True)
+
+    def check(S, args, out):
+        q, kc, vc, lens = args[:4]
+        kn, vn = (args[4], args[5]) if len(args) > 4 else (None, None)
+        lens = [lens] * 2 if isinstance(lens, int) else lens.tolist()
+        # the compiled call already wrote kn/vn into kc/vc: expect against the cache without them
+        n_new = 0 if kn is None else kn.size(1)
+        kc0, vc0 = kc.clone(), vc.clone()
+        if n_new:
+            for b, s in enumerate(lens):
+                assert torch.equal(kc[b, s:s + n_new], kn[b]) and torch.equal(vc[b, s:s + n_new], vn[b])
+        _, _, ref, _, dead = kvcache_expected(q, kc0, vc0, kn, vn, lens, causal=True)
+        assert_attention_close(out.transpose(1, 2), ref, dead, torch_out=None, dtype=torch.float32, what=f"S={S}")
+
+    assert _count_graphs(f, make, check) <= 2
+
+
+def test_one_graph_varlen_over_key_lengths():
+    def make(S):
+        lens_q, lens_k = [2, 1, 3], [S, S // 2, 1]
+        q, k, v = torch.randn(sum(lens_q), 4, 16), torch.randn(sum(lens_k), 2, 16), torch.randn(sum(lens_k), 2, 16)
+        cu = lambda ls: torch.tensor([0, ls[0], ls[0] + ls[1], sum(ls)], dtype=torch.int32)
+        return q, k, v, cu(lens_q), cu(lens_k), max(lens_q), max(lens_k)
+
+    def f(q, k, v, cq, ck, mq, mk):
+        return flashmin_nn.flash_attn_varlen_func(q, k, v, cq, ck, mq, mk, causal=True)
+
+    def check(S, args, out):
+        q, k, v, cq, ck = args[:5]
+        exp = torch.cat([flashmin_nn.flash_attn_func(q[None, cq[i]:cq[i + 1]], k[None, ck[i]:ck[i + 1]],
+                                                     v[None, ck[i]:ck[i + 1]], causal=True)[0] for i in range(3)])
+        torch.testing.assert_close(out, exp, rtol=1e-5, atol=1e-5)
+
+    assert _count_graphs(f, make, check) <= 2

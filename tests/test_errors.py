@@ -1,4 +1,6 @@
 """Argument checks: every bad call raises a clear error that names the tensor and the value."""
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -144,3 +146,92 @@ def test_bad_kernel_name_in_op():
     q, k, v = qkv()
     with pytest.raises(ERROR_TYPES, match="bogus"):
         torch.ops.flashmin.attention_fwd(*op_args(q, k, v, kernel="bogus"))
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs that used to slip through or fail unclearly
+# ---------------------------------------------------------------------------------------------
+def test_head_dim_zero():
+    q = k = v = randn(1, 2, 4, 0)
+    expect_error(lambda: sdpa(q, k, v), Q, r"head dim", r"\b0\b", types=(ValueError,))
+    qf = q.transpose(1, 2)
+    expect_error(lambda: flashmin_nn.flash_attn_func(qf, qf, qf), r"\bq\b", r"\b0\b", types=(ValueError,))
+
+
+def test_zero_kv_heads_message():
+    q = randn(1, 0, 4, 8)
+    e = expect_error(lambda: sdpa(q, q, q), K, r"size\(1\)=0", r"at least one", types=(ValueError,))
+    assert "multiple" not in str(e), str(e)
+
+
+@pytest.mark.parametrize("dtype", [torch.float8_e4m3fn, torch.float8_e5m2])
+def test_float8_refused_on_cpu(dtype):
+    q = randn(1, 2, 4, 8).to(dtype)
+    dname = str(dtype).replace("torch.", "")
+    expect_error(lambda: sdpa(q, q, q), Q, dname, types=(TypeError,))
+
+
+def _kv_inputs():
+    return randn(2, 1, 4, 8), randn(2, 10, 2, 8), randn(2, 10, 2, 8)
+
+
+def test_cache_seqlens_numpy_and_other_integers_accepted():
+    np = pytest.importorskip("numpy")
+    q, kc, vc = _kv_inputs()
+    exp = flashmin_nn.flash_attn_with_kvcache(q, kc, vc, cache_seqlens=3)
+    for s in (np.int64(3), np.int32(3)):
+        assert torch.equal(flashmin_nn.flash_attn_with_kvcache(q, kc, vc, cache_seqlens=s), exp), type(s)
+
+
+def test_cache_seqlens_bool_refused():
+    q, kc, vc = _kv_inputs()
+    for s in (True, False):
+        expect_error(lambda: flashmin_nn.flash_attn_with_kvcache(q, kc, vc, cache_seqlens=s), r"cache_seqlens",
+                     r"bool", types=(TypeError,))
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None, torch.tensor(True)], ids=["str", "int", "None", "tensor"])
+def test_causal_flags_must_be_bool(value):
+    # torch's SDPA takes a Python bool only; so does flashmin, and the error names the flag and its value
+    q, k, v = qkv()
+    shown = repr(value) if isinstance(value, str) else type(value).__name__
+    qf, kf, vf = (t.transpose(1, 2) for t in (q, k, v))
+    for call, flag in ((lambda: sdpa(q, k, v, is_causal=value), "is_causal"),
+                       (lambda: flashmin_nn.attention(q, k, v, is_causal=value), "is_causal"),
+                       (lambda: flashmin_nn.flash_attn_func(qf, kf, vf, causal=value), "causal"),
+                       (lambda: sdpa(q, k, v, enable_gqa=value), "enable_gqa")):
+        expect_error(call, rf"\b{flag}\b", re.escape(shown), types=(TypeError,))
+
+
+@pytest.mark.parametrize("scale", [float("nan"), float("inf"), -float("inf")])
+def test_scale_must_be_finite(scale):
+    q, k, v = qkv()
+    expect_error(lambda: sdpa(q, k, v, scale=scale), r"\bscale\b", r"nan|inf", types=(ValueError,))
+    expect_error(lambda: flashmin_nn.attention(q, k, v, scale=scale), r"\bscale\b", types=(ValueError,))
+    qf, kf, vf = (t.transpose(1, 2) for t in (q, k, v))
+    expect_error(lambda: flashmin_nn.flash_attn_func(qf, kf, vf, softmax_scale=scale), r"softmax_scale",
+                 types=(ValueError,))
+
+
+def test_scale_not_a_number_refused():
+    q, k, v = qkv()
+    expect_error(lambda: sdpa(q, k, v, scale="0.1"), r"\bscale\b", r"str", types=(TypeError,))
+
+
+@pytest.mark.parametrize("entry", ["sdpa", "attention", "flash_attn_func", "kvcache", "module"])
+def test_copy_warning_points_at_the_callers_line(entry, monkeypatch):
+    import flashmin_nn._checks as checks
+
+    monkeypatch.setattr(checks, "_warned_copy", False)
+    q, k, v = qkv()
+    qt = q.transpose(-1, -2).contiguous().transpose(-1, -2)        # last-dim stride != 1
+    calls = {
+        "sdpa": lambda: sdpa(qt, k, v),
+        "attention": lambda: flashmin_nn.attention(qt, k, v),
+        "flash_attn_func": lambda: flashmin_nn.flash_attn_func(qt.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)),
+        "kvcache": lambda: flashmin_nn.flash_attn_with_kvcache(qt.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)),
+        "module": lambda: flashmin_nn.FlashAttention()(qt, k, v),
+    }
+    with pytest.warns(UserWarning, match="stride") as record:
+        calls[entry]()
+    assert [w.filename for w in record] == [__file__], [(w.filename, w.lineno) for w in record]
