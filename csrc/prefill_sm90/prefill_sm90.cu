@@ -52,7 +52,8 @@ bool make_tensor_map(CUtensorMap* map, const void* ptr, DType dtype, int head_di
     if (encode == nullptr) return false;
     // A dimension of size 1 is never stepped over, but its stride must still be a multiple of 16 bytes.
     auto bytes = [](int64_t size, int64_t stride) { return static_cast<cuuint64_t>(size == 1 ? 16 : stride * 2); };
-    const cuuint64_t dims[4] = {static_cast<cuuint64_t>(head_dim), static_cast<cuuint64_t>(rows),
+    // A tensor with no rows (no keys) is never read, but a map must have at least one.
+    const cuuint64_t dims[4] = {static_cast<cuuint64_t>(head_dim), static_cast<cuuint64_t>(rows > 0 ? rows : 1),
                                 static_cast<cuuint64_t>(heads), static_cast<cuuint64_t>(batch)};
     const cuuint64_t strides[3] = {bytes(rows, row_stride), bytes(heads, head_stride), bytes(batch, batch_stride)};
     const cuuint32_t box[4] = {64, static_cast<cuuint32_t>(box_rows), 1, 1};

@@ -1,10 +1,14 @@
 // Head dim 64 instantiation of the Hopper prefill kernel (configuration and reason: prefill_sm90.cu).
+#include <cstdlib>
+
 #include "prefill_sm90/prefill_sm90_kernel.cuh"
 
 namespace flashmin {
 
 cudaError_t run_prefill_sm90_hdim64(const AttnParams& p, cudaStream_t stream) {
-    return sm90::launch_prefill_sm90<sm90::PrefillTraits<64, 128, 3, 3>>(p, stream);
+    static const bool alt = std::getenv("FLASHMIN_SM90_ALT") != nullptr;
+    if (alt) return sm90::launch_prefill_sm90<sm90::PrefillTraits<64, 128, 3, 3, 1>>(p, stream);
+    return sm90::launch_prefill_sm90<sm90::PrefillTraits<64, 128, 3, 3, 2>>(p, stream);
 }
 
 }  // namespace flashmin

@@ -41,12 +41,15 @@ struct TmaMaps {
     CUtensorMap q, k, v, o;
 };
 
-template <int kHeadDim_, int kBlockN_, int kStages_, int kConsumers_>
+template <int kHeadDim_, int kBlockN_, int kStages_, int kConsumers_, int kQStages_>
 struct PrefillTraits {
     static constexpr int kHeadDim = kHeadDim_;   // compiled head dim; smaller ones arrive zero-padded by TMA
     static constexpr int kBlockN = kBlockN_;     // keys per K/V tile
     static constexpr int kStages = kStages_;     // K/V ring slots
     static constexpr int kConsumers = kConsumers_;   // math warpgroups, 64 query rows each
+    // Q slots: with two, the next work tile's Q lands while this one computes (and this one's O
+    // is stored from its slot); with one, the next Q waits for that store.
+    static constexpr int kQStages = kQStages_;
     static constexpr int kBlockM = 64 * kConsumers;
     static constexpr int kThreads = 128 * (kConsumers + 1);
     static constexpr int kPanels = kHeadDim / 64;   // 64-column (128-byte) swizzle panels per row
@@ -55,14 +58,15 @@ struct PrefillTraits {
     static constexpr uint32_t kKVBytes = kKVElems * 2;
     // Q, then K slots, then V slots (each a multiple of 1024 bytes, so every panel keeps the
     // swizzle's 1024-byte alignment), then the barriers; 1024 bytes of slack to align the base.
-    static constexpr int kBarriers = 2 + 4 * kStages;
-    static constexpr int kSmemBytes = (kQElems + 2 * kStages * kKVElems) * 2 + kBarriers * 8 + 1024;
+    static constexpr int kBarriers = 2 * kQStages + 4 * kStages;
+    static constexpr int kSmemBytes = (kQStages * kQElems + 2 * kStages * kKVElems) * 2 + kBarriers * 8 + 1024;
     // setmaxnreg: the producer keeps 24-32 registers, the math warpgroups share the rest of the
     // 64K-register file (240 each for two, 160 each for three).
     static constexpr int kProducerRegs = kConsumers == 2 ? 24 : 32;
     static constexpr int kConsumerRegs = kConsumers == 2 ? 240 : 160;
     static_assert(kHeadDim % 64 == 0 && kBlockN % 16 == 0 && kBlockN % 8 == 0, "whole swizzle panels, whole k-steps of P V");
     static_assert(kConsumers == 2 || kConsumers == 3, "two or three math warpgroups");
+    static_assert(kQStages == 1 || kQStages == 2, "one or two Q slots");
     static_assert(kProducerRegs * 128 + kConsumerRegs * 128 * kConsumers <= 65536, "the register file");
     static_assert(kSmemBytes <= 227 * 1024, "shared memory per block");
 };
@@ -84,8 +88,8 @@ __device__ __forceinline__ void mma_rs(float (&d)[kN / 8][4], const uint32_t (&a
     else { static_assert(kN == 256, "a generated wgmma shape"); wgmma_rs_m64n256k16<T>(d, a, db, scale_d); }
 }
 
-// Work tiles: (query block, head, batch), the heaviest query blocks (late rows, causal) first. A
-// persistent block takes tiles blockIdx.x, blockIdx.x + gridDim.x, ...
+// Work tiles: (query block, head, batch), a head's heaviest query blocks (late rows, causal) first.
+// A persistent block takes tiles blockIdx.x, blockIdx.x + gridDim.x, ...
 struct TileInfo {
     int m_block, h, b;
     int N, offset, t_end;   // this batch's key count, causal offset, and K/V tiles to read
@@ -93,12 +97,12 @@ struct TileInfo {
 
 template <int kBlockM, int kBlockN>
 __device__ __forceinline__ TileInfo tile_info(const AttnParams& p, int tile) {
+    // Query blocks of one head are neighbours, so the blocks running at one time share K/V in L2.
     const int num_m = (p.len_q + kBlockM - 1) / kBlockM;
-    const int bh = p.batch * p.heads_q;
     TileInfo ti;
-    ti.m_block = num_m - 1 - tile / bh;
-    ti.h = (tile % bh) % p.heads_q;
-    ti.b = (tile % bh) / p.heads_q;
+    ti.m_block = num_m - 1 - tile % num_m;
+    ti.h = (tile / num_m) % p.heads_q;
+    ti.b = (tile / num_m) / p.heads_q;
     ti.N = p.len_k;
     ti.offset = p.causal_offset;
     if (p.seqlens_k) { ti.N = p.seqlens_k[ti.b]; ti.offset += ti.N - p.len_k; }
@@ -116,19 +120,21 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
     constexpr int kBlockM = Tr::kBlockM, kBlockN = Tr::kBlockN, kStages = Tr::kStages;
     extern __shared__ unsigned char smem_raw[];
     unsigned char* base = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
-    T* sQ = reinterpret_cast<T*>(base);          // kPanels panels of kBlockM rows x 64 columns (later: O)
-    T* sK = sQ + Tr::kQElems;                     // slot s at + s * kKVElems: kPanels panels of kBlockN x 64
+    T* sQ = reinterpret_cast<T*>(base);          // Q slot q at + q * kQElems: kPanels panels of kBlockM x 64 (later: O)
+    T* sK = sQ + Tr::kQStages * Tr::kQElems;      // K slot s at + s * kKVElems: kPanels panels of kBlockN x 64
     T* sV = sK + kStages * Tr::kKVElems;
-    uint64_t* bar_q = reinterpret_cast<uint64_t*>(sV + kStages * Tr::kKVElems);   // Q of the tile has landed
-    uint64_t* bar_q_free = bar_q + 1;             // every consumer has stored its O rows out of sQ
-    uint64_t* bar_k = bar_q_free + 1;             // full: K slot s has landed
+    uint64_t* bar_q = reinterpret_cast<uint64_t*>(sV + kStages * Tr::kKVElems);   // Q slot q has landed
+    uint64_t* bar_q_free = bar_q + Tr::kQStages;  // every consumer has stored its O rows out of Q slot q
+    uint64_t* bar_k = bar_q_free + Tr::kQStages;  // full: K slot s has landed
     uint64_t* bar_v = bar_k + kStages;
     uint64_t* bar_k_free = bar_v + kStages;       // empty: every consumer warp is done reading the slot
     uint64_t* bar_v_free = bar_k_free + kStages;
 
     if (threadIdx.x == 0) {
-        mbar_init(bar_q, 1);
-        mbar_init(bar_q_free, Tr::kConsumers);
+        for (int q = 0; q < Tr::kQStages; ++q) {
+            mbar_init(bar_q + q, 1);
+            mbar_init(bar_q_free + q, Tr::kConsumers);
+        }
         for (int s = 0; s < kStages; ++s) {
             mbar_init(bar_k + s, 1);
             mbar_init(bar_v + s, 1);
@@ -144,7 +150,8 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
     if (wg == 0) {
         // ---- producer: one thread issues every copy --------------------------------------------
         // Tile k's first K/V tiles are fetched as soon as slots free up, while the consumers still
-        // finish tile k-1; its Q waits until they have stored their O rows out of sQ.
+        // finish tile k-1; its Q goes into Q slot k % kQStages once the O rows stored from that
+        // slot (tile k - kQStages) have left it.
         regs_dealloc<Tr::kProducerRegs>();
         if (threadIdx.x == 0) {
             int it = 0;   // K/V tiles issued so far
@@ -153,12 +160,13 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 const TileInfo ti = tile_info<kBlockM, kBlockN>(p, tile);
                 const int hk = ti.h / p.group;
                 auto load_q = [&] {
-                    if (k > 0) mbar_wait(bar_q_free, (k - 1) & 1);
-                    if (ti.t_end == 0) { mbar_arrive(bar_q); return; }   // nothing to read: the phase completes empty
-                    mbar_arrive_expect_tx(bar_q, Tr::kQElems * 2);
+                    const int q = k % Tr::kQStages;
+                    if (k >= Tr::kQStages) mbar_wait(bar_q_free + q, (k / Tr::kQStages - 1) & 1);
+                    if (ti.t_end == 0) { mbar_arrive(bar_q + q); return; }   // nothing to read: the phase completes empty
+                    mbar_arrive_expect_tx(bar_q + q, Tr::kQElems * 2);
 #pragma unroll
                     for (int c = 0; c < Tr::kPanels; ++c)
-                        tma_load_4d(sQ + c * kBlockM * 64, &maps.q, bar_q, c * 64, ti.m_block * kBlockM, ti.h, ti.b);
+                        tma_load_4d(sQ + q * Tr::kQElems + c * kBlockM * 64, &maps.q, bar_q + q, c * 64, ti.m_block * kBlockM, ti.h, ti.b);
                 };
                 if (ti.t_end == 0) load_q();
                 for (int t = 0; t < ti.t_end; ++t, ++it) {
@@ -183,7 +191,18 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         regs_alloc<Tr::kConsumerRegs>();
         const int cw = wg - 1;                       // consumer index
         const int tid = threadIdx.x % 128, warp = tid / 32, lane = tid % 32;
-        const uint32_t q_addr = smem_u32(sQ) + cw * 64 * 128;   // this warpgroup's rows of panel 0
+        uint32_t q_addr = 0;   // this warpgroup's rows of panel 0 of the tile's Q slot
+        // The O store of the last tile, until it has read its Q slot: then the slot is released.
+        int pending_slot = -1;
+        auto release_stored = [&] {
+            if (pending_slot >= 0) {
+                if (tid == 0) {
+                    tma_store_wait_read();
+                    mbar_arrive(bar_q_free + pending_slot);
+                }
+                pending_slot = -1;
+            }
+        };
 
         // Scores stay raw and are scaled inside exp2, unless an additive mask must be added in
         // scaled units first (or the scale is not positive, which would flip the max).
@@ -286,7 +305,9 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
 
             // The pipeline inside a warpgroup: S_t = Q K_t^T runs on the tensor cores with O +=
             // P_{t-1} V_{t-1} queued behind it, and the softmax of S_t runs while that product computes.
-            mbar_wait(bar_q, k & 1);
+            const int qs = k % Tr::kQStages;
+            q_addr = smem_u32(sQ + qs * Tr::kQElems) + cw * 64 * 128;
+            mbar_wait(bar_q + qs, (k / Tr::kQStages) & 1);
             if (t_end > 0) {
                 float sc[kBlockN / 8][4];
                 uint32_t pa[kBlockN / 16][4];
@@ -294,6 +315,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 int s = it % kStages;
                 mbar_wait(bar_k + s, (it / kStages) & 1);
                 issue_qk(sc, s);
+                release_stored();   // the previous tile's O store, while this product runs
                 wgmma_wait<0>();
                 fence_regs(sc);
                 release(bar_k_free + s);
@@ -333,7 +355,8 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             // rows of sQ with the 128-byte swizzle (chunk c of row r at c ^ (r % 8)), then one bulk
             // store per panel. Only this warpgroup read those rows, and its last wgmma has completed.
             float* gL = p.lse + (static_cast<int64_t>(b) * p.heads_q + h) * p.len_q;
-            unsigned char* sO = reinterpret_cast<unsigned char*>(sQ) + cw * 64 * 128;
+            release_stored();
+            unsigned char* sO = reinterpret_cast<unsigned char*>(sQ + qs * Tr::kQElems) + cw * 64 * 128;
 #pragma unroll
             for (int hf = 0; hf < 2; ++hf) {
                 const float l = quad_sum(l_run[hf]);
@@ -354,10 +377,11 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
 #pragma unroll
                 for (int c = 0; c < Tr::kPanels; ++c) tma_store_4d(&maps.o, sO + c * kBlockM * 128, c * 64, wg_row0, h, b);
                 tma_store_commit();
-                tma_store_wait_read();   // sQ may take the next tile's Q
-                mbar_arrive(bar_q_free);
             }
+            pending_slot = qs;
+            if (Tr::kQStages == 1) release_stored();   // the next Q must wait for this store anyway
         }
+        if (tid == 0) tma_store_wait_read();   // shared memory must outlive the last store's reads
     }
 #endif
 }
