@@ -5,12 +5,15 @@
     out = flashmin_nn.flash_attn_func(q, k, v, causal=True)                   # (B, S, H, D)
 
 Importing never compiles anything; CPU tensors run the PyTorch reference path, CUDA tensors the
-CUDA kernels (built ahead of time, or on first use).
+CUDA kernels (built ahead of time, or on first use). Nor does it import transformers; but once
+transformers is loaded (before or after flashmin_nn), `attn_implementation="fmin_attention"` is
+registered with it (flashmin_nn/integrations/__init__.py).
 """
 from . import ops  # noqa: F401  (defines torch.ops.flashmin.attention_fwd)
 from .backends import KernelInfo, choose_kernel, current_kernel, list_kernels, use_kernel
 from .functional import (attention, flash_attn_func, flash_attn_varlen_func, flash_attn_with_kvcache,
                          scaled_dot_product_attention)
+from .integrations import register_with_transformers as _register_with_transformers
 from .modules import FlashAttention
 
 __version__ = "0.1.0"
@@ -23,6 +26,8 @@ __all__ = [
 ]
 
 _INTEGRATION = ("patch_gpt2", "patch_model", "unpatch", "patched")
+
+_register_with_transformers()
 
 
 def __getattr__(name):

@@ -6,8 +6,10 @@ fp32 eager reference, where flashmin's error may be at most ~1.5x sdpa's.
 """
 import json
 import os
+import re
 import subprocess
 import sys
+import warnings
 
 import pytest
 import torch
@@ -400,3 +402,214 @@ def test_cuda_decode_via_generate(dtype, padded):
             s = step_sdpa[b, t]
             gap = (s[tok_sdpa[b, t]] - s[tok[b, t]]).item()
             assert gap <= 20 * err_sdpa * s.abs().max().item(), f"batch {b} diverged at step {t} (gap {gap:.3e})"
+
+
+# ---------------------------------------------------------------------------------------------
+# models whose attention does not go through AttentionInterface: refused through every entry point
+# ---------------------------------------------------------------------------------------------
+def _outside_the_interface(arch):
+    from transformers import BloomConfig, BloomForCausalLM, FalconConfig, FalconForCausalLM, MptConfig, MptForCausalLM
+
+    return {
+        "bloom": (BloomForCausalLM, lambda **kw: BloomConfig(hidden_size=32, n_head=2, n_layer=1, vocab_size=64, **kw)),
+        "mpt": (MptForCausalLM, lambda **kw: MptConfig(d_model=32, n_heads=2, n_layers=1, vocab_size=64,
+                                                        max_seq_len=64, **kw)),
+        "falcon": (FalconForCausalLM, lambda **kw: FalconConfig(hidden_size=32, num_attention_heads=2,
+                                                                num_hidden_layers=1, vocab_size=64, **kw)),
+    }[arch]
+
+
+NOT_ROUTED = "does not route its attention through ALL_ATTENTION_FUNCTIONS, so flashmin cannot replace it"
+
+
+@pytest.mark.parametrize("entry", ["_from_config", "auto_from_config", "config_kwarg", "config_attr",
+                                   "from_pretrained", "patch_model"])
+@pytest.mark.parametrize("arch", ["bloom", "mpt", "falcon"])
+def test_models_outside_the_interface_are_refused_through_every_entry_point(arch, entry, tmp_path):
+    cls, make_config = _outside_the_interface(arch)
+    name = fm_hf.ATTN_IMPLEMENTATION
+    with pytest.raises(ValueError) as info:
+        if entry == "_from_config":
+            cls._from_config(make_config(), attn_implementation=name)
+        elif entry == "auto_from_config":
+            transformers.AutoModelForCausalLM.from_config(make_config(), attn_implementation=name)
+        elif entry == "config_kwarg":
+            cls(make_config(attn_implementation=name))
+        elif entry == "config_attr":
+            config = make_config()
+            config._attn_implementation = name
+            cls(config)
+        elif entry == "from_pretrained":
+            cls(make_config()).save_pretrained(tmp_path)     # a local checkpoint: nothing downloaded
+            cls.from_pretrained(tmp_path, attn_implementation=name)
+        else:
+            fm_hf.patch_model(cls(make_config()))
+    assert str(info.value) == f"{cls.__name__} {NOT_ROUTED}"   # the same message everywhere
+
+
+@pytest.mark.parametrize("arch", ["bloom", "mpt", "falcon"])
+def test_models_outside_the_interface_stay_right_or_refuse_later(arch):
+    cls, make_config = _outside_the_interface(arch)
+    torch.manual_seed(0)
+    model = cls(make_config()).eval()
+    ids, mask = batch(B=2, L=9, vocab=64, padded=True)
+    exp = logits(model, ids, mask)
+    before = model.config._attn_implementation
+    # set_attn_implementation: transformers leaves such a model as it was; it must still be right
+    model.set_attn_implementation(fm_hf.ATTN_IMPLEMENTATION)
+    if model.config._attn_implementation == before:
+        torch.testing.assert_close(logits(model, ids, mask), exp, rtol=0, atol=0)
+    # the name written into the config behind transformers' back: the forward refuses
+    model.config._attn_implementation = fm_hf.ATTN_IMPLEMENTATION
+    with pytest.raises(ValueError, match=NOT_ROUTED):
+        logits(model, ids, mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# additive position biases (T5): added to the mask, as transformers' sdpa does
+# ---------------------------------------------------------------------------------------------
+def tiny_t5(seed=0):
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    cfg = T5Config(d_model=32, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=4, d_kv=8, vocab_size=97,
+                   relative_attention_num_buckets=8, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    torch.manual_seed(seed)
+    model = T5ForConditionalGeneration(cfg).eval()
+    model.generation_config.eos_token_id = None
+    return model
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["dense", "left_padded"])
+def test_t5_matches_sdpa(padded):
+    model = tiny_t5()
+    ids, mask = batch(B=3, L=11, padded=padded)
+    dec = torch.randint(1, 97, (3, 6))
+    with torch.no_grad():
+        exp = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits   # (B, 6, V)
+        exp_gen = model.generate(ids, attention_mask=mask, max_new_tokens=8, min_new_tokens=8, do_sample=False)
+        fm_hf.patch_model(model)
+        got = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits
+        gen = model.generate(ids, attention_mask=mask, max_new_tokens=8, min_new_tokens=8, do_sample=False)
+    assert torch.isfinite(got).all()
+    assert rel_err(got, exp) <= RTOL_FP32
+    assert torch.equal(gen, exp_gen)
+
+
+def test_t5_loads_with_the_registered_name():
+    model = tiny_t5()
+    m2 = type(model)._from_config(model.config, attn_implementation=fm_hf.ATTN_IMPLEMENTATION).eval()
+    m2.load_state_dict(model.state_dict())
+    ids, mask = batch(B=2, L=8, padded=True)
+    dec = torch.randint(1, 97, (2, 5))
+    with torch.no_grad():
+        exp = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits
+        got = m2(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits
+    assert rel_err(got, exp) <= RTOL_FP32
+
+
+@pytest.mark.parametrize("mask_kind", ["none", "bool_padding", "bool_full", "float_full"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_forward_adds_position_bias_like_sdpa(mask_kind, causal):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    B, H, L, S, D = 2, 4, 5, 5, 8
+    q, k, v = torch.randn(B, H, L, D), torch.randn(B, H, S, D), torch.randn(B, H, S, D)
+    bias = torch.randn(1, H, L, S)
+    pad = torch.ones(B, S, dtype=torch.bool)
+    pad[1, -2:] = False             # no row loses all its keys (sdpa's finfo.min mask and flashmin differ there)
+    full = pad[:, None, None, :] & torch.ones(L, S, dtype=torch.bool).tril()     # (B, 1, L, S)
+    mask = {"none": None, "bool_padding": pad[:, None, None, :], "bool_full": full,
+            "float_full": torch.zeros(B, 1, L, S).masked_fill(~full, torch.finfo(torch.float32).min)}[mask_kind]
+    layer = _Layer()
+    layer.is_causal = causal
+    out, _ = fm_hf.attention_forward(layer, q, k, v, mask, scaling=1.0, position_bias=bias)
+    if mask_kind == "bool_padding" and causal:   # sdpa gets the full causal mask from its own mask function here
+        mask = full
+    exp, _ = sdpa_attention_forward(layer, q, k, v, mask, scaling=1.0, position_bias=bias)
+    torch.testing.assert_close(out, exp, rtol=1e-5, atol=1e-5)
+
+
+def test_error_messages_never_print_tensor_values():
+    q = k = v = torch.randn(1, 2, 3, 8)
+    cases = [
+        (dict(s_aux=torch.zeros(2)), [r"s_aux", r"\(2,\)", r"float32"]),
+        (dict(position_bias=torch.randn(1, 3, 3, 3)), [r"position_bias", r"\(1, 3, 3, 3\)"]),
+        (dict(position_bias=torch.ones(1, 2, 3, 3, dtype=torch.long)), [r"position_bias", r"int64"]),
+    ]
+    for kw, patterns in cases:
+        with pytest.raises((ValueError, TypeError)) as info:
+            fm_hf.attention_forward(_Layer(), q, k, v, None, **kw)
+        msg = str(info.value)
+        assert "tensor(" not in msg and "[[" not in msg, msg
+        for p in patterns:
+            assert re.search(p, msg), f"{msg!r} does not match {p!r}"
+
+
+# ---------------------------------------------------------------------------------------------
+# output_attentions: flashmin forms no weights; it says so (once), as transformers' sdpa does
+# ---------------------------------------------------------------------------------------------
+def test_output_attentions_warns_once_at_the_callers_line(monkeypatch):
+    monkeypatch.setattr(fm_hf, "_warned_output_attentions", False)
+    model = fm_hf.patch_gpt2(tiny_gpt2())
+    ids, _ = batch(B=1, L=6)
+    with pytest.warns(UserWarning, match="output_attentions") as record:
+        with torch.no_grad():
+            model(ids, output_attentions=True)
+    assert [w.filename for w in record if "output_attentions" in str(w.message)] == [__file__]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with torch.no_grad():
+            model(ids, output_attentions=True)     # once only
+    # a model that passes output_attentions to the attention function itself
+    monkeypatch.setattr(fm_hf, "_warned_output_attentions", False)
+    q = torch.randn(1, 2, 3, 8)
+    with pytest.warns(UserWarning, match="output_attentions"):
+        fm_hf.attention_forward(_Layer(), q, q, q, None, output_attentions=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# registration: `import flashmin_nn` is enough, in either order, and never imports transformers itself
+# ---------------------------------------------------------------------------------------------
+_REGISTRATION_SCRIPT = r"""
+import sys
+{first}
+{second}
+assert "flashmin_nn" in sys.modules
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+cfg = GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=50, n_positions=32, bos_token_id=0, eos_token_id=0)
+torch.manual_seed(0)
+ref = GPT2LMHeadModel(cfg).eval()
+ref.save_pretrained(sys.argv[1])
+model = GPT2LMHeadModel.from_pretrained(sys.argv[1], attn_implementation="fmin_attention").eval()
+assert model.config._attn_implementation == "fmin_attention", model.config._attn_implementation
+import flashmin_nn.integrations.transformers as fm_hf
+import transformers
+assert transformers.AttentionInterface()["fmin_attention"] is fm_hf.attention_forward
+ids = torch.randint(0, 50, (2, 7))
+with torch.no_grad():
+    err = (model(ids).logits - ref(ids).logits).abs().max().item()
+assert err < 1e-5, err
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("order", ["flashmin_first", "transformers_first", "transformers_lazy_first"])
+def test_registered_after_import_flashmin_nn_in_either_order(order, tmp_path):
+    first, second = {
+        "flashmin_first": ("import flashmin_nn", "import transformers"),
+        "transformers_first": ("import transformers, transformers.modeling_utils", "import flashmin_nn"),
+        "transformers_lazy_first": ("import transformers", "import flashmin_nn"),
+    }[order]
+    code = _REGISTRATION_SCRIPT.format(first=first, second=second)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-3000:]
+
+
+def test_import_flashmin_nn_does_not_import_transformers():
+    code = "import sys, flashmin_nn; print(sorted(m for m in sys.modules if m.split('.')[0] == 'transformers'))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "[]", proc.stdout

@@ -9,12 +9,21 @@
     unpatch(model)                       # back to what it used before (eager, sdpa, ...)
 
 Importing this module registers two functions under ATTN_IMPLEMENTATION ("fmin_attention"),
-so `from_pretrained(..., attn_implementation=ATTN_IMPLEMENTATION)` works as well:
+so `from_pretrained(..., attn_implementation=ATTN_IMPLEMENTATION)` works as well. `import
+flashmin_nn` does this too, without importing transformers: it registers as soon as transformers'
+modeling_utils is loaded (at once if it already is; see flashmin_nn/integrations/__init__.py).
 
 - `attention_forward` in transformers.AttentionInterface: the layer's attention call.
 - `flashmin_mask` in transformers.masking_utils.AttentionMaskInterface: how the model's 2-D
   padding mask reaches that call. Without a registered mask function transformers hands a
   custom implementation `attention_mask=None`, and padding would be silently ignored.
+
+transformers accepts any registered name for any model, including models whose attention layers
+never call the interface (Bloom, MPT, Falcon): those would run their own attention with
+flashmin's mask, or fail obscurely. So registering also makes transformers' check of a requested
+implementation (PreTrainedModel.get_correct_attn_implementation, run when a model is built and by
+set_attn_implementation) refuse this name for such a model, with the message patch_model gives;
+and the mask function refuses such a model's config if the name was written into it afterwards.
 
 Why that name: transformers 5.x takes any implementation name containing "flash" for
 FlashAttention (and tries to import flash_attn), a name shaped like "org/repo" or with ":" for a
@@ -41,6 +50,8 @@ shape (B, 1, 1, S) with L > 1 on a causal layer, which sdpa would apply without 
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 
 import torch
 import transformers
@@ -54,6 +65,12 @@ from transformers.masking_utils import (
 from transformers.utils.import_utils import is_tracing
 
 import flashmin_nn
+from flashmin_nn._checks import PACKAGE_DIR, TORCH_DIR, describe, warn_at_caller
+
+try:  # where transformers collects output_attentions=True results (a private module: optional)
+    from transformers.utils.output_capturing import _active_collector as _output_collector
+except ImportError:  # pragma: no cover - other transformers versions
+    _output_collector = None
 
 if int(transformers.__version__.split(".")[0]) < 5:
     raise ImportError(
@@ -68,11 +85,17 @@ ATTN_IMPLEMENTATION = "fmin_attention"
 _UNSUPPORTED_KWARGS = {
     "softcap": "attention logit softcapping",
     "s_aux": "attention sinks",
-    "position_bias": "an additive position bias",
+    "sinks": "attention sinks",
     "sliding_window": "sliding-window attention",
 }
 
-_UNSUPPORTED_NAMES = frozenset(_UNSUPPORTED_KWARGS)
+# Every keyword that needs a look: the unsupported ones, an additive position bias (T5 and its
+# family pass `position_bias`; it is added to the mask, as transformers' sdpa does), and
+# output_attentions (flashmin forms no attention weights).
+_SPECIAL_NAMES = frozenset(_UNSUPPORTED_KWARGS) | {"position_bias", "output_attentions"}
+
+_warned_output_attentions = False
+_SKIP_FRAMES = (PACKAGE_DIR, TORCH_DIR, os.path.dirname(os.path.abspath(transformers.__file__)) + os.sep)
 
 # Where patch_model keeps what it replaced: [(config, previous implementation), ...].
 _SAVED_ATTR = "_flashmin_saved_attn_implementation"
@@ -97,8 +120,13 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
             `scale_attn_by_inverse_layer_idx` into it.
         dropout: must be 0 (flashmin is inference-only): call `model.eval()`.
 
+        position_bias (keyword): an additive bias broadcastable to (B, Hq, L, S) (T5's relative
+            position bias), added to the mask as transformers' sdpa does: a bool mask hides keys
+            from it, a float mask is added to it.
+
     Returns:
-        (out (B, L, Hq, D) contiguous, None): no attention weights are ever formed.
+        (out (B, L, Hq, D) contiguous, None): no attention weights are ever formed
+        (output_attentions=True gets a one-time warning, as for sdpa).
     """
     if dropout:
         raise ValueError(
@@ -106,14 +134,18 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
             "call model.eval() first"
         )
     # This runs once per layer per generated token: the common call (GPT-2 passes position_ids and
-    # use_cache) gets one set test, not a lookup per unsupported name (a frozenset's isdisjoint,
+    # use_cache) gets one set test, not a lookup per special name (a frozenset's isdisjoint,
     # which torch.compile traces; dict_keys.isdisjoint breaks the graph).
-    if not _UNSUPPORTED_NAMES.isdisjoint(kwargs):
+    position_bias = None
+    if not _SPECIAL_NAMES.isdisjoint(kwargs):
         for name, what in _UNSUPPORTED_KWARGS.items():
             if kwargs.get(name) is not None:
                 raise ValueError(
-                    f"{type(module).__name__} passed {name}={kwargs[name]!r}: flashmin does not implement {what}"
+                    f"{type(module).__name__} passed {name}={describe(kwargs[name])}: flashmin does not implement {what}"
                 )
+        if kwargs.get("output_attentions"):
+            _warn_no_attention_weights()
+        position_bias = kwargs.get("position_bias")
     is_causal = kwargs.get("is_causal")
     if is_causal is None:
         is_causal = getattr(module, "is_causal", True)
@@ -122,10 +154,72 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
         # A full (.., L, S) mask already says who sees whom; adding causality on top would break
         # masks that are deliberately not causal (prefix-LM, image tokens), as it would in sdpa.
         is_causal = False
+    if position_bias is not None:
+        attention_mask = _add_position_bias(module, position_bias, attention_mask, query, key)
     # By position (a little cheaper than keywords): attn_mask, scale, is_causal, and causal_offset
     # S - L, bottom-right: the last query sees every key. out: (B, Hq, L, D), laid out as (B, L, Hq, D).
     out = flashmin_nn.attention(query, key, value, attention_mask, scaling, bool(is_causal), S - L)
     return out.transpose(1, 2), None  # (B, L, Hq, D), contiguous: no copy
+
+
+def _add_position_bias(module, bias, attention_mask, query, key):
+    """The float mask that carries `bias` (broadcastable to (B, Hq, L, S)) and `attention_mask`
+    (None, bool with True = attend, or float): where the mask hides a key the result is -inf, else
+    bias (+ the float mask). Materialised at the broadcast shape, as sdpa materialises it."""
+    B, H, L, D = query.shape
+    target = (B, H, L, key.shape[2])
+    name = type(module).__name__
+    if not isinstance(bias, torch.Tensor) or not bias.is_floating_point():
+        raise TypeError(f"{name} passed position_bias={describe(bias)}: it must be a float tensor "
+                        f"broadcastable to (B, H, L, S)={target}")
+    try:
+        ok = bias.dim() <= 4 and torch.broadcast_shapes(bias.shape, target) == torch.Size(target)
+    except RuntimeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} passed position_bias={describe(bias)}: it does not broadcast to "
+                         f"(B, H, L, S)={target}")
+    if attention_mask is None:
+        return bias
+    if attention_mask.dtype == torch.bool:
+        return bias.masked_fill(~attention_mask, float("-inf"))
+    return bias + attention_mask
+
+
+def _warn_no_attention_weights():
+    global _warned_output_attentions
+    if not _warned_output_attentions:
+        _warned_output_attentions = True
+        warn_at_caller(
+            "flashmin attention forms no attention weights, so output_attentions=True returns none for its "
+            f"layers; load the model with attn_implementation='eager' to get them", skip=_SKIP_FRAMES)
+
+
+def _not_routed(cls):
+    """The refusal for a model class whose attention layers do not call ALL_ATTENTION_FUNCTIONS."""
+    return f"{cls.__name__} does not route its attention through ALL_ATTENTION_FUNCTIONS, so flashmin cannot replace it"
+
+
+_ROUTING = {}   # config class -> None (its model calls the interface, or is unknown) or the refusal
+
+
+def _routing_refusal(config):
+    """The refusal for the model family of `config` when its attention does not use the interface."""
+    cls = type(config)
+    if cls not in _ROUTING:
+        refusal = None
+        try:
+            from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+            model_cls = MODEL_MAPPING[cls]
+        except (KeyError, ValueError, ImportError):
+            model_cls = None          # a config the auto classes do not know: nothing to say
+        if isinstance(model_cls, (list, tuple)):
+            model_cls = model_cls[0]
+        if model_cls is not None and not model_cls._can_set_attn_implementation():
+            refusal = _not_routed(model_cls)
+        _ROUTING[cls] = refusal
+    return _ROUTING[cls]
 
 
 def flashmin_mask(
@@ -156,7 +250,19 @@ def flashmin_mask(
 
     Edge cases: the padding check reads the mask on the host (one sync per forward, as `sdpa`
     does) except while tracing, where the padding mask is always returned.
+
+    Called once per forward, so it also does the forward's checks (outside torch.compile): a
+    config whose model does not call the attention interface is refused (the name can only have
+    been written into it behind transformers' back), and output_attentions=True gets its warning.
     """
+    if not torch.compiler.is_compiling():
+        config = kwargs.get("config")
+        if config is not None and _routing_refusal(config) is not None:
+            raise ValueError(_routing_refusal(config))
+        if not _warned_output_attentions and _output_collector is not None:
+            collecting = _output_collector.get()
+            if collecting and ("attentions" in collecting or "cross_attentions" in collecting):
+                _warn_no_attention_weights()
     plain_causal = (
         mask_function is causal_mask_function
         and local_size is None
@@ -197,12 +303,33 @@ def _keys_end_at_last_query(q_offset, q_length, kv_offset, kv_length):
 
 
 def register():
-    """Register `attention_forward` and `flashmin_mask` under ATTN_IMPLEMENTATION (idempotent).
+    """Register `attention_forward` and `flashmin_mask` under ATTN_IMPLEMENTATION, and make
+    transformers refuse the name for models whose attention does not use the interface (idempotent).
 
     Done on import; call it again only if something removed the registration."""
     AttentionInterface.register(ATTN_IMPLEMENTATION, attention_forward)
     AttentionMaskInterface.register(ATTN_IMPLEMENTATION, flashmin_mask)
+    _refuse_models_outside_the_interface()
     return ATTN_IMPLEMENTATION
+
+
+def _refuse_models_outside_the_interface():
+    """Wrap PreTrainedModel.get_correct_attn_implementation, which transformers runs on the requested
+    implementation when a model is built (from_pretrained, from_config, the constructor) and in
+    set_attn_implementation: for ATTN_IMPLEMENTATION and a class whose attention layers do not call
+    the interface it raises patch_model's error; every other request passes through unchanged."""
+    original = PreTrainedModel.get_correct_attn_implementation
+    if getattr(original, "_flashmin_checks_routing", False):
+        return
+
+    @functools.wraps(original)
+    def get_correct_attn_implementation(self, requested_attention, *args, **kwargs):
+        if requested_attention == ATTN_IMPLEMENTATION and not type(self)._can_set_attn_implementation():
+            raise ValueError(_not_routed(type(self)))
+        return original(self, requested_attention, *args, **kwargs)
+
+    get_correct_attn_implementation._flashmin_checks_routing = True
+    PreTrainedModel.get_correct_attn_implementation = get_correct_attn_implementation
 
 
 register()
@@ -245,10 +372,7 @@ def patch_model(model):
         return model
     for sub in model.modules():
         if isinstance(sub, PreTrainedModel) and not type(sub)._can_set_attn_implementation():
-            raise ValueError(
-                f"{type(sub).__name__} does not route its attention through ALL_ATTENTION_FUNCTIONS, "
-                "so flashmin cannot replace it"
-            )
+            raise ValueError(_not_routed(type(sub)))
         if hasattr(sub, "sinks"):
             raise ValueError(f"{type(sub).__name__} uses attention sinks, which flashmin does not implement")
     configs = _configs(model)
