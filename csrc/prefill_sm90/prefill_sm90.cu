@@ -1,12 +1,17 @@
 // prefill_sm90.cu: the Hopper prefill kernel's head-dim dispatch and its tensor maps.
 //
-// Configurations (kHeadDim, kBlockN, kStages), 128 query rows per block in two consumer
-// warpgroups; shared memory per block: Q + 2 * kStages K/V tiles.
-//   hdim 64:  128 keys per tile, 4 slots (16 + 128 KB).
-//   hdim 128: 128 keys per tile, 2 slots (32 + 128 KB).
-//   hdim 256:  64 keys per tile, 2 slots (64 + 128 KB); O alone is 128 registers a thread.
-// Head dims that are multiples of 8 run in the next compiled size up: the tensor maps know the
-// real head dim, so the copy engine fills the missing columns with zeros and stores only the real ones.
+// Configurations (kHeadDim, keys per tile, K/V slots, math warpgroups of 64 rows, Q slots), and
+// whether the grid is persistent (one block per SM looping over tiles) or one block per tile; the
+// choices and their measured reasons are beside each launch in prefill_sm90_hdim*.cu.
+//   hdim 64:  128 keys, 3 slots, 3 warpgroups (192 rows; 160 registers each), 2 Q slots.
+//   hdim 128: 128 keys, 2 slots, 2 warpgroups (240 registers each), 2 Q slots; without
+//             causality from 4k keys 176-key tiles with one Q slot (O stored from registers).
+//   hdim 256:  80 keys, 2 slots, 2 warpgroups, 1 Q slot (O alone is 128 registers a thread; 226 KB).
+// Short key ranges gain from the persistent grid (the next tile's Q and K/V land while this one
+// finishes); long ones lose there (the hardware's block scheduler balances better), so they run
+// one block per tile. Head dims that are multiples of 8 run in the next compiled size up: the
+// tensor maps know the real head dim, so the copy engine fills the missing columns with zeros
+// and stores only the real ones.
 #include <cuda.h>
 
 #include "flashmin.h"

@@ -2,21 +2,25 @@
 //
 // The same algorithm as the sm80 kernel (FlashAttention-2's online softmax, csrc/common/softmax.cuh),
 // on Hopper's own machinery:
-// - one block per (kBlockM = 128 query rows, head, batch), 3 warpgroups: warpgroup 0 is the
-//   producer (one thread issues every copy, the others leave at once), warpgroups 1 and 2 are the
-//   consumers, 64 query rows each. setmaxnreg gives the producer 24 registers and each consumer
-//   thread 240.
-// - the copy engine (TMA) brings Q once and K/V tiles of kBlockN keys into a ring of kStages
-//   slots, completing on "full" mbarriers; the consumers free a slot on its "empty" barrier once
-//   their wgmma have read it. Tiles are stored with the 128-byte swizzle in 64-column panels; rows
-//   and columns outside the tensor (ragged lengths, head dims below the compiled one) arrive as
-//   zeros, so the tails cost nothing extra.
+// - work tiles of kBlockM = 64 x kConsumers query rows of one (head, batch); a block is 1 + kConsumers
+//   warpgroups: warpgroup 0 is the producer (one thread issues every copy, the others leave at
+//   once), the others are the consumers, 64 query rows each. setmaxnreg moves registers from the
+//   producer to the consumers. The grid is persistent (one block per SM looping over tiles) or one
+//   block per tile (the launcher chooses, prefill_sm90_hdim*.cu).
+// - the copy engine (TMA) brings Q into one of kQStages slots and K/V tiles of kBlockN keys into a
+//   ring of kStages slots, completing on "full" mbarriers; the consumers free a slot on its "empty"
+//   barrier once their wgmma have read it. The ring runs on across work tiles, so the next tile's
+//   first K/V land while this one finishes. Tiles are stored with the 128-byte swizzle in
+//   64-column panels; rows and columns outside the tensor (ragged lengths, head dims below the
+//   compiled one) arrive as zeros, so the tails cost nothing extra.
 // - S = Q K^T: wgmma m64 x kBlockN x 16, both operands in shared memory; softmax in registers
 //   (the accumulators are in the m16n8 layout the sm80 helpers use); O += P V: wgmma m64 x
-//   kHeadDim x 16 with P from registers and V read transposed from shared memory.
-// - O is normalised once, staged in the consumer's own Q rows (same swizzle) and written back
-//   by the copy engine; rows past len_q are not written. LSE goes straight to global memory.
-// While one consumer warpgroup runs its softmax the other's wgmma keep the tensor cores busy.
+//   kHeadDim x 16 with P from registers and V read transposed from shared memory. Inside a
+//   warpgroup S_{t+1} = Q K_{t+1}^T is issued before P_t V_t, so the softmax of one tile runs
+//   while the tensor cores compute; across warpgroups the scheduler interleaves the rest.
+// - O is normalised once and leaves through the tile's Q slot and a bulk tensor store (two Q
+//   slots), or straight from registers (one slot); rows past len_q are not written. LSE goes
+//   straight to global memory.
 #pragma once
 
 #include <algorithm>
@@ -107,17 +111,17 @@ struct TileInfo {
 };
 
 template <int kBlockM, int kBlockN>
-__device__ __forceinline__ TileInfo tile_info(const AttnParams& p, int tile) {
-    // Every head's last query block first, then the ones before: with causality the heaviest
-    // tiles go first, and the blocks running at one time spread over the heads (with a head's
-    // query blocks side by side, 128 blocks read the same K/V lines at once: 13% slower at hdim
-    // 128, N = 16k, 2026-12-01, H200).
+__device__ __forceinline__ TileInfo tile_info(const AttnParams& p, int tile, bool m_fastest) {
+    // m_fastest: a head's query blocks side by side, its last (heaviest, with causality) first;
+    // else every head's last query block first, then the ones before (heaviest first overall).
     const int num_m = (p.len_q + kBlockM - 1) / kBlockM;
     const int bh = p.batch * p.heads_q;
+    const int m_idx = m_fastest ? tile % num_m : tile / bh;
+    const int bh_idx = m_fastest ? tile / num_m : tile % bh;
     TileInfo ti;
-    ti.m_block = num_m - 1 - tile / bh;
-    ti.h = (tile % bh) % p.heads_q;
-    ti.b = (tile % bh) / p.heads_q;
+    ti.m_block = num_m - 1 - m_idx;
+    ti.h = bh_idx % p.heads_q;
+    ti.b = bh_idx / p.heads_q;
     ti.N = p.len_k;
     ti.offset = p.causal_offset;
     if (p.seqlens_k) { ti.N = p.seqlens_k[ti.b]; ti.offset += ti.N - p.len_k; }
@@ -130,7 +134,7 @@ __device__ __forceinline__ TileInfo tile_info(const AttnParams& p, int tile) {
 // kHasMask: attn_mask is read element by element (the general path of common/softmax.cuh).
 template <typename Tr, typename T, bool kHasMask>
 __global__ void __launch_bounds__(Tr::kThreads, 1)
-prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant__ TmaMaps maps, int num_tiles) {
+prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant__ TmaMaps maps, int num_tiles, bool m_fastest) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr int kBlockM = Tr::kBlockM, kBlockN = Tr::kBlockN, kStages = Tr::kStages;
     extern __shared__ unsigned char smem_raw[];
@@ -174,7 +178,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             for (int round = 0; round * static_cast<int>(gridDim.x) < num_tiles; ++round) {
                 const int tile = round_tile(round);
                 if (tile >= num_tiles) continue;
-                const TileInfo ti = tile_info<kBlockM, kBlockN>(p, tile);
+                const TileInfo ti = tile_info<kBlockM, kBlockN>(p, tile, m_fastest);
                 const int hk = ti.h / p.group;
                 auto load_q = [&] {
                     const int q = k % Tr::kQStages;
@@ -289,7 +293,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         for (int round = 0; round * static_cast<int>(gridDim.x) < num_tiles; ++round) {
             const int tile = round_tile(round);
             if (tile >= num_tiles) continue;
-            const TileInfo ti = tile_info<kBlockM, kBlockN>(p, tile);
+            const TileInfo ti = tile_info<kBlockM, kBlockN>(p, tile, m_fastest);
             const int b = ti.b, h = ti.h, N = ti.N, offset = ti.offset, t_end = ti.t_end;
             const int wg_row0 = ti.m_block * kBlockM + cw * 64;   // this warpgroup's first query row
             const int warp_row0 = wg_row0 + warp * 16;          // this warp's 16-row slice (the helpers' row_base)
@@ -428,21 +432,24 @@ bool make_tensor_map(CUtensorMap* map, const void* ptr, DType dtype, int head_di
 
 // Dispatches on dtype and mask; each per-head-dim file names only its configuration.
 template <typename Tr, typename T, bool kHasMask>
-cudaError_t launch_prefill_kernel(const AttnParams& p, const TmaMaps& maps, cudaStream_t stream) {
+cudaError_t launch_prefill_kernel(const AttnParams& p, const TmaMaps& maps, bool persistent, cudaStream_t stream) {
     constexpr auto kernel = prefill_sm90_kernel<Tr, T, kHasMask>;
     if (Tr::kSmemBytes > p.max_smem_per_block) return cudaErrorInvalidConfiguration;
     const cudaError_t err = opt_in_smem<kernel>(Tr::kSmemBytes);
     if (err != cudaSuccess) return err;
-    // A persistent grid: one block per SM (each holds a whole SM's shared memory), looping over tiles.
+    // Persistent: one block per SM (each holds a whole SM's shared memory) loops over the tiles,
+    // a head's query blocks side by side, so that the next tile's loads overlap this one's tail.
+    // Otherwise one block per tile, in the same order, and the hardware hands out the tiles.
     const int64_t tiles = static_cast<int64_t>((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM) * p.heads_q * p.batch;
     if (tiles >= (int64_t{1} << 31)) return cudaErrorInvalidValue;
     const int num_tiles = static_cast<int>(tiles);
-    kernel<<<std::min(num_tiles, p.num_sms), Tr::kThreads, Tr::kSmemBytes, stream>>>(p, maps, num_tiles);
+    const int grid = persistent ? std::min(num_tiles, p.num_sms) : num_tiles;
+    kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p, maps, num_tiles, /*m_fastest=*/true);
     return cudaGetLastError();
 }
 
 template <typename Tr>
-cudaError_t launch_prefill_sm90(const AttnParams& p, cudaStream_t stream) {
+cudaError_t launch_prefill_sm90(const AttnParams& p, bool persistent, cudaStream_t stream) {
     TmaMaps maps;
     const bool ok =
         make_tensor_map(&maps.q, p.q, p.dtype, p.head_dim, p.len_q, p.heads_q, p.batch, p.q_row_stride, p.q_head_stride,
@@ -456,9 +463,10 @@ cudaError_t launch_prefill_sm90(const AttnParams& p, cudaStream_t stream) {
     if (!ok) return cudaErrorInvalidValue;
     const bool mask = p.mask_kind != MaskKind::kNone;
     if (p.dtype == DType::kFloat16)
-        return mask ? launch_prefill_kernel<Tr, __half, true>(p, maps, stream) : launch_prefill_kernel<Tr, __half, false>(p, maps, stream);
-    return mask ? launch_prefill_kernel<Tr, __nv_bfloat16, true>(p, maps, stream)
-                : launch_prefill_kernel<Tr, __nv_bfloat16, false>(p, maps, stream);
+        return mask ? launch_prefill_kernel<Tr, __half, true>(p, maps, persistent, stream)
+                    : launch_prefill_kernel<Tr, __half, false>(p, maps, persistent, stream);
+    return mask ? launch_prefill_kernel<Tr, __nv_bfloat16, true>(p, maps, persistent, stream)
+                : launch_prefill_kernel<Tr, __nv_bfloat16, false>(p, maps, persistent, stream);
 }
 
 }  // namespace sm90
