@@ -29,7 +29,9 @@ percent from one generation to the next (scripts/gen_noise.py measures this), so
 per-round range before the speed-up. The JSON keeps every round's times.
 
 Nothing is downloaded, ever: without --model the weights are random (seeded). Without a GPU it
-runs on the CPU with a smaller model and workload, and says so. Progress goes to stderr.
+runs on the CPU with a smaller model and workload, and says so. Progress goes to stderr. torch,
+transformers and flashmin are imported after the command line is read, so --help and argument
+errors come back at once.
 """
 import argparse
 import copy
@@ -42,20 +44,32 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub access, even by accident
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-import torch  # noqa: E402
-import transformers  # noqa: E402
-
-try:
-    import flashmin_nn
-except ImportError:  # run from a source checkout without `pip install -e .`
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    import flashmin_nn
-from flashmin_nn.integrations import transformers as fm_hf  # noqa: E402
-
-DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+DTYPE_NAMES = ("fp16", "bf16", "fp32")
 GPT2_SMALL = dict(n_layer=12, n_head=12, n_embd=768, vocab_size=50257, n_positions=1024)
 CPU_MODEL = dict(n_layer=4, n_head=8, n_embd=512, vocab_size=8192, n_positions=1024)
 IMPLS = ("eager", "sdpa", "flashmin")
+
+# Filled by import_libraries(): torch, transformers, flashmin_nn, fm_hf (the transformers
+# integration) and DTYPES ({"fp16": torch.float16, ...}).
+torch = transformers = flashmin_nn = fm_hf = DTYPES = None
+
+
+def import_libraries():
+    """Import torch, transformers and flashmin (seconds: transformers' modeling code) into this module."""
+    global torch, transformers, flashmin_nn, fm_hf, DTYPES
+    if fm_hf is not None:
+        return
+    import torch
+    import transformers
+
+    try:
+        import flashmin_nn
+    except ImportError:  # run from a source checkout without `pip install -e .`
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        import flashmin_nn
+    from flashmin_nn.integrations import transformers as fm_hf
+
+    DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 
 
 def log(msg):
@@ -66,36 +80,51 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", help="local checkpoint directory (default: GPT-2 small shape, random weights)")
     p.add_argument("--prompt", help="prompt text for generation (needs a tokenizer in --model)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--dtype", choices=DTYPES, help="default: fp16 on CUDA, fp32 on CPU")
+    p.add_argument("--device", help="torch device to run on, e.g. cuda, cuda:1 or cpu (default: cuda when a GPU is "
+                                    "available, else cpu)")
+    p.add_argument("--dtype", choices=DTYPE_NAMES, help="default: fp16 on CUDA, fp32 on CPU")
     p.add_argument("--batch", type=int, help="default: 8 on CUDA, 2 on CPU")
     p.add_argument("--seq", type=int, help="prefill length; default: 1024 on CUDA, 128 on CPU")
     p.add_argument("--prompt-len", type=int, help="generation prompt length; default: 128 on CUDA, 32 on CPU")
     p.add_argument("--new-tokens", type=int, help="tokens generated per sequence; default: 256 on CUDA, 16 on CPU")
     p.add_argument("--iters", type=int, help="timing rounds, each timing every implementation once (prefill and "
                                              "generation); medians over rounds; default: 12 on CUDA, 3 on CPU")
-    p.add_argument("--kernel", default="auto", help="flashmin kernel (flashmin_nn.use_kernel); default auto")
+    p.add_argument("--kernel", default="auto", help="flashmin kernel (flashmin_nn.use_kernel): auto, reference, or one "
+                                                    "of the CUDA kernels of flashmin_nn.list_kernels() (CUDA devices "
+                                                    "only); default auto")
     p.add_argument("--layers", type=int, help="random model: number of layers")
     p.add_argument("--heads", type=int, help="random model: number of heads")
     p.add_argument("--width", type=int, help="random model: hidden size")
     p.add_argument("--vocab", type=int, help="random model: vocabulary size")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights and token ids (default 0)")
     p.add_argument("--embed-scale", type=float, default=6.0,
                    help="scale of the random model's tied embeddings (default 6: decisive logits, like a trained "
                         "model's; 1 keeps GPT-2's raw initialisation)")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
+    if args.model is not None and not os.path.isdir(args.model):
+        p.error(f"--model {args.model}: no such directory (a local checkpoint directory; nothing is downloaded)")
+    if args.iters is not None and args.iters < 1:
+        p.error(f"--iters {args.iters}: at least one timing round")
+
+    import_libraries()
+    if args.device is None:
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         with flashmin_nn.use_kernel(args.kernel):
             pass
     except ValueError as e:
         p.error(str(e))
-
-    if args.iters is not None and args.iters < 1:
-        p.error(f"--iters {args.iters}: at least one timing round")
     cuda = args.device.startswith("cuda")
     if cuda and not torch.cuda.is_available():
         p.error(f"--device {args.device}: torch.cuda.is_available() is False")
+    if args.kernel in flashmin_nn.backends.CUDA_KERNELS:
+        if not cuda:
+            p.error(f"--kernel {args.kernel} runs on CUDA tensors, and this run is on --device {args.device}"
+                    f"{'' if torch.cuda.is_available() else ' (no CUDA device here)'}; use --kernel auto or reference")
+        info = flashmin_nn.list_kernels()[args.kernel]
+        if not info.available:
+            p.error(f"--kernel {args.kernel} cannot run on this machine: {info.reason}")
     defaults = dict(dtype="fp16", batch=8, seq=1024, prompt_len=128, new_tokens=256, iters=12) if cuda else \
         dict(dtype="fp32", batch=2, seq=128, prompt_len=32, new_tokens=16, iters=3)
     for name, value in defaults.items():
@@ -364,3 +393,5 @@ def table(rows):
 
 if __name__ == "__main__":
     run(parse_args())
+else:
+    import_libraries()   # imported by a script (scripts/gen_noise.py, profile_host.py): ready to use
