@@ -231,7 +231,12 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
             or block_table is not None or num_splits != 0 or rotary_interleaved is not True):
         _check_kvcache_options(rotary_cos, rotary_sin, cache_batch_idx, cache_leftpad, block_table, num_splits,
                                rotary_interleaved)
-    q, k_cache, v_cache = check_qkv(q, k_cache, v_cache, names=("q", "k_cache", "v_cache"), layout="blhd")
+    q, kc, vc = check_qkv(q, k_cache, v_cache, names=("q", "k_cache", "v_cache"), layout="blhd")
+    if k is not None and (kc is not k_cache or vc is not v_cache):
+        # check_qkv copied a cache with a strided last dim: the new keys would land in the copy
+        raise ValueError(f"k_cache.stride(-1)={k_cache.stride(-1)}, v_cache.stride(-1)={v_cache.stride(-1)}: with "
+                         "k/v the caches are written in place, so their last dim must be contiguous")
+    k_cache, v_cache = kc, vc
     B, S_max, Hkv, D = k_cache.shape
     if (window_size is not _NO_WINDOW and window_size != _NO_WINDOW) or softcap != 0.0 or alibi_slopes is not None:
         causal = _flash_options(causal, window_size, softcap, alibi_slopes, S_max)

@@ -7,6 +7,7 @@ The expected signatures are written out here from flash_attn 2.8's flash_attn_in
 reordered or renamed parameter fails the test. Numerics against the float64 reference of helpers.py.
 """
 import inspect
+import warnings
 
 import pytest
 import torch
@@ -212,6 +213,15 @@ def test_kvcache_values_that_mean_the_default_are_accepted():
                     (dict(num_splits=0), base), (dict(softcap=0.0), base), (dict(window_size=[-1, -1]), base),
                     (dict(window_size=(-1, 0)), causal), (dict(window_size=(-1, 3), causal=True), causal)):
         assert torch.equal(flashmin_nn.flash_attn_with_kvcache(q, kc, vc, cache_seqlens=9, **kw), exp), kw
+
+
+def test_kvcache_with_new_keys_refuses_a_cache_it_would_have_to_copy():
+    # the new keys are written into the caches in place: a copy (for a strided last dim) would lose them
+    q, kc, vc, kn, vn = _kv_case()
+    kc_strided = kc.transpose(-1, -2).contiguous().transpose(-1, -2)      # same values, stride(-1) != 1
+    with pytest.raises(ValueError, match=r"k_cache\.stride\(-1\)"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")                                    # the one-time copy warning
+        flashmin_nn.flash_attn_with_kvcache(q, kc_strided, vc, kn, vn, cache_seqlens=3)
 
 
 # ---------------------------------------------------------------------------------------------
