@@ -285,3 +285,56 @@ def test_varlen_refuses_what_it_cannot_do():
     for call, pat in bad:
         with pytest.raises((ValueError, TypeError), match=pat):
             call()
+
+
+# ---------------------------------------------------------------------------------------------
+# CUDA (skipped without a GPU): the same entry points through the CUDA kernels
+# ---------------------------------------------------------------------------------------------
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@needs_cuda
+@pytest.mark.parametrize("causal", [False, True])
+def test_varlen_cuda(causal):
+    lens_q, lens_k = [5, 1, 0, 40, 3], [9, 1, 4, 40, 2]
+    q, k, v, cq, ck = _varlen_case(lens_q, lens_k, D=64, dtype=torch.float16)
+    out, lse, _ = flashmin_nn.flash_attn_varlen_func(q.cuda(), k.cuda(), v.cuda(), cq.cuda(), ck.cuda(), 40, 40,
+                                                     causal=causal, return_attn_probs=True)
+    ref, ref_lse, dead = _varlen_expected(q, k, v, lens_q, lens_k, None, causal)
+    rows = lambda t: t.permute(1, 0, 2)[None]
+    assert_attention_close(rows(out.cpu()), rows(ref), dead.T[None], torch_out=None, dtype=torch.float16)
+    assert_lse_close(lse.cpu()[None], ref_lse[None], dead.T[None], dtype=torch.float16)
+
+
+@needs_cuda
+def test_flash_attn_func_return_attn_probs_cuda():
+    q, k, v, (qf, kf, vf) = _blhd(Sq=33, Sk=70, D=64, dtype=torch.float16)
+    out, lse, s_dmask = flashmin_nn.flash_attn_func(qf.cuda(), kf.cuda(), vf.cuda(), 0.0, causal=True,
+                                                    return_attn_probs=True)
+    ref, ref_lse, dead = ref_attention(q, k, v, causal_offset=70 - 33)
+    assert_attention_close(out.transpose(1, 2).cpu(), ref, dead, torch_out=None, dtype=torch.float16)
+    assert_lse_close(lse.cpu(), ref_lse, dead, dtype=torch.float16)
+    assert s_dmask.shape == (0,) and s_dmask.is_cuda
+
+
+@needs_cuda
+@pytest.mark.parametrize("entry", ["flash_attn_func", "kvcache"])
+def test_one_graph_over_key_lengths_cuda(entry):
+    # the op's SymInt causal_offset reaches the C++ kernel (registered with int64_t) as an int
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    if entry == "flash_attn_func":
+        f = lambda q, k, v: flashmin_nn.flash_attn_func(q, k, v, causal=True)
+    else:
+        f = lambda q, k, v: flashmin_nn.flash_attn_with_kvcache(q, k, v, cache_seqlens=k.shape[1] - 1, causal=True)
+    cf = torch.compile(f, fullgraph=True, dynamic=True, backend="aot_eager")
+    Lq = 3 if entry == "flash_attn_func" else 1
+    for S in range(70, 90):
+        q = torch.randn(2, Lq, 8, 64, device="cuda", dtype=torch.float16)
+        k = torch.randn(2, S, 2, 64, device="cuda", dtype=torch.float16)
+        v = torch.randn(2, S, 2, 64, device="cuda", dtype=torch.float16)
+        torch.testing.assert_close(cf(q, k, v), f(q, k, v), rtol=2e-3, atol=2e-3)
+    assert counters["stats"]["unique_graphs"] <= 2
+    torch._dynamo.reset()
