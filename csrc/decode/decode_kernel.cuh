@@ -26,10 +26,12 @@
 #include <cuda_fp16.h>
 
 #include "flashmin.h"
+#include "common/block_info.cuh"
 #include "common/launch.cuh"
 #include "common/ptx.cuh"
 #include "common/softmax.cuh"
 #include "common/tiles.cuh"
+#include "common/warp_gemm.cuh"
 #include "decode/combine_kernel.cuh"
 
 namespace flashmin {
@@ -78,15 +80,15 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
 
     // Grid (row blocks, heads, batch x splits), or in sweep order (row blocks, splits, batch x heads).
     const bool sweep = kSplitKV && p.split_sweep;
-    const int h = sweep ? blockIdx.z % p.heads_q : blockIdx.y, hk = h / p.group;
+    const int h = sweep ? blockIdx.z % p.heads_q : blockIdx.y;
     const int b = sweep ? blockIdx.z / p.heads_q : kSplitKV ? blockIdx.z / p.num_splits : blockIdx.z;
     const int split = sweep ? blockIdx.y : kSplitKV ? blockIdx.z % p.num_splits : 0;
     const int row0 = blockIdx.x * Tr::kBlockM;
 
-    int N = p.len_k, offset = p.causal_offset;
-    if (p.seqlens_k) { N = p.seqlens_k[b]; offset += N - p.len_k; }
-    const int n_end = p.is_causal ? max(0, min(N, row0 + Tr::kBlockM + offset)) : N;
-    int t_begin = 0, t_end = (n_end + Tr::kWarpN - 1) / Tr::kWarpN, t_step = Tr::kNWarps;
+    const BlockInfo blk(p, b, h);
+    const KeyRange keys = blk.keys(p);
+    const int N = keys.len_k, offset = keys.causal_offset;
+    int t_begin = 0, t_end = (keys.end(p, row0, Tr::kBlockM) + Tr::kWarpN - 1) / Tr::kWarpN, t_step = Tr::kNWarps;
     if (sweep) {                       // tile groups split, split + num_splits, ...
         t_begin = split * Tr::kNWarps;
         t_step = p.num_splits * Tr::kNWarps;
@@ -99,9 +101,9 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     const int first = t_begin + warp;
     const int n_mine = first < t_end ? (t_end - first + t_step - 1) / t_step : 0;
 
-    const T* gQ = static_cast<const T*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride;
-    const T* gK = static_cast<const T*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride;
-    const T* gV = static_cast<const T*>(p.v) + b * p.v_batch_stride + hk * p.v_head_stride;
+    const T* gQ = blk.q<T>(p);
+    const T* gK = blk.k<T>(p);
+    const T* gV = blk.v<T>(p);
 
     const uint64_t policy = l2_policy(p.kv_evict_first);
     auto load = [&](int i) {   // tile i of this warp into slot i % kStages
@@ -126,25 +128,27 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     cp_async_wait<Tr::kStages - 1>();   // this thread's Q copies have landed
     __syncthreads();                    // ... and everyone's
 
+    // One 16-row MMA slice per warp: the arrays below have a slice dimension of 1 for the
+    // warp-level products (common/warp_gemm.cuh), which serve the prefill kernel's kMT slices too.
     const int mi = lane / 8, mr = lane % 8;
-    uint32_t qf[Tr::kKS][4];
+    uint32_t qf[1][Tr::kKS][4];   // Q fragments, in registers for the whole kernel
     {
         const uint32_t q_lane = smem_addr(&sQ[(lane % 16) * Tr::kQStride + (lane / 16) * 8]);
 #pragma unroll
-        for (int ks = 0; ks < Tr::kKS; ++ks) ldmatrix_x4(qf[ks], q_lane + ks * 32);
+        for (int ks = 0; ks < Tr::kKS; ++ks) ldmatrix_x4(qf[0][ks], q_lane + ks * 32);
     }
     // ldmatrix rows: K lane reads key (mi / 2) * 8 + mr, chunk 2 ks + mi % 2; V lane reads key
     // (mi % 2) * 8 + mr, chunk 2 dp + mi / 2. The row is mr modulo 8, so the stored chunk is
-    // (2 ks + b) ^ mr = 2 ks ^ (b ^ mr): a per-lane XOR of the compile-time 2 ks.
+    // (2 ks + c) ^ mr = 2 ks ^ (c ^ mr): a per-lane XOR of the compile-time 2 ks.
     const uint32_t k_lane = smem_addr(&ring[((mi / 2) * 8 + mr) * Tr::kStride]);
     const uint32_t v_lane = smem_addr(&ring[Tr::kTile + ((mi % 2) * 8 + mr) * Tr::kStride]);
     const uint32_t k_xor = (mi % 2) ^ mr, v_xor = (mi / 2) ^ mr;
     constexpr uint32_t kRowBytes = Tr::kStride * sizeof(T);
     constexpr uint32_t kSlotBytes = 2 * Tr::kTile * sizeof(T);
 
-    float o[Tr::kDT][4];
+    float o[1][Tr::kDT][4];
 #pragma unroll
-    for (int dt = 0; dt < Tr::kDT; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
+    for (int dt = 0; dt < Tr::kDT; ++dt) o[0][dt][0] = o[0][dt][1] = o[0][dt][2] = o[0][dt][3] = 0.f;
     float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};   // rows lane/4 and lane/4 + 8
 
     const bool additive = kHasMask && p.mask_kind != MaskKind::kBool;
@@ -161,42 +165,16 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
 
         const int j0 = (first + i * t_step) * Tr::kWarpN;
         const uint32_t slot_off = (i % Tr::kStages) * kSlotBytes;
-        const uint32_t k_base = opaque(k_lane + slot_off);
-        float s[Tr::kNT][4];
-#pragma unroll
-        for (int nt = 0; nt < Tr::kNT; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
-#pragma unroll
-        for (int ks = 0; ks < Tr::kKS; ++ks)
-#pragma unroll
-            for (int np = 0; np < Tr::kNT / 2; ++np) {
-                uint32_t kb[4];
-                ldmatrix_x4(kb, k_base + np * 16 * kRowBytes + (((2 * ks) ^ k_xor) * 16));
-                mma_16816<T>(s[2 * np], qf[ks], kb[0], kb[1]);
-                mma_16816<T>(s[2 * np + 1], qf[ks], kb[2], kb[3]);
-            }
+        float s[1][Tr::kNT][4];
+        warp_qk<T, Tr::kKS, true, 0, kRowBytes, true>(s, qf, 0, opaque(k_lane + slot_off), k_xor);
 
-        if (kHasMask || scale_first) scale_and_mask<kHasMask>(s, p, b, h, row0, j0, N, scale_first, lane);
+        if (kHasMask || scale_first) scale_and_mask<kHasMask>(s[0], p, b, h, row0, j0, N, scale_first, lane);
         if (j0 + Tr::kWarpN > N || (p.is_causal && j0 + Tr::kWarpN - 1 > row0 + offset))
-            hide_keys(s, row0, j0, N, p.is_causal, offset, lane);
+            hide_keys(s[0], row0, j0, N, p.is_causal, offset, lane);
 #pragma unroll
-        for (int hf = 0; hf < 2; ++hf) softmax_step(s, o, m_run[hf], l_run[hf], row_max(s, hf, m_run[hf]), hf, sl, true);
+        for (int hf = 0; hf < 2; ++hf) softmax_step(s[0], o[0], m_run[hf], l_run[hf], row_max(s[0], hf, m_run[hf]), hf, sl, true);
 
-        const uint32_t v_base = opaque(v_lane + slot_off);
-#pragma unroll
-        for (int kk = 0; kk < Tr::kWarpN / 16; ++kk) {
-            uint32_t pa[4];
-            pa[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
-            pa[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
-            pa[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            pa[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-#pragma unroll
-            for (int dp = 0; dp < Tr::kDT / 2; ++dp) {
-                uint32_t vb[4];
-                ldmatrix_x4_trans(vb, v_base + kk * 16 * kRowBytes + (((2 * dp) ^ v_xor) * 16));
-                mma_16816<T>(o[2 * dp], pa, vb[0], vb[1]);
-                mma_16816<T>(o[2 * dp + 1], pa, vb[2], vb[3]);
-            }
-        }
+        warp_pv<T, kRowBytes, true>(o, s, opaque(v_lane + slot_off), v_xor);
         __syncwarp();   // every lane is done with this slot before it is refilled
     }
     cp_async_wait<0>();
@@ -212,7 +190,7 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
         const int r = lane / 4 + hf * 8;
         float* dst = mO + (warp * Tr::kBlockM + r) * Tr::kMergeStride + (lane % 4) * 2;
 #pragma unroll
-        for (int dt = 0; dt < Tr::kDT; ++dt) *reinterpret_cast<float2*>(dst + dt * 8) = make_float2(o[dt][2 * hf], o[dt][2 * hf + 1]);
+        for (int dt = 0; dt < Tr::kDT; ++dt) *reinterpret_cast<float2*>(dst + dt * 8) = make_float2(o[0][dt][2 * hf], o[0][dt][2 * hf + 1]);
         const float l = quad_sum(l_run[hf]);
         if (lane % 4 == 0) { mM[warp * Tr::kBlockM + r] = m_run[hf]; mL[warp * Tr::kBlockM + r] = l; }
     }
@@ -246,13 +224,13 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
         for (int w = 0; w < Tr::kNWarps; ++w) acc += mW[w * Tr::kBlockM + r] * mO[(w * Tr::kBlockM + r) * Tr::kMergeStride + c];
         const int i = row0 + r;
         if constexpr (kSplitKV) {
-            const int64_t row = (static_cast<int64_t>(b) * p.heads_q + h) * p.len_q + i;
+            const int64_t row = blk.lse_row0(p) + i;
             p.o_accum[(split * rows + row) * Tr::kHeadDim + c] = acc;
             if (c == 0) p.lse_accum[split * rows + row] = rowLse[r];
         } else {
             if (c < p.head_dim)
-                static_cast<T*>(p.o)[b * p.o_batch_stride + h * p.o_head_stride + i * p.o_row_stride + c] = static_cast<T>(acc);
-            if (c == 0) p.lse[(static_cast<int64_t>(b) * p.heads_q + h) * p.len_q + i] = rowLse[r];
+                blk.o<T>(p)[i * p.o_row_stride + c] = static_cast<T>(acc);
+            if (c == 0) p.lse[blk.lse_row0(p) + i] = rowLse[r];
         }
     }
 }

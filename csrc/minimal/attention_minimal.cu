@@ -16,6 +16,7 @@
 #include <cuda_fp16.h>
 
 #include "flashmin.h"
+#include "common/block_info.cuh"
 
 namespace flashmin {
 namespace {
@@ -66,16 +67,16 @@ __global__ void __launch_bounds__(kMaxBr) minimal_fwd_kernel(const AttnParams p,
     float* Kj = Oi + Br * Ds;     // Bc x Ds
     float* Vj = Kj + Bc * Ds;     // Bc x Ds
 
-    const int b = blockIdx.z, h = blockIdx.y, hk = h / p.group;  // GQA: kv head of this query head
+    const int b = blockIdx.z, h = blockIdx.y;
     const int r = threadIdx.x;                 // my row in the tile
     const int row0 = blockIdx.x * Br;
     const int i = row0 + r;                    // my query index
-    const T* q = static_cast<const T*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride;
-    const T* k = static_cast<const T*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride;
-    const T* v = static_cast<const T*>(p.v) + b * p.v_batch_stride + hk * p.v_head_stride;
-
-    int N = p.len_k, offset = p.causal_offset;           // keys of this batch row
-    if (p.seqlens_k) { N = p.seqlens_k[b]; offset += N - p.len_k; }
+    const BlockInfo blk(p, b, h);              // GQA: blk.hk is the kv head of this query head
+    const T* q = blk.q<T>(p);
+    const T* k = blk.k<T>(p);
+    const T* v = blk.v<T>(p);
+    const KeyRange keys = blk.keys(p);         // keys of this batch row, and the causal offset
+    const int N = keys.len_k, offset = keys.causal_offset;
 
     // Step 1: load Qi; Oi = 0; m = -inf, l = 0.
     load_tile(Qi, q, p.q_row_stride, row0, Br, p.len_q, p.head_dim, Dp, Ds);
@@ -83,8 +84,7 @@ __global__ void __launch_bounds__(kMaxBr) minimal_fwd_kernel(const AttnParams p,
     float m = -INFINITY, l = 0.f;
 
     // Causal: the tile's last row sees keys up to row0 + Br - 1 + offset; later tiles are skipped.
-    int n_end = N;
-    if (p.is_causal) n_end = max(0, min(N, row0 + Br + offset));
+    const int n_end = keys.end(p, row0, Br);
 
     for (int j0 = 0; j0 < n_end; j0 += Bc) {
         // Step 2: load Kj, Vj (after everyone is done with the previous ones).
@@ -155,9 +155,9 @@ __global__ void __launch_bounds__(kMaxBr) minimal_fwd_kernel(const AttnParams p,
     // and lse = -inf.
     if (i < p.len_q) {
         const float inv_l = l > 0.f ? 1.f / l : 0.f;
-        T* o = static_cast<T*>(p.o) + b * p.o_batch_stride + h * p.o_head_stride + i * p.o_row_stride;
+        T* o = blk.o<T>(p) + i * p.o_row_stride;
         for (int d = 0; d < p.head_dim; ++d) o[d] = from_float<T>(Oi[r * Ds + d] * inv_l);
-        p.lse[(static_cast<int64_t>(b) * p.heads_q + h) * p.len_q + i] = l > 0.f ? m + logf(l) : -INFINITY;
+        p.lse[blk.lse_row0(p) + i] = l > 0.f ? m + logf(l) : -INFINITY;
     }
 }
 

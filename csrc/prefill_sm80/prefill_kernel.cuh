@@ -23,10 +23,12 @@
 #include <cuda_fp16.h>
 
 #include "flashmin.h"
+#include "common/block_info.cuh"
 #include "common/launch.cuh"
 #include "common/ptx.cuh"
 #include "common/softmax.cuh"
 #include "common/tiles.cuh"
+#include "common/warp_gemm.cuh"
 
 namespace flashmin {
 namespace sm80 {
@@ -91,20 +93,19 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
 
     // Heavy (late, causal) query blocks first: they set the kernel's tail.
     const int m_block = gridDim.x - 1 - blockIdx.x;
-    const int h = blockIdx.y, hk = h / p.group;
-    const int b = blockIdx.z;
+    const int h = blockIdx.y, b = blockIdx.z;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int row0 = m_block * Tr::kBlockM;
     const int warp_row0 = warp * Tr::kMT * 16;   // first row of this warp within the block
 
-    int N = p.len_k, offset = p.causal_offset;
-    if (p.seqlens_k) { N = p.seqlens_k[b]; offset += N - p.len_k; }
-    const int n_end = p.is_causal ? max(0, min(N, row0 + Tr::kBlockM + offset)) : N;
-    const int t_end = (n_end + Tr::kBlockN - 1) / Tr::kBlockN;   // key tiles of this block
+    const BlockInfo blk(p, b, h);
+    const KeyRange keys = blk.keys(p);
+    const int N = keys.len_k, offset = keys.causal_offset;
+    const int t_end = (keys.end(p, row0, Tr::kBlockM) + Tr::kBlockN - 1) / Tr::kBlockN;   // key tiles of this block
 
-    const T* gQ = static_cast<const T*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride;
-    const T* gK = static_cast<const T*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride;
-    const T* gV = static_cast<const T*>(p.v) + b * p.v_batch_stride + hk * p.v_head_stride;
+    const T* gQ = blk.q<T>(p);
+    const T* gK = blk.k<T>(p);
+    const T* gV = blk.v<T>(p);
 
     load_tile<Tr, Tr::kBlockM, false, Tr::kThreads>(sQ, gQ, p.q_row_stride, row0, p.len_q, p.head_dim);
     if (t_end > 0) {
@@ -115,20 +116,17 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
     cp_async_wait_all();
     __syncthreads();
 
-    // ldmatrix lane addressing. Q (A operand): row lane % 16, column (lane / 16) * 8. K (B operand,
-    // two key tiles): matrix mi = lane / 8 covers keys (mi / 2) * 8 + lane % 8, columns (mi % 2) * 8.
-    // V (B operand via .trans, two head-dim tiles): keys (mi % 2) * 8 + lane % 8, columns (mi / 2) * 8.
+    // ldmatrix lane addressing (common/warp_gemm.cuh). Q (A operand): row lane % 16, column
+    // (lane / 16) * 8. K and V: matrix mi = lane / 8 of the x4 load reads row (mi / 2) * 8 + mr of K,
+    // (mi % 2) * 8 + mr of V; in padded tiles the lane's chunk is part of its address, in swizzled
+    // ones the lane's row is mr modulo 8, so its chunk 2 ks + c is stored at (2 ks) ^ (c ^ mr): a
+    // per-lane XOR (k_xor, v_xor) of a compile-time even chunk.
     const int mi = lane / 8, mr = lane % 8;
     const uint32_t q_lane = smem_addr(&sQ[(warp_row0 + lane % 16) * Tr::kStride + (lane / 16) * 8]);
-    // Swizzled K/V: the lane's row is mr modulo 8, so its chunk 2 ks + b is stored at
-    // (2 ks) ^ (b ^ mr): a per-lane XOR (k_xor, v_xor) of a compile-time even chunk.
     constexpr bool kSwz = Tr::kSwizzleKV;
     const uint32_t k_lane = smem_addr(&sK[((mi / 2) * 8 + mr) * Tr::kKVStride + (kSwz ? 0 : (mi % 2) * 8)]);
     const uint32_t v_lane = smem_addr(&sV[((mi % 2) * 8 + mr) * Tr::kKVStride + (kSwz ? 0 : (mi / 2) * 8)]);
     const uint32_t k_xor = (mi % 2) ^ mr, v_xor = (mi / 2) ^ mr;
-    auto kv_chunk = [](int even_chunk, uint32_t x) -> uint32_t {   // byte offset of a lane's 16-byte chunk
-        return kSwz ? ((static_cast<uint32_t>(even_chunk) ^ x) * 16) : static_cast<uint32_t>(even_chunk) * 16;
-    };
     constexpr uint32_t kRowBytes = Tr::kStride * sizeof(T);      // Q (and the O staging)
     constexpr uint32_t kKVRowBytes = Tr::kKVStride * sizeof(T);
 
@@ -177,28 +175,7 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
         // S = Q K_t^T.
         const uint32_t k_base = opaque(k_lane + slot * kSlotBytes), q_base = opaque(q_lane);
         float s[Tr::kMT][Tr::kNT][4];
-#pragma unroll
-        for (int mt = 0; mt < Tr::kMT; ++mt)
-#pragma unroll
-            for (int nt = 0; nt < Tr::kNT; ++nt) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.f;
-#pragma unroll
-        for (int ks = 0; ks < Tr::kKS; ++ks) {
-            const int qs = Tr::kQInRegs ? ks : 0;
-            if constexpr (!Tr::kQInRegs) {
-#pragma unroll
-                for (int mt = 0; mt < Tr::kMT; ++mt) ldmatrix_x4(qf[mt][0], q_base + mt * 16 * kRowBytes + ks * 32);
-            }
-#pragma unroll
-            for (int np = 0; np < Tr::kNT / 2; ++np) {
-                uint32_t kb[4];   // B fragments of key tiles 2np (kb[0..1]) and 2np+1 (kb[2..3])
-                ldmatrix_x4(kb, k_base + np * 16 * kKVRowBytes + kv_chunk(2 * ks, k_xor));
-#pragma unroll
-                for (int mt = 0; mt < Tr::kMT; ++mt) {
-                    mma_16816<T>(s[mt][2 * np], qf[mt][qs], kb[0], kb[1]);
-                    mma_16816<T>(s[mt][2 * np + 1], qf[mt][qs], kb[2], kb[3]);
-                }
-            }
-        }
+        warp_qk<T, Tr::kKS, Tr::kQInRegs, kRowBytes, kKVRowBytes, kSwz>(s, qf, q_base, k_base, k_xor);
 
         // attn_mask (and, when the scale goes first, the scale): the general path, element by element.
         if (kHasMask || scale_first) {
@@ -239,36 +216,15 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
             cp_async_commit();
         }
 
-        // O += P V_t, P straight from the S accumulators (C layout of two 16x8 tiles = A layout of 16x16).
-        const uint32_t v_base = opaque(v_lane + slot * kSlotBytes);
-#pragma unroll
-        for (int kk = 0; kk < Tr::kBlockN / 16; ++kk) {
-            uint32_t pa[Tr::kMT][4];
-#pragma unroll
-            for (int mt = 0; mt < Tr::kMT; ++mt) {
-                pa[mt][0] = pack2<T>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-                pa[mt][1] = pack2<T>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-                pa[mt][2] = pack2<T>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-                pa[mt][3] = pack2<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-            }
-#pragma unroll
-            for (int dp = 0; dp < Tr::kDT / 2; ++dp) {
-                uint32_t vb[4];   // B fragments of head-dim tiles 2dp (vb[0..1]) and 2dp+1 (vb[2..3])
-                ldmatrix_x4_trans(vb, v_base + kk * 16 * kKVRowBytes + kv_chunk(2 * dp, v_xor));
-#pragma unroll
-                for (int mt = 0; mt < Tr::kMT; ++mt) {
-                    mma_16816<T>(o[mt][2 * dp], pa[mt], vb[0], vb[1]);
-                    mma_16816<T>(o[mt][2 * dp + 1], pa[mt], vb[2], vb[3]);
-                }
-            }
-        }
+        // O += P V_t, P straight from the S accumulators.
+        warp_pv<T, kKVRowBytes, kSwz>(o, s, opaque(v_lane + slot * kSlotBytes), v_xor);
     }
     cp_async_wait_all();
 
     // O = O / l; a row that saw no key has l = 0 and O = 0. Stage this warp's rows in sQ (only this
     // warp ever read them), then 16-byte stores to global memory.
-    T* gO = static_cast<T*>(p.o) + b * p.o_batch_stride + h * p.o_head_stride;
-    float* gL = p.lse + (static_cast<int64_t>(b) * p.heads_q + h) * p.len_q;
+    T* gO = blk.o<T>(p);
+    float* gL = p.lse + blk.lse_row0(p);
 #pragma unroll
     for (int mt = 0; mt < Tr::kMT; ++mt) {
 #pragma unroll

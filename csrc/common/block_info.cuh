@@ -1,0 +1,67 @@
+// common/block_info.cuh: where one (batch, query head) of a call lives, and which keys it sees.
+//
+// Every kernel (minimal, sm80 prefill, decode) starts from the same facts: the number of keys its
+// batch row holds (seqlens_k[b], or len_k), the causal offset that goes with that length, where
+// the keys its query rows can see end, and the base pointers of its q, k, v and o rows (query head
+// h reads kv head h / group). They are derived here, the same way for all of them. Each is a
+// member function rather than a field, computed where the kernel first needs it.
+#pragma once
+
+#include <cstdint>
+
+#include "flashmin.h"
+
+namespace flashmin {
+
+// The keys one batch row holds, and the causal offset that goes with them.
+struct KeyRange {
+    int len_k;           // seqlens_k[b] when given, else len_k
+    // Causal: query i sees key j iff j <= i + causal_offset. With seqlens_k the offset moves with
+    // the batch row's length (causal_offset + seqlens_k[b] - len_k): bottom-right stays bottom-right.
+    int causal_offset;
+
+    // One past the last key that any of the query rows [row0, row0 + rows) can see. Key tiles at
+    // or past it are skipped, not masked (with causal attention, the tiles above the diagonal).
+    __device__ __forceinline__ int end(const AttnParams& p, int row0, int rows) const {
+        return p.is_causal ? max(0, min(len_k, row0 + rows + causal_offset)) : len_k;
+    }
+};
+
+struct BlockInfo {
+    int b, h, hk;   // batch, query head, and the kv head it reads
+
+    __device__ __forceinline__ BlockInfo(const AttnParams& p, int b_, int h_) : b(b_), h(h_), hk(h_ / p.group) {}
+
+    __device__ __forceinline__ KeyRange keys(const AttnParams& p) const {
+        KeyRange r{p.len_k, p.causal_offset};
+        if (p.seqlens_k) {
+            r.len_k = p.seqlens_k[b];
+            r.causal_offset += r.len_k - p.len_k;
+        }
+        return r;
+    }
+
+    // Row r of this (batch, head)'s q at q<T>(p) + r * p.q_row_stride; k, v, o likewise.
+    template <typename T>
+    __device__ __forceinline__ const T* q(const AttnParams& p) const {
+        return static_cast<const T*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride;
+    }
+    template <typename T>
+    __device__ __forceinline__ const T* k(const AttnParams& p) const {
+        return static_cast<const T*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride;
+    }
+    template <typename T>
+    __device__ __forceinline__ const T* v(const AttnParams& p) const {
+        return static_cast<const T*>(p.v) + b * p.v_batch_stride + hk * p.v_head_stride;
+    }
+    template <typename T>
+    __device__ __forceinline__ T* o(const AttnParams& p) const {
+        return static_cast<T*>(p.o) + b * p.o_batch_stride + h * p.o_head_stride;
+    }
+    // The index of query row 0 of this (batch, head) in the (B, Hq, L) lse layout.
+    __device__ __forceinline__ int64_t lse_row0(const AttnParams& p) const {
+        return (static_cast<int64_t>(b) * p.heads_q + h) * p.len_q;
+    }
+};
+
+}  // namespace flashmin
