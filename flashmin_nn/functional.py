@@ -70,7 +70,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     gets zeros (as torch's math and CPU flash backends give in torch 2.13).
     """
     if dropout_p != 0.0:
-        raise ValueError(f"dropout_p={dropout_p}: flashmin is inference-only, dropout_p must be 0")
+        raise ValueError(f"dropout_p={describe(dropout_p)}: flashmin is inference-only, dropout_p must be 0")
     if is_causal is not True and is_causal is not False:
         not_a_bool("is_causal", is_causal)
     if enable_gqa is not False and enable_gqa is not True:
