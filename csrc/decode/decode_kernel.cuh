@@ -27,12 +27,10 @@
 
 #include "flashmin.h"
 #include "common/block_info.cuh"
-#include "common/launch.cuh"
 #include "common/ptx.cuh"
 #include "common/softmax.cuh"
 #include "common/tiles.cuh"
 #include "common/warp_gemm.cuh"
-#include "decode/combine_kernel.cuh"
 
 namespace flashmin {
 namespace decode {
@@ -286,46 +284,6 @@ void plan_decode(AttnParams& p) {
     p.split_sweep = splits > 1 && head_major && tiles >= kSweepTiles && heads <= 65535;   // grid.z = batch x heads
     if (!p.split_sweep && p.batch * splits > 65535) splits = 1;                           // grid.z = batch x splits
     p.num_splits = static_cast<int>(splits);
-}
-
-template <typename Tr, typename T, bool kHasMask, bool kSplitKV>
-cudaError_t launch_decode_kernel(const AttnParams& p, cudaStream_t stream) {
-    constexpr auto kernel = decode_kernel<Tr, T, kHasMask, kSplitKV>;
-    if (Tr::kSmemBytes > p.max_smem_per_block) return cudaErrorInvalidConfiguration;
-    const cudaError_t err = opt_in_smem<kernel>(Tr::kSmemBytes);
-    if (err != cudaSuccess) return err;
-    const unsigned row_blocks = (p.len_q + Tr::kBlockM - 1) / Tr::kBlockM;
-    const dim3 grid = kSplitKV && p.split_sweep ? dim3(row_blocks, p.num_splits, p.batch * p.heads_q)
-                                                : dim3(row_blocks, p.heads_q, p.batch * (kSplitKV ? p.num_splits : 1));
-    kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
-    if constexpr (kSplitKV) {
-        const int64_t rows = static_cast<int64_t>(p.batch) * p.heads_q * p.len_q;
-        cudaLaunchConfig_t cfg = {};
-        cfg.gridDim = dim3(static_cast<unsigned>((rows + 3) / 4));
-        cfg.blockDim = dim3(128);
-        cfg.stream = stream;
-        cudaLaunchAttribute attr;
-        attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        attr.val.programmaticStreamSerializationAllowed = 1;
-        cfg.attrs = &attr;
-        cfg.numAttrs = p.dependent_launch ? 1 : 0;
-        const cudaError_t err2 = cudaLaunchKernelEx(&cfg, combine_splits_kernel<T, Tr::kHeadDim>, p);
-        if (err2 != cudaSuccess) return err2;
-    }
-    return cudaGetLastError();
-}
-
-template <typename Tr, typename T>
-cudaError_t launch_decode_typed(const AttnParams& p, cudaStream_t stream) {
-    const bool split = p.num_splits > 1;
-    if (p.mask_kind == MaskKind::kNone)
-        return split ? launch_decode_kernel<Tr, T, false, true>(p, stream) : launch_decode_kernel<Tr, T, false, false>(p, stream);
-    return split ? launch_decode_kernel<Tr, T, true, true>(p, stream) : launch_decode_kernel<Tr, T, true, false>(p, stream);
-}
-
-template <typename Tr>
-cudaError_t launch_decode(const AttnParams& p, cudaStream_t stream) {
-    return p.dtype == DType::kFloat16 ? launch_decode_typed<Tr, __half>(p, stream) : launch_decode_typed<Tr, __nv_bfloat16>(p, stream);
 }
 
 }  // namespace decode

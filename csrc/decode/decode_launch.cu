@@ -13,11 +13,11 @@
 // about one block per SM, and for long caches in 8 parts read in sweep order (plan_decode); the
 // splits' merge is a second kernel, launched as a programmatic dependent of the first on sm90.
 #include "flashmin.h"
+#include "common/switch.h"
+#include "decode/decode_config.h"
 
 namespace flashmin {
 
-cudaError_t run_decode_fwd_hdim64(const AttnParams& p, cudaStream_t stream);
-cudaError_t run_decode_fwd_hdim128(const AttnParams& p, cudaStream_t stream);
 void plan_decode_hdim64(AttnParams& p);
 void plan_decode_hdim128(AttnParams& p);
 
@@ -29,9 +29,8 @@ void plan_decode(AttnParams& p) {
 }
 
 cudaError_t run_decode_fwd(const AttnParams& p, cudaStream_t stream) {
-    if (p.head_dim <= 64) return run_decode_fwd_hdim64(p, stream);
-    if (p.head_dim <= 128) return run_decode_fwd_hdim128(p, stream);
-    return cudaErrorInvalidValue;
+    if (p.head_dim > 128) return cudaErrorInvalidValue;
+    return DECODE_HEADDIM_SWITCH(p.head_dim, kHeadDim, [&] { return decode::run_decode_hdim<kHeadDim>(p, stream); });
 }
 
 }  // namespace flashmin

@@ -1,12 +1,16 @@
 // Head dim 128 instantiation of the sm80 prefill kernel (one file per head dim keeps builds parallel).
 // Tile shape, buffering and rescaling, and their measured reasons: see prefill_launch.cu.
-#include "prefill_sm80/prefill_kernel.cuh"
+#include "prefill_sm80/prefill_config.h"
+#include "prefill_sm80/prefill_launch_template.cuh"
 
 namespace flashmin {
+namespace sm80 {
 
-cudaError_t run_prefill_fwd_hdim128(const AttnParams& p, cudaStream_t stream) {
-    using Tr = sm80::PrefillTraits<128, 128, 64, 4, false, 2, true, true>;
-    return sm80::launch_prefill<Tr>(p, stream);
+template <>
+cudaError_t run_prefill_hdim<128>(const AttnParams& p, cudaStream_t stream) {
+    using Tr = PrefillTraits<128, 128, 64, 4, false, 2, true, true>;
+    return launch_prefill<Tr>(p, stream);
 }
 
+}  // namespace sm80
 }  // namespace flashmin

@@ -16,7 +16,6 @@
 // Masking work (ragged tails, the causal diagonal, attn_mask) runs only on tiles that need it.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 
 #include <cuda_bf16.h>
@@ -24,7 +23,6 @@
 
 #include "flashmin.h"
 #include "common/block_info.cuh"
-#include "common/launch.cuh"
 #include "common/ptx.cuh"
 #include "common/softmax.cuh"
 #include "common/tiles.cuh"
@@ -249,29 +247,6 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
             *reinterpret_cast<uint4*>(&gO[(row0 + r) * p.o_row_stride + c * 8]) =
                 *reinterpret_cast<const uint4*>(&sQ[r * Tr::kStride + c * 8]);
     }
-}
-
-// The launchers dispatch on dtype and mask themselves, so each per-head-dim file names only its
-// configuration.
-template <typename Tr, typename T, bool kHasMask>
-cudaError_t launch_prefill_kernel(const AttnParams& p, cudaStream_t stream) {
-    constexpr auto kernel = prefill_kernel<Tr, T, kHasMask>;
-    if (Tr::kSmemBytes > p.max_smem_per_block) return cudaErrorInvalidConfiguration;
-    const cudaError_t err = opt_in_smem<kernel>(Tr::kSmemBytes);
-    if (err != cudaSuccess) return err;
-    const dim3 grid((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM, p.heads_q, p.batch);
-    kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p);
-    return cudaGetLastError();
-}
-
-template <typename Tr, typename T>
-cudaError_t launch_prefill_typed(const AttnParams& p, cudaStream_t stream) {
-    return p.mask_kind == MaskKind::kNone ? launch_prefill_kernel<Tr, T, false>(p, stream) : launch_prefill_kernel<Tr, T, true>(p, stream);
-}
-
-template <typename Tr>
-cudaError_t launch_prefill(const AttnParams& p, cudaStream_t stream) {
-    return p.dtype == DType::kFloat16 ? launch_prefill_typed<Tr, __half>(p, stream) : launch_prefill_typed<Tr, __nv_bfloat16>(p, stream);
 }
 
 }  // namespace sm80

@@ -24,22 +24,14 @@
 // Head dims that are multiples of 8 run in the next compiled size up, zero-padded (80 -> 96).
 // The binding has already checked dtype (fp16/bf16), 16-byte row alignment and head_dim <= 256.
 #include "flashmin.h"
+#include "common/switch.h"
+#include "prefill_sm80/prefill_config.h"
 
 namespace flashmin {
 
-cudaError_t run_prefill_fwd_hdim32(const AttnParams& p, cudaStream_t stream);
-cudaError_t run_prefill_fwd_hdim64(const AttnParams& p, cudaStream_t stream);
-cudaError_t run_prefill_fwd_hdim96(const AttnParams& p, cudaStream_t stream);
-cudaError_t run_prefill_fwd_hdim128(const AttnParams& p, cudaStream_t stream);
-cudaError_t run_prefill_fwd_hdim256(const AttnParams& p, cudaStream_t stream);
-
 cudaError_t run_prefill_fwd(const AttnParams& p, cudaStream_t stream) {
-    if (p.head_dim <= 32) return run_prefill_fwd_hdim32(p, stream);
-    if (p.head_dim <= 64) return run_prefill_fwd_hdim64(p, stream);
-    if (p.head_dim <= 96) return run_prefill_fwd_hdim96(p, stream);
-    if (p.head_dim <= 128) return run_prefill_fwd_hdim128(p, stream);
-    if (p.head_dim <= 256) return run_prefill_fwd_hdim256(p, stream);
-    return cudaErrorInvalidValue;
+    if (p.head_dim > 256) return cudaErrorInvalidValue;
+    return HEADDIM_SWITCH(p.head_dim, kHeadDim, [&] { return sm80::run_prefill_hdim<kHeadDim>(p, stream); });
 }
 
 }  // namespace flashmin
