@@ -48,7 +48,7 @@ struct AttnParams {
     // O (num_splits, B, Hq, L, kHeadDim) and lse (num_splits, B, Hq, L), then merged. With
     // split_sweep the splits of one head are launched side by side and interleave their tiles
     // (split s reads tile groups s, s + num_splits, ...), so that the blocks running at one time
-    // read neighbouring memory (csrc/decode/decode_kernel.cuh, plan_decode).
+    // read neighbouring memory (csrc/decode/decode_plan.cu).
     int num_splits;
     bool split_sweep;
     float* o_accum;
@@ -66,9 +66,7 @@ cudaError_t run_minimal_fwd(const AttnParams& params, cudaStream_t stream);   //
 cudaError_t run_prefill_fwd(const AttnParams& params, cudaStream_t stream);   // csrc/prefill_sm80/
 cudaError_t run_prefill_sm90(const AttnParams& params, cudaStream_t stream);  // csrc/prefill_sm90/ (sm_90a)
 // Decode: the split-KV decode kernel (csrc/decode/decode_kernel.cuh) plus the merge of its
-// partials when params.num_splits > 1. decode_padded_head_dim: the o_accum row length.
+// partials when params.num_splits > 1; params as the host planner left them (csrc/decode/decode_plan.h).
 cudaError_t run_decode_fwd(const AttnParams& params, cudaStream_t stream);     // csrc/decode/
-int decode_padded_head_dim(int head_dim);
-void plan_decode(AttnParams& params);   // sets num_splits and split_sweep
 
 }  // namespace flashmin

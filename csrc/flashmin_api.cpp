@@ -8,6 +8,7 @@
 #include <torch/extension.h>
 
 #include "flashmin.h"
+#include "decode/decode_plan.h"
 
 namespace flashmin {
 namespace {
@@ -72,43 +73,6 @@ const DeviceFacts& device_facts(int device) {
         C10_CUDA_CHECK(cudaDeviceGetAttribute(&f.num_sms, cudaDevAttrMultiProcessorCount, device));
     }
     return f;
-}
-
-// Decode setup. (1) One query against a KV cache with grouped-query attention: the group's query
-// heads become the rows of one kv head's tile (q viewed as (B, Hkv, group, D)), so K and V are
-// read once per group. Valid when the mask, if any, is the same for every head and row, and the
-// causal limit (if any) hides nothing from the single query. (2) The key range is split when the
-// grid is smaller than the GPU, or the cache is long (plan_decode); partials go to one fp32
-// buffer, merged by a second kernel. (3) The L2 policy of the K/V loads (below).
-void prepare_decode(AttnParams& p, const at::Tensor& q, const c10::optional<at::Tensor>& attn_mask,
-                    int64_t l2_bytes, at::Tensor& accum) {
-    const bool mask_shared = !attn_mask.has_value() || (attn_mask->stride(1) == 0 && attn_mask->stride(2) == 0);
-    const bool sees_all = !p.is_causal || p.causal_offset >= p.len_k - 1;
-    if (p.len_q == 1 && p.group > 1 && mask_shared && sees_all) {
-        const int group = p.group;
-        p.q_head_stride *= group; p.q_row_stride = q.stride(1);
-        p.o_head_stride *= group; p.o_row_stride = p.o_head_stride / group;
-        p.heads_q = p.heads_kv; p.len_q = group; p.group = 1;
-        p.is_causal = false;
-    }
-    plan_decode(p);
-    const int splits = p.num_splits;
-    // (3) The L2 policy of the K/V loads: evict-first when the cache is small against the L2, so
-    // that the stream recycles its own lines instead of evicting (and writing back, when dirty)
-    // what other kernels left there; the default policy for large caches, where evict-first
-    // measured 2-3% slower. Measured at B=8 (scripts/tune.py, L2 flushed by a 256 MB memset
-    // before each call, so it is dirty): 25-201 MB caches +2-18%, 268 MB +0.3%, 302 MB -0.4%,
-    // 403-537 MB -2-3.5%; the limit is 5x the L2 (250 MiB on the H100). ncu, H=12, 1k keys:
-    // DRAM writes during the kernel 8.0 -> 1.6 MB, 17.1 -> 15.0 us.
-    const int64_t kv_bytes = 2LL * p.batch * p.heads_kv * p.len_k * p.head_dim * 2;
-    p.kv_evict_first = kv_bytes <= 5 * l2_bytes;
-    if (splits > 1) {   // one buffer for both (one allocation per call): O (splits, rows, Dp), then lse (splits, rows)
-        const int64_t rows = static_cast<int64_t>(p.batch) * p.heads_q * p.len_q;
-        const int64_t o_elems = splits * rows * decode_padded_head_dim(p.head_dim);
-        accum = at::empty({o_elems + splits * rows}, q.options().dtype(at::kFloat));
-        p.o_accum = accum.data_ptr<float>();
-        p.lse_accum = p.o_accum + o_elems;
-    }
 }
 
 }  // namespace
@@ -208,7 +172,11 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
     at::Tensor accum;   // split-KV partials, alive until the launches are queued
     if (kernel == Kernel::kDecode) {
         TORCH_CHECK(D <= 128, "the decode kernel takes head dims up to 128; got q.size(-1)=", D);
-        prepare_decode(p, q, attn_mask, dev.l2_bytes, accum);
+        // The plan (GQA packing, splits, L2 policy: csrc/decode/decode_plan.cu); its partials go to
+        // one fp32 buffer (one allocation per call), merged by a second kernel.
+        const DecodePlan plan = plan_decode(p, dev.l2_bytes);
+        if (plan.num_splits > 1) accum = at::empty({plan.o_accum_floats + plan.lse_accum_floats}, q.options().dtype(at::kFloat));
+        p = apply_decode_plan(p, plan, accum.defined() ? accum.data_ptr<float>() : nullptr);
     }
 
     cudaError_t err = cudaSuccess;

@@ -17,7 +17,9 @@ CUDA_SOURCES = [
     "csrc/prefill_sm80/prefill_hdim96.cu",
     "csrc/prefill_sm80/prefill_hdim128.cu",
     "csrc/prefill_sm80/prefill_hdim256.cu",
-    # The decode kernel and its split merge: the head-dim dispatch, one file per compiled head dim.
+    # The decode kernel and its split merge: the host-side plan, the head-dim dispatch, one file
+    # per compiled head dim.
+    "csrc/decode/decode_plan.cu",
     "csrc/decode/decode_launch.cu",
     "csrc/decode/decode_hdim64.cu",
     "csrc/decode/decode_hdim128.cu",

@@ -530,7 +530,7 @@ def _full_grid_heads(B):
 
 
 # (dtype, D, q_len, group, mode): long caches on a grid that fills the GPU. The keys are cut
-# into 8 splits (plan_decode in decode_kernel.cuh), read in sweep order (interleaved tile groups)
+# into 8 splits (plan_decode in csrc/decode/decode_plan.cu), read in sweep order (interleaved tile groups)
 # when each head's keys are contiguous (storage "bhsd", Hugging Face's layout) and as contiguous
 # ranges in the (B, S, H, D) cache. Up to 40000 keys: 1250 tiles, so the splits get unequal tile
 # counts; the short ragged rows leave most splits empty. (Groups stay small: the float64
@@ -578,7 +578,7 @@ def test_decode_long_cache_full_grid_sdpa(mask_kind):
 @pytest.mark.parametrize("q_len", [1, 7])
 def test_decode_cache_larger_than_evict_first_limit(q_len):
     # Caches up to 5x the L2 are read with an evict-first L2 policy, larger ones with the default
-    # policy (prepare_decode); the grid above stays below the limit, this one is above it.
+    # policy (plan_decode); the grid above stays below the limit, this one is above it.
     _require_decode("decode")
     B, Hkv, D = 2, 8, 128
     l2 = torch.cuda.get_device_properties(DEV).L2_cache_size

@@ -1,17 +1,15 @@
-// Head dim 128 instantiation of the decode kernel (decode_kernel.cuh): 32-key tiles, four warps,
-// 2 ring slots per warp, L2::256B prefetch hint; one block (4 warps, 135 KB of shared memory) per SM. Measured reasons: see decode_launch.cu.
+// Head dim 128 instantiation of the decode kernel and the merge of its splits (one file per head
+// dim keeps builds parallel). Its configuration and the measured reasons: DecodeConfig<128> in
+// decode_config.h.
 #include "decode/decode_config.h"
 #include "decode/decode_launch_template.cuh"
 
 namespace flashmin {
-
-void plan_decode_hdim128(AttnParams& p) { decode::plan_decode<decode::DecodeTraits<128, 32, 2, 4>>(p); }
-
 namespace decode {
 
 template <>
 cudaError_t run_decode_hdim<128>(const AttnParams& p, cudaStream_t stream) {
-    return launch_decode<DecodeTraits<128, 32, 2, 4>>(p, stream);
+    return launch_decode<DecodeTraits<DecodeConfig<128>>>(p, stream);
 }
 
 }  // namespace decode

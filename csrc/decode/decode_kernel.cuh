@@ -7,7 +7,7 @@
 //   useful work even for a single query row;
 // - a split is a contiguous key range, or, in sweep order (AttnParams::split_sweep), every
 //   num_splits-th group of kNWarps tiles, with the splits of one head launched side by side:
-//   the blocks running at one time then read neighbouring memory (see plan_decode);
+//   the blocks running at one time then read neighbouring memory (decode_plan.cu);
 // - every warp streams its own tiles through a private ring of kStages (K, V) slots in shared
 //   memory with cp.async: kStages - 1 tiles are in flight while one is computed, and a warp waits
 //   only for its own copies (cp.async.wait_group + __syncwarp, no block barrier in the loop);
@@ -15,11 +15,11 @@
 //   host decides: AttnParams::kv_evict_first), so the stream does not push out other data;
 // - after the loop the warps' partial results are merged through shared memory; with one split
 //   the block writes the output, otherwise fp32 partial O and lse, merged by combine_splits_kernel.
-// The PTX wrappers, the tile loader and the slice helpers (masking, online softmax) are shared
+// Tr: DecodeTraits<DecodeConfig<kHeadDim>> (decode_traits.h, decode_config.h). The PTX wrappers, the
+// tile loader, the warp-level products and the slice helpers (masking, online softmax) are shared
 // with the prefill kernels (csrc/common/).
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 
 #include <cuda_bf16.h>
@@ -31,42 +31,10 @@
 #include "common/softmax.cuh"
 #include "common/tiles.cuh"
 #include "common/warp_gemm.cuh"
+#include "decode/decode_traits.h"
 
 namespace flashmin {
 namespace decode {
-
-template <int kHeadDim_, int kWarpN_, int kStages_, int kNWarps_>
-struct DecodeTraits {
-    // K/V loads: cp_async_16_stream, the L2::256B prefetch hint (+1-2% over none in session 2; no
-    // change in session 4) and an L2 policy (AttnParams::kv_evict_first).
-    static constexpr bool kL2Hint = true;
-    static constexpr int kHeadDim = kHeadDim_;   // compiled head dim; smaller multiples of 8 are zero-padded
-    static constexpr int kWarpN = kWarpN_;       // keys per tile (one warp computes one tile at a time)
-    static constexpr int kStages = kStages_;     // ring slots per warp
-    static constexpr int kNWarps = kNWarps_;
-    static constexpr int kThreads = 32 * kNWarps;
-    static constexpr int kBlockM = 16;           // query rows per block: one MMA slice
-    static constexpr int kNT = kWarpN / 8, kDT = kHeadDim / 8, kKS = kHeadDim / 16;
-    // K/V tiles are unpadded, 16-byte chunks XOR-swizzled within each row: chunk c of row r sits
-    // at chunk c ^ (r % 8). The 8 rows an ldmatrix reads then fall in distinct banks, and every
-    // 32-byte sector of a global row lands in one aligned 32-byte sector of shared memory. (With
-    // 16 bytes of row padding instead, odd rows straddle sectors and the L2 serves each of their
-    // sectors twice: 1.5x the L2 sector reads of the data, measured with ncu at B=8, H=32, D=128.)
-    static constexpr int kStride = kHeadDim;
-    static constexpr int kTile = kWarpN * kStride;            // elements of one K (or V) tile
-    static constexpr int kQStride = kHeadDim + 8;             // Q: 16 rows, padded (read once)
-    static constexpr int kSmemQ = kBlockM * kQStride;
-    static constexpr int kSmemRing = kNWarps * kStages * 2 * kTile;
-    // The merge reuses the rings: per warp 16 rows of fp32 O (+4 floats of padding), m, l, weight.
-    static constexpr int kMergeStride = kHeadDim + 4;
-    static constexpr int kMergeBytes = (kNWarps * kBlockM * (kMergeStride + 3) + kBlockM) * 4;   // O, m, l, weights; lse
-    static constexpr int kLoopBytes = (kSmemQ + kSmemRing) * 2;
-    static constexpr int kSmemBytes = kLoopBytes > kMergeBytes ? kLoopBytes : kMergeBytes;
-    static_assert(kWarpN % 16 == 0 && kHeadDim % 16 == 0 && kHeadDim <= 256, "whole ldmatrix.x4 tiles");
-    static_assert(32 % (kHeadDim / 8) == 0, "a warp loads whole rows of 16-byte chunks at a time");
-    static_assert(kHeadDim >= 64, "the swizzle permutes 8 chunks (128 bytes) of a row");
-    static_assert(kStages >= 2, "at least one tile in flight while another is computed");
-};
 
 template <typename Tr, typename T, bool kHasMask, bool kSplitKV>
 __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p) {
@@ -231,59 +199,6 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
             if (c == 0) p.lse[blk.lse_row0(p) + i] = rowLse[r];
         }
     }
-}
-
-// How to split the key range (sets p.num_splits and p.split_sweep).
-//
-// (1) A (batch, head, row-block) grid smaller than the GPU: about one block per SM, never so
-// many splits that a warp is left with fewer than two tiles (below that the fixed costs - Q, the
-// merge, the combine - outweigh the streaming). One block per SM is enough to stream at the
-// bandwidth (its warps keep kNWarps x (kStages - 1) tiles in flight), and every split past that
-// adds partials to write and merge. Measured at B=8, H=12, D=64 (96 blocks on 132 SMs, torch
-// profiler, L2 flushed): unsplit 14.7 / 45.9 / 145.8 us at 1k / 4k / 16k keys against 17.9 /
-// 47.9 / 147.9 us for 4 splits (the full wave of 3 blocks per SM the previous plan chose), and
-// 2 or 3 splits, which leave some SMs with two blocks and others with one, were slower still.
-//
-// (2) A grid that fills the GPU, over a long cache (kLongTiles tiles, 32k keys): 8 splits.
-// Unsplit, the blocks running at one time each stream their own head, 16 MB apart at 64k keys
-// in a (B, H, L, D) cache; the read rate then stays at about 3.10 TB/s, where cuDNN's decode
-// also sits, while a reader whose blocks take neighbouring chunks reaches 3.15 (session 6,
-// scripts/read_ceiling.py). With 8 splits in sweep order (below) the 132 blocks that run at once
-// read about 16 heads, each through one window. Measured at B=8, H=32, D=128 (scripts/tune.py,
-// session 7, runs S7-2 to S7-5; ratios to SDPA's default in the same process): 32k / 64k /
-// 128k keys 1.006-1.008 / 1.009-1.010 / 1.010x against 0.999-1.000 / 0.998-1.000 / 0.995x
-// unsplit; 12 or 16 splits the same, 4 splits about half the gain, 2 none. At 16k keys 8 splits
-// measured 0.999-1.001x against 1.000-1.002x unsplit, at 4k 0.985x: no gain there, so the limit.
-// In the (B, L, H, D) layout of flash_attn_with_kvcache, 8 splits in the plain order (which puts
-// a batch row's heads, i.e. neighbouring memory, side by side): +0.8% / +1.2% at 32k / 64k keys.
-// Head dim 64 (two blocks per SM), B=8, H=24: +1.8% / +2.3% (S7-5).
-//
-// (3) Sweep order: when each head's keys are contiguous (a (B, H, L, D)-like cache) and the
-// splits are long (kSweepTiles tiles, 16k keys), the splits of one head are launched side by
-// side and split s reads tile groups s, s + splits, ... instead of one contiguous range. With
-// B=8, Hkv=8 (grouped queries, 64 blocks, 2 splits by rule 1), 16k / 64k keys: 1.003 /
-// 1.003-1.004x against 0.997 / 0.999-1.001x for contiguous ranges. At B=8, H=32, 64k keys: 33
-// contiguous ranges of one head side by side 1.001x, 33 interleaved splits in the plain order
-// 0.995x, the two together 1.008x (S7-2). In the (B, L, H, D) layout the plain order already
-// reads neighbouring memory (8 splits in sweep order there: 1.009x against 1.021x, S7-4).
-template <typename Tr>
-void plan_decode(AttnParams& p) {
-    constexpr long kLongTiles = 32768 / Tr::kWarpN, kSweepTiles = 16384 / Tr::kWarpN, kLongSplits = 8;
-    const long blocks = static_cast<long>(p.batch) * p.heads_q * ((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM);
-    const long tiles = (p.len_k + Tr::kWarpN - 1) / Tr::kWarpN;
-    long splits = 1;
-    if (blocks < p.num_sms) {
-        const long by_sms = p.num_sms / std::max(1L, blocks);
-        const long by_work = tiles / (2 * Tr::kNWarps);
-        splits = std::max(1L, std::min({by_sms, by_work, 128L}));
-    } else if (tiles >= kLongTiles) {
-        splits = kLongSplits;
-    }
-    const bool head_major = p.heads_kv == 1 || (p.k_head_stride > p.k_row_stride && p.v_head_stride > p.v_row_stride);
-    const long heads = static_cast<long>(p.batch) * p.heads_q;
-    p.split_sweep = splits > 1 && head_major && tiles >= kSweepTiles && heads <= 65535;   // grid.z = batch x heads
-    if (!p.split_sweep && p.batch * splits > 65535) splits = 1;                           // grid.z = batch x splits
-    p.num_splits = static_cast<int>(splits);
 }
 
 }  // namespace decode

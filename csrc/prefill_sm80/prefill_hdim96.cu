@@ -1,5 +1,5 @@
 // Head dim 96 instantiation of the sm80 prefill kernel (one file per head dim keeps builds parallel).
-// Tile shape, buffering and rescaling, and their measured reasons: see prefill_launch.cu.
+// Its configuration and the measured reasons: PrefillConfig<96> in prefill_config.h.
 #include "prefill_sm80/prefill_config.h"
 #include "prefill_sm80/prefill_launch_template.cuh"
 
@@ -8,8 +8,7 @@ namespace sm80 {
 
 template <>
 cudaError_t run_prefill_hdim<96>(const AttnParams& p, cudaStream_t stream) {
-    using Tr = PrefillTraits<96, 128, 64, 4, false, 1, true>;
-    return launch_prefill<Tr>(p, stream);
+    return launch_prefill<PrefillTraits<PrefillConfig<96>>>(p, stream);
 }
 
 }  // namespace sm80

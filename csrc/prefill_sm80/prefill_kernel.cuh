@@ -11,6 +11,7 @@
 // - the online softmax stays in registers (base 2, the scale folded into one FFMA before exp2), and
 //   P is repacked in registers as the A operand of the second product: S never touches memory;
 // - one normalisation at the end; O leaves through shared memory as 16-byte stores.
+// Tr: PrefillTraits<PrefillConfig<kHeadDim>> (prefill_traits.h, prefill_config.h).
 // Shared-memory rows are padded by 16 bytes, or (K/V with kSwizzleKV) unpadded and XOR-swizzled,
 // so the 8 rows an ldmatrix reads fall in distinct banks.
 // Masking work (ragged tails, the causal diagonal, attn_mask) runs only on tiles that need it.
@@ -27,55 +28,10 @@
 #include "common/softmax.cuh"
 #include "common/tiles.cuh"
 #include "common/warp_gemm.cuh"
+#include "prefill_sm80/prefill_traits.h"
 
 namespace flashmin {
 namespace sm80 {
-
-
-template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, bool kQInRegs_, int kStages_ = 2,
-          bool kLazyRescale_ = false, bool kSwizzleKV_ = false>
-struct PrefillTraits {
-    static constexpr int kHeadDim = kHeadDim_;   // compiled head dim; smaller ones (multiples of 8) are zero-padded
-    static constexpr int kBlockM = kBlockM_;     // query rows per block
-    static constexpr int kBlockN = kBlockN_;     // keys per tile
-    static constexpr int kNWarps = kNWarps_;
-    static constexpr int kThreads = 32 * kNWarps;
-    static constexpr int kMT = kBlockM / (16 * kNWarps);  // 16-row MMA slices per warp
-    static constexpr int kNT = kBlockN / 8;               // 8-key column tiles of S
-    static constexpr int kDT = kHeadDim / 8;              // 8-wide column tiles of O
-    static constexpr int kKS = kHeadDim / 16;             // k-steps of Q K^T
-    static constexpr int kStride = kHeadDim + 8;          // shared-memory row stride (elements): +16 B of padding
-    static constexpr int kSmemQ = kBlockM * kStride;
-    // K/V tiles: padded like Q, or (kSwizzleKV) unpadded with 16-byte chunk c of row r stored at
-    // chunk c ^ (r % 8): the 8 rows an ldmatrix reads still fall in distinct banks, and each 32-byte
-    // sector of a global row lands in one aligned 32-byte sector of shared memory (with padding,
-    // odd rows straddle sectors; in the decode kernel that cost 1.5x the L2 sector reads).
-    static constexpr bool kSwizzleKV = kSwizzleKV_;
-    static constexpr int kKVStride = kSwizzleKV ? kHeadDim : kStride;
-    static constexpr int kSmemKV = kBlockN * kKVStride;
-    static_assert(!kSwizzleKV || kHeadDim % 64 == 0, "the swizzle permutes whole groups of 8 chunks (128 bytes)");
-    // K/V buffering. 1: one K and one V buffer; V_t is fetched during S = Q K_t^T and K_{t+1}
-    // during O += P V_t (two barriers per tile; FlashAttention-2's scheme). 2: two (K, V) slots;
-    // K_{t+1} and V_{t+1} are fetched while tile t is computed (one barrier per tile).
-    static constexpr int kStages = kStages_;
-    static constexpr int kSmemBytes = (kSmemQ + 2 * kStages * kSmemKV) * 2;
-    // Q fragments held in registers for the whole kernel, or re-read from shared memory at each
-    // k-step when O's accumulators need the room (large head dims, two slices per warp).
-    static constexpr bool kQInRegs = kQInRegs_;
-    static_assert(kBlockM % (16 * kNWarps) == 0, "each warp owns whole 16-row MMA slices");
-    static_assert(kStages == 1 || kStages == 2, "one or two K/V buffers");
-    // K/V loads are plain cp.async: no L2 prefetch-size hint (an L2::128B hint measured no change)
-    // and no cache policy (every query block re-reads the tiles: they should stay in L2).
-    static constexpr bool kL2Hint = false;
-    // Lazy rescaling: a warp keeps its rows' running max (and skips rescaling O and l) until some
-    // row's max has grown by more than 2^kLazyLog2, so P stays below 2^8 = 256, far inside fp16
-    // and bf16 range; the result is the same softmax, normalised by the same max it was built on.
-    static constexpr bool kLazyRescale = kLazyRescale_;
-    static constexpr float kLazyLog2 = 8.f;
-    static_assert(kBlockN % 16 == 0 && kHeadDim % 16 == 0, "ldmatrix.x4 loads two 8-wide tiles at a time");
-};
-
-
 
 // ---- the kernel ---------------------------------------------------------------------------------
 

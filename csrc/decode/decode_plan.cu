@@ -1,0 +1,128 @@
+// decode_plan.cu: the decode kernel's host-side plan (host code only: nvcc or any C++ compiler).
+//
+// Measurements below: H100 (132 SMs, 50 MiB L2), 2026-11-24, scripts/tune.py with every variant
+// beside SDPA's default in the same process unless said otherwise; docs/perf-notes.md has the runs
+// under the commits named.
+#include "decode/decode_plan.h"
+
+#include <algorithm>
+
+#include "decode/decode_config.h"
+#include "decode/decode_traits.h"
+
+namespace flashmin {
+namespace {
+
+// (1) GQA packing. Valid when the mask, if any, is the same for every head and row, and the
+// causal limit (if any) hides nothing from the single query.
+bool packs_gqa(const AttnParams& p) {
+    const bool mask_shared = p.mask_kind == MaskKind::kNone || (p.mask_head_stride == 0 && p.mask_row_stride == 0);
+    const bool sees_all = !p.is_causal || p.causal_offset >= p.len_k - 1;
+    return p.len_q == 1 && p.group > 1 && mask_shared && sees_all;
+}
+
+// q (B, Hq, 1, D) viewed as (B, Hkv, group, D): a kv head's query heads become its rows (and o likewise).
+AttnParams packed_gqa(AttnParams p) {
+    const int group = p.group;
+    p.q_row_stride = p.q_head_stride;
+    p.q_head_stride *= group;
+    p.o_row_stride = p.o_head_stride;
+    p.o_head_stride *= group;
+    p.heads_q = p.heads_kv;
+    p.len_q = group;
+    p.group = 1;
+    p.is_causal = false;
+    return p;
+}
+
+// How to split the key range (num_splits, split_sweep), for the kernel's tile shape Tr.
+//
+// (a) A (batch, head, row-block) grid smaller than the GPU: about one block per SM, never so
+// many splits that a warp is left with fewer than two tiles (below that the fixed costs - Q, the
+// merge, the combine - outweigh the streaming). One block per SM is enough to stream at the
+// bandwidth (its warps keep kNWarps x (kStages - 1) tiles in flight), and every split past that
+// adds partials to write and merge. Measured at B=8, H=12, D=64 (96 blocks on 132 SMs, torch
+// profiler, L2 flushed; commit 5c6ea90): unsplit 14.7 / 45.9 / 145.8 us at 1k / 4k / 16k keys
+// against 17.9 / 47.9 / 147.9 us for 4 splits (a full wave of 3 blocks per SM), and 2 or 3
+// splits, which leave some SMs with two blocks and others with one, were slower still.
+//
+// (b) A grid that fills the GPU, over a long cache (kLongTiles tiles, 32k keys): 8 splits.
+// Unsplit, the blocks running at one time each stream their own head, 16 MB apart at 64k keys
+// in a (B, H, L, D) cache; the read rate then stays at about 3.10 TB/s, where cuDNN's decode
+// also sits, while a reader whose blocks take neighbouring chunks reaches 3.15
+// (scripts/investigations/read_ceiling.py). With 8 splits in sweep order (c) the 132 blocks that
+// run at once read about 16 heads, each through one window. Measured at B=8, H=32, D=128 (commit
+// ea4d094): 32k / 64k / 128k keys 1.006-1.008 / 1.009-1.010 / 1.010x SDPA against 0.999-1.000 /
+// 0.998-1.000 / 0.995x unsplit; 12 or 16 splits the same, 4 splits about half the gain, 2 none.
+// At 16k keys 8 splits measured 0.999-1.001x against 1.000-1.002x unsplit, at 4k 0.985x: no gain
+// there, so the limit. In the (B, L, H, D) layout of flash_attn_with_kvcache, 8 splits in the
+// plain order (which puts a batch row's heads, i.e. neighbouring memory, side by side): +0.8% /
+// +1.2% at 32k / 64k keys. Head dim 64 (two blocks per SM), B=8, H=24: +1.8% / +2.3%.
+//
+// (c) Sweep order: when each head's keys are contiguous (a (B, H, L, D)-like cache) and the
+// splits are long (kSweepTiles tiles, 16k keys), the splits of one head are launched side by
+// side and split s reads tile groups s, s + splits, ... instead of one contiguous range. With
+// B=8, Hkv=8 (grouped queries, 64 blocks, 2 splits by rule a), 16k / 64k keys: 1.003 /
+// 1.003-1.004x against 0.997 / 0.999-1.001x for contiguous ranges. At B=8, H=32, 64k keys: 33
+// contiguous ranges of one head side by side 1.001x, 33 interleaved splits in the plain order
+// 0.995x, the two together 1.008x. In the (B, L, H, D) layout the plain order already reads
+// neighbouring memory (8 splits in sweep order there: 1.009x against 1.021x).
+template <typename Tr>
+void plan_splits(const AttnParams& p, DecodePlan& plan) {
+    constexpr long kLongTiles = 32768 / Tr::kWarpN, kSweepTiles = 16384 / Tr::kWarpN, kLongSplits = 8;
+    const long blocks = static_cast<long>(p.batch) * p.heads_q * ((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM);
+    const long tiles = (p.len_k + Tr::kWarpN - 1) / Tr::kWarpN;
+    long splits = 1;
+    if (blocks < p.num_sms) {
+        const long by_sms = p.num_sms / std::max(1L, blocks);
+        const long by_work = tiles / (2 * Tr::kNWarps);
+        splits = std::max(1L, std::min({by_sms, by_work, 128L}));
+    } else if (tiles >= kLongTiles) {
+        splits = kLongSplits;
+    }
+    const bool head_major = p.heads_kv == 1 || (p.k_head_stride > p.k_row_stride && p.v_head_stride > p.v_row_stride);
+    const long heads = static_cast<long>(p.batch) * p.heads_q;
+    plan.split_sweep = splits > 1 && head_major && tiles >= kSweepTiles && heads <= 65535;   // grid.z = batch x heads
+    if (!plan.split_sweep && p.batch * splits > 65535) splits = 1;                           // grid.z = batch x splits
+    plan.num_splits = static_cast<int>(splits);
+}
+
+}  // namespace
+
+DecodePlan plan_decode(const AttnParams& p, int64_t l2_bytes) {
+    DecodePlan plan;
+    plan.pack_gqa = packs_gqa(p);
+    const AttnParams q = plan.pack_gqa ? packed_gqa(p) : p;   // the shape the kernel sees
+    if (q.head_dim <= 64) plan_splits<decode::DecodeTraits<decode::DecodeConfig<64>>>(q, plan);
+    else plan_splits<decode::DecodeTraits<decode::DecodeConfig<128>>>(q, plan);
+    // (d) The L2 policy of the K/V loads: evict-first when the cache is small against the L2, so
+    // that the stream recycles its own lines instead of evicting (and writing back, when dirty)
+    // what other kernels left there; the default policy for large caches, where evict-first
+    // measured 2-3% slower. Measured at B=8 (commit b7508ef; L2 flushed by a 256 MB memset before
+    // each call, so it is dirty): 25-201 MB caches +2-18%, 268 MB +0.3%, 302 MB -0.4%, 403-537 MB
+    // -2-3.5%; the limit is 5x the L2 (250 MiB on the H100). ncu, H=12, 1k keys: DRAM writes during
+    // the kernel 8.0 -> 1.6 MB, 17.1 -> 15.0 us.
+    const int64_t kv_bytes = 2LL * q.batch * q.heads_kv * q.len_k * q.head_dim * 2;
+    plan.kv_evict_first = kv_bytes <= 5 * l2_bytes;
+    if (plan.num_splits > 1) {
+        const int64_t rows = static_cast<int64_t>(q.batch) * q.heads_q * q.len_q;
+        const int padded_head_dim = q.head_dim <= 64 ? 64 : 128;   // the compiled head dim: the o_accum row length
+        plan.o_accum_floats = plan.num_splits * rows * padded_head_dim;
+        plan.lse_accum_floats = plan.num_splits * rows;
+    }
+    return plan;
+}
+
+AttnParams apply_decode_plan(const AttnParams& p, const DecodePlan& plan, float* accum) {
+    AttnParams q = plan.pack_gqa ? packed_gqa(p) : p;
+    q.num_splits = plan.num_splits;
+    q.split_sweep = plan.split_sweep;
+    q.kv_evict_first = plan.kv_evict_first;
+    if (plan.num_splits > 1) {
+        q.o_accum = accum;
+        q.lse_accum = accum + plan.o_accum_floats;
+    }
+    return q;
+}
+
+}  // namespace flashmin
