@@ -17,6 +17,7 @@
 
 #include "flashmin.h"
 #include "common/block_info.cuh"
+#include "common/launch.cuh"
 
 namespace flashmin {
 namespace {
@@ -178,8 +179,10 @@ cudaError_t launch(const AttnParams& p, cudaStream_t stream) {
     const int Br = choose_Br(p, Ds);
     const size_t smem = smem_bytes(Br, Ds);
     if (smem > static_cast<size_t>(p.max_smem_per_block)) return cudaErrorInvalidConfiguration;
+    // Above 48 KB the kernel must opt in, once per device (common/launch.cuh): to the device's
+    // limit, since Br and the head dim make the size differ from call to call.
     if (smem > 48 * 1024) {
-        cudaError_t err = cudaFuncSetAttribute(minimal_fwd_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+        const cudaError_t err = opt_in_smem<minimal_fwd_kernel<T>>(p.max_smem_per_block);
         if (err != cudaSuccess) return err;
     }
     const dim3 grid((p.len_q + Br - 1) / Br, p.heads_q, p.batch);  // (Tr, H, B)

@@ -176,9 +176,13 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
     cp_async_wait_all();
 
     // O = O / l; a row that saw no key has l = 0 and O = 0. Stage this warp's rows in sQ (only this
-    // warp ever read them), then 16-byte stores to global memory.
+    // warp ever read them), then 16-byte stores to global memory. The __syncwarp orders the staging
+    // writes after every lane's last ldmatrix read of those Q rows (at each k-step of the last tile
+    // when Q is re-read from shared memory, at the start otherwise): without it a lane may write a
+    // row another lane of the warp is still reading.
     T* gO = blk.o<T>(p);
     float* gL = p.lse + blk.lse_row0(p);
+    __syncwarp();
 #pragma unroll
     for (int mt = 0; mt < Tr::kMT; ++mt) {
 #pragma unroll
