@@ -5,6 +5,8 @@ Each submodule imports its library when it is imported itself, never before:
 
 - `flashmin_nn.integrations.transformers`: flashmin as a transformers 5.x attention
   implementation, plus `patch_gpt2`, `patch_model`, `unpatch` and `patched`.
+- `flashmin_nn.integrations.patching`: where those four (and `is_patched`) are defined; it
+  imports `flashmin_nn.integrations.transformers`, never the other way round at import time.
 
 `import flashmin_nn` still makes `attn_implementation="fmin_attention"` work for a user who never
 imports the integration: `register_with_transformers` (called by flashmin_nn/__init__.py) imports
