@@ -13,7 +13,9 @@
 namespace flashmin {
 namespace {
 
-enum class Kernel { kMinimal, kTensorCore, kDecode, kPrefillSm90 };
+// The CUDA kernels by the names (and aliases) of flashmin_nn/backends.py's KERNEL_SPECS, whose
+// limits the checks below restate for anyone calling the op directly.
+enum class Kernel { kMinimal, kPrefill, kDecode, kPrefillSm90 };
 
 // Whether this build holds sm_90a code (the Hopper prefill kernel): the build defines
 // FLASHMIN_SM90A when its targets include compute capability 9.0 (flashmin_nn/_build_config.py).
@@ -25,20 +27,21 @@ constexpr bool kBuiltSm90a = false;
 
 Kernel kernel_from_name(c10::string_view name) {
     if (name == "minimal") return Kernel::kMinimal;
-    if (name == "tensor_core") return Kernel::kTensorCore;
+    if (name == "prefill" || name == "tensor_core") return Kernel::kPrefill;
     if (name == "decode") return Kernel::kDecode;
     if (name == "prefill_sm90" || name == "hopper") return Kernel::kPrefillSm90;
-    TORCH_CHECK(false, "flashmin: kernel='", std::string(name), "' is not a CUDA kernel of this build (minimal, tensor_core, decode, prefill_sm90)");
+    TORCH_CHECK(false, "flashmin: kernel='", std::string(name), "' is not a CUDA kernel of this build (minimal, prefill or tensor_core, decode, prefill_sm90 or hopper)");
     return Kernel::kMinimal;
 }
 
-// The tensor-core kernel moves 16-byte chunks: every row must start on a 16-byte boundary.
-void check_tensor_core(const at::Tensor& t, const char* name) {
+// The tensor-core kernels (prefill, decode, prefill_sm90) move 16-byte chunks: every row must
+// start on a 16-byte boundary.
+void check_tensor_core(const at::Tensor& t, const char* name, const char* kernel) {
     TORCH_CHECK(t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16,
-                "the tensor_core kernel takes float16 or bfloat16; got ", name, ".dtype=", t.scalar_type());
-    TORCH_CHECK(t.size(3) % 8 == 0, "the tensor_core kernel needs a head dim that is a multiple of 8; got ", name, ".size(-1)=", t.size(3));
+                "the ", kernel, " kernel takes float16 or bfloat16; got ", name, ".dtype=", t.scalar_type());
+    TORCH_CHECK(t.size(3) % 8 == 0, "the ", kernel, " kernel needs a head dim that is a multiple of 8; got ", name, ".size(-1)=", t.size(3));
     TORCH_CHECK(reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0 && t.stride(0) % 8 == 0 && t.stride(1) % 8 == 0 && t.stride(2) % 8 == 0,
-                "the tensor_core kernel needs 16-byte aligned rows; got ", name, ".stride()=", t.strides(), " at address ", t.data_ptr());
+                "the ", kernel, " kernel needs 16-byte aligned rows; got ", name, ".stride()=", t.strides(), " at address ", t.data_ptr());
 }
 
 DType dtype_of(const at::Tensor& t) {
@@ -154,9 +157,10 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
     p.max_smem_per_block = dev.max_smem;
     p.dependent_launch = dev.cc_major >= 9;
 
-    if (kernel == Kernel::kTensorCore || kernel == Kernel::kDecode || kernel == Kernel::kPrefillSm90) {
-        check_tensor_core(q, "q"); check_tensor_core(k, "k"); check_tensor_core(v, "v");
-        TORCH_CHECK(dev.cc_major >= 8, "the tensor_core kernel needs compute capability 8.0 or newer; this GPU is sm_", dev.cc_major, "x");
+    if (kernel == Kernel::kPrefill || kernel == Kernel::kDecode || kernel == Kernel::kPrefillSm90) {
+        const char* kname = kernel == Kernel::kPrefill ? "prefill" : kernel == Kernel::kDecode ? "decode" : "prefill_sm90";
+        check_tensor_core(q, "q", kname); check_tensor_core(k, "k", kname); check_tensor_core(v, "v", kname);
+        TORCH_CHECK(dev.cc_major >= 8, "the ", kname, " kernel needs compute capability 8.0 or newer; this GPU is sm_", dev.cc_major, "x");
     }
     if (kernel == Kernel::kPrefillSm90) {
         TORCH_CHECK(dev.cc_major == 9, "the prefill_sm90 kernel runs on compute capability 9.0 (Hopper) only; this GPU is sm_", dev.cc_major, "x");
@@ -172,6 +176,7 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
     at::Tensor accum;   // split-KV partials, alive until the launches are queued
     if (kernel == Kernel::kDecode) {
         TORCH_CHECK(D <= 128, "the decode kernel takes head dims up to 128; got q.size(-1)=", D);
+        TORCH_CHECK(L <= 16, "the decode kernel takes query lengths up to 16; got q.size(2)=", L);
         // The plan (GQA packing, splits, L2 policy: csrc/decode/decode_plan.cu); its partials go to
         // one fp32 buffer (one allocation per call), merged by a second kernel.
         const DecodePlan plan = plan_decode(p, dev.l2_bytes);
@@ -182,7 +187,7 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
     cudaError_t err = cudaSuccess;
     switch (kernel) {
         case Kernel::kMinimal: err = run_minimal_fwd(p, stream); break;
-        case Kernel::kTensorCore: err = run_prefill_fwd(p, stream); break;
+        case Kernel::kPrefill: err = run_prefill_fwd(p, stream); break;
         case Kernel::kDecode: err = run_decode_fwd(p, stream); break;
         case Kernel::kPrefillSm90: err = run_prefill_sm90(p, stream); break;
     }

@@ -10,6 +10,7 @@
   unchanged, and takes the common ones.
 """
 import itertools
+import os
 
 import pytest
 import torch
@@ -265,3 +266,148 @@ def test_check_qkv_fast_path_accepts_only_what_the_detailed_checks_pass(device, 
     elif isinstance(detailed, Exception):   # refused: the detailed checks' own error
         assert type(got) is type(detailed) and str(got) == str(detailed)
     assert (not calls) == fast, f"{what}: the fast path {'missed' if calls else 'took'} it"
+
+
+# ---------------------------------------------------------------------------------------------
+# KERNEL_SPECS: the one table of what each kernel supports
+# ---------------------------------------------------------------------------------------------
+SPECS = backends.KERNEL_SPECS
+
+
+def test_kernel_order_nests_as_the_fast_path_and_resolve_assume():
+    # _auto_fast is written for this order, and resolve's rank shortcut for kernels that nest:
+    # every call decode serves, prefill serves, and every call prefill serves, minimal serves.
+    assert backends.KERNEL_ORDER == ("decode", "prefill", "minimal")
+    for inner, outer in (("decode", "prefill"), ("prefill", "minimal")):
+        a, b = SPECS[inner], SPECS[outer]
+        assert set(a.dtypes) <= set(b.dtypes), (inner, outer)
+        assert a.head_dim_max <= b.head_dim_max and a.head_dim_multiple % b.head_dim_multiple == 0, (inner, outer)
+        assert b.max_query_len is None or (a.max_query_len or 1 << 62) <= b.max_query_len, (inner, outer)
+        assert (b.min_cc or 0) <= (a.min_cc or 0) and b.max_cc is None, (inner, outer)
+        assert a.aligned_rows >= b.aligned_rows and a.positive_strides >= b.positive_strides, (inner, outer)
+        assert b.build_reason is None, (inner, outer)
+    # the fast path's shortcut for decode and prefill: the same dtypes, capability and alignment
+    assert SPECS["decode"].dtypes == SPECS["prefill"].dtypes
+    assert SPECS["decode"].min_cc == SPECS["prefill"].min_cc and SPECS["decode"].aligned_rows
+    assert "prefill_sm90" not in backends.KERNEL_ORDER     # forced only, until it is chosen by auto
+
+
+def test_kernel_names_and_aliases():
+    assert set(backends.CUDA_KERNELS) == {"minimal", "prefill", "decode", "prefill_sm90"}
+    assert backends.KERNEL_ALIASES == {"tensor_core": "prefill", "hopper": "prefill_sm90"}
+    assert set(backends.KERNEL_NAMES) == {"auto", "reference", *backends.CUDA_KERNELS, *backends.KERNEL_ALIASES}
+    ks = flashmin_nn.list_kernels()
+    assert list(ks) == list(SPECS)                        # one entry per kernel, aliases not repeated
+    for alias, name in backends.KERNEL_ALIASES.items():
+        assert alias in ks and ks[alias] is ks[name] and ks.get(alias) is ks[name]
+    assert "bogus" not in ks and ks.get("bogus") is None
+    with pytest.raises(KeyError):
+        ks["bogus"]
+
+
+def test_binding_accepts_every_cuda_kernel_name():
+    # csrc/flashmin_api.cpp's kernel_from_name must take the names and aliases the table gives
+    src = open(os.path.join(os.path.dirname(__file__), "..", "csrc", "flashmin_api.cpp")).read()
+    body = src[src.index("Kernel kernel_from_name("):]
+    body = body[:body.index("\n}\n")]
+    for name in backends.CUDA_KERNELS + tuple(backends.KERNEL_ALIASES):
+        assert f'name == "{name}"' in body, f"kernel_from_name does not accept {name!r}"
+
+
+def test_public_checks_agree_with_the_table():
+    cuda = [s for s in SPECS.values() if s.cuda]
+    assert _checks.MAX_CUDA_HEAD_DIM == max(s.head_dim_max for s in cuda)
+    assert set(_checks.CUDA_DTYPES) == {d for s in cuda for d in s.dtypes}
+
+
+def test_docs_hold_the_table():
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "internals.md")).read()
+    assert backends.support_table() in doc, "docs/internals.md's kernel table differs from backends.support_table()"
+
+
+def test_alias_forced_runs_its_kernel_and_refuses_by_the_name_given(monkeypatch):
+    monkeypatch.setitem(backends._capability, 0, 8)
+    q = _AsCuda(torch.empty(1, 2, 3, 64, dtype=torch.float16))
+    with flashmin_nn.use_kernel("tensor_core"):
+        assert backends.resolve(q, q, q, None) == "prefill"
+    assert backends.rejection("tensor_core", q, q, q) is None
+    q32 = _AsCuda(torch.empty(1, 2, 3, 64))
+    assert backends.rejection("tensor_core", q32, q32, q32) == backends.rejection("prefill", q32, q32, q32) is not None
+    with flashmin_nn.use_kernel("tensor_core"):
+        with pytest.raises(RuntimeError, match="'tensor_core'"):
+            backends.resolve(q32, q32, q32, None)
+
+
+def _limit_cases(spec):
+    """(what, shape (B, H, L, D), dtype, served): each limit of `spec` and one step past it."""
+    dt = spec.dtypes[0]
+    D = spec.head_dim_max
+    yield f"head dim {D}", (1, 2, 3, D), dt, True
+    yield f"head dim {D + spec.head_dim_multiple}", (1, 2, 3, D + spec.head_dim_multiple), dt, False
+    if spec.head_dim_multiple > 1:
+        yield f"head dim {D - 1}", (1, 2, 3, D - 1), dt, False
+    if spec.max_query_len is not None:
+        yield f"query length {spec.max_query_len}", (1, 2, spec.max_query_len, 64), dt, True
+        yield f"query length {spec.max_query_len + 1}", (1, 2, spec.max_query_len + 1, 64), dt, False
+    for d in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        yield f"{d}", (1, 2, 3, 64), d, d in spec.dtypes
+
+
+@pytest.mark.parametrize("name", [n for n in backends.KERNEL_ORDER])
+def test_rejection_at_each_limit_as_if_cuda(monkeypatch, name):
+    monkeypatch.setitem(backends._capability, 0, 8)
+    for what, shape, dtype, served in _limit_cases(SPECS[name]):
+        q = _AsCuda(torch.empty(*shape, dtype=dtype))
+        why = backends.rejection(name, q, q, q)
+        assert (why is None) == served, f"{name}, {what}: rejection() says {why!r}"
+
+
+def test_list_kernels_reads_the_compute_capability(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(backends, "_cuda_reason", lambda: None)
+    monkeypatch.setitem(backends._sm90_cache, "built", False)
+    for cc, served in ((7, {"reference", "minimal"}), (8, {"reference", "minimal", "prefill", "decode"}),
+                       (9, {"reference", "minimal", "prefill", "decode"}), (10, {"reference", "minimal", "prefill", "decode"})):
+        monkeypatch.setitem(backends._capability, 0, cc)
+        ks = flashmin_nn.list_kernels()
+        assert {n for n, info in ks.items() if info.available} == served, cc
+        for n, info in ks.items():
+            assert info.available or info.reason, n
+            assert info.spec is SPECS[n]
+        if cc == 7:
+            assert "compute capability 8.0" in ks["prefill"].reason
+        if cc == 9:
+            assert "sm_90a" in ks["prefill_sm90"].reason      # the capability fits, the build does not
+    monkeypatch.setitem(backends._sm90_cache, "built", True)
+    monkeypatch.setitem(backends._capability, 0, 9)
+    assert flashmin_nn.list_kernels()["prefill_sm90"].available
+
+
+# On a GPU: Python's refusal (rejection) and the binding's (the op raising) agree at every limit of
+# every CUDA kernel this machine runs, and one step past it.
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name", list(backends.CUDA_KERNELS))
+def test_python_and_binding_refuse_alike_cuda(name):
+    from flashmin_nn import _ext
+    info = flashmin_nn.list_kernels()[name]
+    if not info.available:
+        pytest.skip(f"{name}: {info.reason}")
+    _ext.load()
+    bad = []
+    for what, shape, dtype, served in _limit_cases(SPECS[name]):
+        q = torch.randn(*shape, device="cuda").to(dtype)
+        k = v = torch.randn(shape[0], shape[1], 5, shape[3], device="cuda").to(dtype)
+        why = backends.rejection(name, q, k, v)
+        try:
+            torch.ops.flashmin.attention_fwd(q, k, v, None, None, 0.125, False, 0, name)
+            torch.cuda.synchronize()
+            binding = None
+        except RuntimeError as e:
+            binding = str(e)
+        if (why is None) != (binding is None):
+            bad.append(f"{what}: Python {why!r}, binding {binding!r}")
+        if (why is None) != served:
+            bad.append(f"{what}: expected {'served' if served else 'refused'}, Python says {why!r}")
+    assert not bad, f"{name}:\n" + "\n".join(bad)

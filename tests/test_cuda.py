@@ -234,9 +234,9 @@ def test_choose_kernel_cuda(dtype, L, S, D):
     ks = flashmin_nn.list_kernels()
     assert name in ks and name != "auto" and ks[name].available, name
     if dtype == torch.float32:
-        assert name != "tensor_core"
-    if dtype != torch.float32 and D in TC_HEAD_DIMS and L > 64 and ks["tensor_core"].available:
-        assert name == "tensor_core", f"auto picked {name} for a prefill {DT_IDS[dtype]} D={D} call"
+        assert name != "prefill"
+    if dtype != torch.float32 and D in TC_HEAD_DIMS and L > 64 and ks["prefill"].available:
+        assert name == "prefill", f"auto picked {name} for a prefill {DT_IDS[dtype]} D={D} call"
     # "auto" runs what choose_kernel says
     auto = flashmin_nn.scaled_dot_product_attention(q, k, v)
     with flashmin_nn.use_kernel(name):
