@@ -145,9 +145,11 @@ class _AsCuda:
         return getattr(self._t, name)
 
 
+@pytest.mark.parametrize("sm90_built", [False, True])
 @pytest.mark.parametrize("cc_major", [7, 8, 9])
-def test_auto_fast_path_matches_walk_as_if_cuda(monkeypatch, cc_major):
+def test_auto_fast_path_matches_walk_as_if_cuda(monkeypatch, cc_major, sm90_built):
     monkeypatch.setitem(backends._capability, 0, cc_major)
+    monkeypatch.setitem(backends._sm90_cache, "built", sm90_built)   # a Hopper build with or without sm_90a code
     decided = _check_battery("cpu", wrap=_AsCuda)
     assert decided > 500, f"the fast path decided only {decided} calls"   # it is exercised
 
@@ -277,8 +279,9 @@ SPECS = backends.KERNEL_SPECS
 def test_kernel_order_nests_as_the_fast_path_and_resolve_assume():
     # _auto_fast is written for this order, and resolve's rank shortcut for kernels that nest:
     # every call decode serves, prefill serves, and every call prefill serves, minimal serves.
-    assert backends.KERNEL_ORDER == ("decode", "prefill", "minimal")
-    for inner, outer in (("decode", "prefill"), ("prefill", "minimal")):
+    assert backends.KERNEL_ORDER == ("decode", "prefill_sm90", "prefill", "minimal")
+    assert backends._NESTED == ("decode", "prefill", "minimal")
+    for inner, outer in (("decode", "prefill"), ("prefill", "minimal"), ("prefill_sm90", "prefill")):
         a, b = SPECS[inner], SPECS[outer]
         assert set(a.dtypes) <= set(b.dtypes), (inner, outer)
         assert a.head_dim_max <= b.head_dim_max and a.head_dim_multiple % b.head_dim_multiple == 0, (inner, outer)
@@ -286,10 +289,12 @@ def test_kernel_order_nests_as_the_fast_path_and_resolve_assume():
         assert (b.min_cc or 0) <= (a.min_cc or 0) and b.max_cc is None, (inner, outer)
         assert a.aligned_rows >= b.aligned_rows and a.positive_strides >= b.positive_strides, (inner, outer)
         assert b.build_reason is None, (inner, outer)
+        assert (a.max_cc or 1 << 30) <= (b.max_cc or 1 << 30), (inner, outer)
     # the fast path's shortcut for decode and prefill: the same dtypes, capability and alignment
     assert SPECS["decode"].dtypes == SPECS["prefill"].dtypes
     assert SPECS["decode"].min_cc == SPECS["prefill"].min_cc and SPECS["decode"].aligned_rows
-    assert "prefill_sm90" not in backends.KERNEL_ORDER     # forced only, until it is chosen by auto
+    # prefill_sm90 serves a subset of prefill's calls: auto's choosing it ranks like prefill
+    assert backends._ORDER_RANK_OF_CHOICE["prefill_sm90"] == backends._ORDER_RANK["prefill"]
 
 
 def test_kernel_names_and_aliases():
@@ -355,7 +360,8 @@ def _limit_cases(spec):
 
 @pytest.mark.parametrize("name", [n for n in backends.KERNEL_ORDER])
 def test_rejection_at_each_limit_as_if_cuda(monkeypatch, name):
-    monkeypatch.setitem(backends._capability, 0, 8)
+    monkeypatch.setitem(backends._capability, 0, SPECS[name].min_cc or 8)   # a GPU the kernel runs on
+    monkeypatch.setitem(backends._sm90_cache, "built", True)                # and a build that has it
     for what, shape, dtype, served in _limit_cases(SPECS[name]):
         q = _AsCuda(torch.empty(*shape, dtype=dtype))
         why = backends.rejection(name, q, q, q)
