@@ -55,7 +55,9 @@ def arch_flags(archs):
 
     Compute capability 9.0 is compiled as sm_90a (the Hopper-only instructions of the prefill_sm90
     kernel: wgmma, setmaxnreg), and then FLASHMIN_SM90A is defined for the binding, which refuses
-    that kernel in a build without it. "+PTX" also embeds PTX for newer GPUs. Returns
+    that kernel in a build without it. "+PTX" also embeds PTX for newer GPUs (for 9.0 the plain
+    compute_90 PTX, in which the Hopper kernel is empty: it runs on 9.x only, and Python and the
+    binding refuse it elsewhere). Returns
     (nvcc_flags, cxx_flags). The flags name the targets, so torch's cpp_extension adds none of its own.
     """
     nvcc, sm90a = [], False
@@ -68,8 +70,9 @@ def arch_flags(archs):
         cc = f"{major}{minor}" + ("a" if num == "9.0" else "")
         sm90a |= num == "9.0"
         nvcc.append(f"-gencode=arch=compute_{cc},code=sm_{cc}")
-        if ptx:
-            nvcc.append(f"-gencode=arch=compute_{cc},code=compute_{cc}")
+        if ptx:   # PTX for newer GPUs: sm_90a's would load on 9.0 only, so plain compute_90 there
+            plain = f"{major}{minor}"
+            nvcc.append(f"-gencode=arch=compute_{plain},code=compute_{plain}")
     defines = ["-DFLASHMIN_SM90A=1"] if sm90a else []
     return nvcc + defines, defines
 
