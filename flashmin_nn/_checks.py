@@ -173,3 +173,62 @@ def expand_mask(attn_mask, B: int, H: int, L: int, S: int, q: Tensor) -> Optiona
     if q.is_cuda and attn_mask.dtype == torch.float64:
         attn_mask = attn_mask.to(torch.float32)                 # the kernels read fp32/fp16/bf16 masks
     return attn_mask.expand(target)
+
+
+def check_indexed_cache(q, k_cache, v_cache, k, block_table, cache_batch_idx):
+    """The shapes of a paged cache (block_table) or an indexed one (cache_batch_idx), before any gather.
+
+    Returns (B, N, P, M, n_new): q's batch, the cache's dim 0 (pages, or cache rows), the page size
+    (block_table) or cache length, block_table.size(1) (0 without one) and the number of new keys.
+    The row lengths and the indices they reach are checked by the caller, which knows the lengths.
+    """
+    for t, n in ((q, "q"), (k_cache, "k_cache"), (v_cache, "v_cache")):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{n} must be a torch.Tensor; got {type(t).__name__}")
+        if t.dim() != 4:
+            raise ValueError(f"{n}.dim()={t.dim()} must be 4; got {n}.shape={tuple(t.shape)}")
+    layout = ("(num_blocks, page_block_size, Hkv, D) with block_table" if block_table is not None
+              else "(B_cache, S_max, Hkv, D) with cache_batch_idx")
+    if v_cache.shape != k_cache.shape:
+        raise ValueError(f"v_cache.shape={tuple(v_cache.shape)} must equal k_cache.shape={tuple(k_cache.shape)}")
+    for t, n in ((k_cache, "k_cache"), (v_cache, "v_cache")):
+        if t.dtype != q.dtype:
+            raise TypeError(f"{n}.dtype={t.dtype} must equal q.dtype={q.dtype}")
+        if t.device != q.device:
+            raise ValueError(f"{n}.device={t.device} must equal q.device={q.device}")
+    B, N, P = q.size(0), k_cache.size(0), k_cache.size(1)
+    n_new = k.size(1) if isinstance(k, Tensor) and k.dim() == 4 else 0
+    if block_table is not None:
+        if not isinstance(block_table, Tensor):
+            raise TypeError(f"block_table must be a torch.Tensor (B, max_blocks_per_seq) int32; got "
+                            f"{type(block_table).__name__}")
+        if block_table.dtype != torch.int32:
+            raise TypeError(f"block_table.dtype={block_table.dtype} must be torch.int32 (as in flash_attn)")
+        if block_table.dim() != 2 or block_table.size(0) != B:
+            raise ValueError(f"block_table.shape={tuple(block_table.shape)} must be (B, max_blocks_per_seq) with "
+                             f"B=q.size(0)={B}")
+        if block_table.device != q.device:
+            raise ValueError(f"block_table.device={block_table.device} must equal q.device={q.device}")
+        if P < 1:
+            raise ValueError(f"k_cache.shape={tuple(k_cache.shape)}: page_block_size=k_cache.size(1)={P} must be at "
+                             f"least 1; k_cache is {layout}")
+        return B, N, P, block_table.size(1), n_new
+    idx = cache_batch_idx
+    if not isinstance(idx, Tensor):
+        raise TypeError(f"cache_batch_idx must be a torch.Tensor (B,) int32/int64; got {type(idx).__name__}")
+    if idx.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"cache_batch_idx.dtype={idx.dtype} must be torch.int32 or torch.int64")
+    if idx.shape != (B,):
+        raise ValueError(f"cache_batch_idx.shape={tuple(idx.shape)} must be (B,)=({B},), one cache row per row of q")
+    if idx.device != q.device:
+        raise ValueError(f"cache_batch_idx.device={idx.device} must equal q.device={q.device}")
+    if B > 0:
+        lo, hi = torch.stack(torch.aminmax(idx)).tolist()
+        if lo < 0 or hi >= N:
+            raise ValueError(f"cache_batch_idx must lie in [0, {N}) (k_cache.size(0)={N} cache rows; k_cache is "
+                             f"{layout}); got values from {lo} to {hi}")
+        if k is not None and idx.unique().numel() != B:
+            raise ValueError(f"cache_batch_idx={describe(idx)} repeats a cache row, and new keys k/v are given: "
+                             "two rows would append into the same cache row; repeated indices are accepted "
+                             "without new keys only")
+    return B, N, P, 0, n_new

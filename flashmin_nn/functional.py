@@ -24,7 +24,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ._checks import check_qkv, describe, expand_mask, finite_scale, integer, not_a_bool
+from ._checks import check_indexed_cache, check_qkv, describe, expand_mask, finite_scale, integer, not_a_bool
 from .ops import attention_forward
 
 _NO_WINDOW = (-1, -1)
@@ -134,21 +134,14 @@ def _flash_options(causal: bool, window_size, softcap, alibi_slopes, seqlen_k) -
                               "implemented in flashmin yet; (-1, -1) is full attention, (-1, 0) causal")
 
 
-def _check_kvcache_options(rotary_cos, rotary_sin, cache_batch_idx, cache_leftpad, block_table, num_splits,
-                           rotary_interleaved):
+def _check_kvcache_options(rotary_cos, rotary_sin, cache_leftpad, num_splits, rotary_interleaved):
     if rotary_cos is not None or rotary_sin is not None:
         raise NotImplementedError(f"rotary_cos={describe(rotary_cos)}, rotary_sin={describe(rotary_sin)}: rotary "
                                   "embedding inside the call is not implemented in flashmin yet; rotate q and the new "
                                   "k before the call")
-    if cache_batch_idx is not None:
-        raise NotImplementedError(f"cache_batch_idx={describe(cache_batch_idx)}: choosing cache rows by index is not "
-                                  "implemented in flashmin yet; pass caches whose batch row b is q's batch row b")
     if cache_leftpad is not None:
         raise NotImplementedError(f"cache_leftpad={describe(cache_leftpad)}: caches that start past position 0 are "
                                   "not implemented in flashmin yet")
-    if block_table is not None:
-        raise NotImplementedError(f"block_table={describe(block_table)}: paged KV caches are not implemented in "
-                                  "flashmin yet")
     num_splits = integer(num_splits, "num_splits")
     if num_splits != 0:
         raise NotImplementedError(f"num_splits={num_splits}: flashmin's decode plan chooses the number of splits "
@@ -217,8 +210,16 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
     causal: aligned bottom-right per batch row: query i sees key j iff j <= i + len_b - Lq.
     Implemented: window_size / softcap / alibi_slopes as in flash_attn_func; num_splits = 0 (flashmin
     plans its own splits); rotary_interleaved either way (it only matters with rotary_cos/sin).
-    rotary_cos/rotary_sin, cache_batch_idx, cache_leftpad, block_table and any other value raise
-    NotImplementedError naming the argument, before the cache is touched.
+    block_table (CPU tensors only so far): a paged cache; k_cache, v_cache are then a pool
+    (num_blocks, page_block_size, Hkv, D) and block_table (B, max_blocks_per_seq) int32 says where
+    row b's key j lives: page block_table[b, j // page_block_size], offset j % page_block_size; any
+    page_block_size >= 1. New keys are written into those pages in place; they may not land in a slot
+    that another row (or another position of the same row) also references.
+    cache_batch_idx (CPU tensors only so far): (B,) int32/int64, row b of q uses cache row
+    cache_batch_idx[b] (cache_seqlens stays indexed by q's row b); repeated indices are accepted
+    without new keys only. Not together with block_table (as in flash_attn).
+    rotary_cos/rotary_sin, cache_leftpad, block_table or cache_batch_idx on CUDA tensors, and any other
+    value raise NotImplementedError naming the argument, before the cache is touched.
     check_lengths (flashmin, keyword-only): verify 0 <= cache_seqlens and cache_seqlens + Lnew <= S_max;
     for a tensor this reads two numbers back to the host (a synchronisation); pass False to skip it in
     a hot loop. Under torch.compile a tensor's lengths are not checked (reading them would break the graph).
@@ -229,8 +230,12 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
         not_a_bool("causal", causal)
     if (rotary_cos is not None or rotary_sin is not None or cache_batch_idx is not None or cache_leftpad is not None
             or block_table is not None or num_splits != 0 or rotary_interleaved is not True):
-        _check_kvcache_options(rotary_cos, rotary_sin, cache_batch_idx, cache_leftpad, block_table, num_splits,
-                               rotary_interleaved)
+        _check_kvcache_options(rotary_cos, rotary_sin, cache_leftpad, num_splits, rotary_interleaved)
+        if block_table is not None or cache_batch_idx is not None:
+            return _kvcache_indexed(q, k_cache, v_cache, k, v, cache_seqlens, cache_batch_idx, block_table,
+                                    dict(softmax_scale=softmax_scale, causal=causal, window_size=window_size,
+                                         softcap=softcap, alibi_slopes=alibi_slopes,
+                                         return_lse=return_softmax_lse or return_lse, check_lengths=check_lengths))
     q, kc, vc = check_qkv(q, k_cache, v_cache, names=("q", "k_cache", "v_cache"), layout="blhd")
     if k is not None and (kc is not k_cache or vc is not v_cache):
         # check_qkv copied a cache with a strided last dim: the new keys would land in the copy
@@ -417,3 +422,93 @@ def _check_cu_seqlens(cu_q: Tensor, cu_k: Tensor, total_q: int, total_k: int, Lm
         if max(steps, default=0) > max_len:
             raise ValueError(f"{max_name}={max_len} is less than the longest sequence in {name} "
                              f"({max(steps)} tokens)")
+
+
+def _host_seqlens(cache_seqlens, B: int, S: int, device) -> Tensor:
+    """cache_seqlens as an int64 CPU tensor (B,) for the gather of a paged or indexed cache (None: S)."""
+    if cache_seqlens is None:
+        return torch.full((B,), S, dtype=torch.int64)
+    if isinstance(cache_seqlens, Tensor):
+        if cache_seqlens.dtype not in (torch.int32, torch.int64) or cache_seqlens.shape != (B,):
+            raise ValueError(f"cache_seqlens must be an int32/int64 tensor of shape (B,)=({B},); got "
+                             f"dtype={cache_seqlens.dtype}, shape={tuple(cache_seqlens.shape)}")
+        if cache_seqlens.device != device:
+            raise ValueError(f"cache_seqlens.device={cache_seqlens.device} must equal q.device={device}")
+        return cache_seqlens.to(torch.int64)
+    if isinstance(cache_seqlens, bool) or not isinstance(cache_seqlens, numbers.Integral):
+        raise TypeError(f"cache_seqlens={describe(cache_seqlens)} must be an int or an int32/int64 tensor of "
+                        f"shape (B,); got {type(cache_seqlens).__name__}")
+    return torch.full((B,), int(cache_seqlens), dtype=torch.int64)
+
+
+def _kvcache_indexed(q, k_cache, v_cache, k, v, cache_seqlens, cache_batch_idx, block_table, options):
+    """flash_attn_with_kvcache with block_table or cache_batch_idx, on CPU tensors: gather each q row's
+    cache into a contiguous (B, S, Hkv, D) copy, run the plain call on the copy (same checks, causal
+    alignment and per-row lengths), then write the new keys into the caller's pages or rows."""
+    name = "block_table" if block_table is not None else "cache_batch_idx"
+    given = block_table if block_table is not None else cache_batch_idx
+    for t in (q, k_cache, v_cache, given):
+        if isinstance(t, Tensor) and t.device.type != "cpu":
+            raise NotImplementedError(
+                f"{name}={describe(given)} on {t.device.type} tensors: "
+                + ("block_table (a paged KV cache)" if block_table is not None else
+                   "cache_batch_idx (cache rows chosen by index)")
+                + " is implemented for CPU tensors only so far (the CUDA kernels do not read pages or "
+                  "indexed cache rows yet)")
+    if block_table is not None and cache_batch_idx is not None:
+        raise ValueError(f"cache_batch_idx={describe(cache_batch_idx)} cannot be given with block_table="
+                         f"{describe(block_table)} (as in flash_attn): block_table already chooses each row's pages")
+    if k is not None and cache_seqlens is None:
+        raise ValueError("cache_seqlens is required with k/v: it says where the new keys go")
+    B, N, P, M, n_new = check_indexed_cache(q, k_cache, v_cache, k, block_table, cache_batch_idx)
+    S = M * P if block_table is not None else k_cache.size(1)
+    lens = _host_seqlens(cache_seqlens, B, S, q.device)
+    totals = lens + n_new
+    if B > 0:
+        lo, hi = int(lens.min()), int(totals.max())
+        if lo < 0 or hi > S:
+            where = (f"block_table.size(1)={M} pages of page_block_size={P} keys: {S} keys per row"
+                     if block_table is not None else f"k_cache.size(1)={S}")
+            raise ValueError(f"cache_seqlens must lie in [0, {S - n_new}] ({where}, {n_new} new keys); got values "
+                             f"from {lo} to {hi - n_new}")
+    if block_table is not None:
+        tbl = block_table.to(torch.int64)
+        used = torch.arange(M) < ((totals + P - 1) // P).unsqueeze(1)                    # (B, M) pages read
+        bad = used & ((tbl < 0) | (tbl >= N))
+        if bad.any():
+            b, j = (int(i) for i in bad.nonzero()[0])
+            raise ValueError(f"block_table[{b}, {j}]={int(tbl[b, j])} is not a page of k_cache (k_cache.size(0)={N} "
+                             f"pages): row {b} holds {int(totals[b])} keys ({int(lens[b])} cached + {n_new} new), "
+                             f"so block_table[{b}, :{int(used[b].sum())}] must lie in [0, {N})")
+        safe = torch.where(used, tbl, 0)
+        pos = torch.arange(S)
+        if n_new > 0:                                                  # the slots written must be nobody else's
+            slot = (safe.unsqueeze(2) * P + torch.arange(P)).reshape(B, S)              # (B, S) flat pool slots
+            valid = pos < totals.unsqueeze(1)
+            written = valid & (pos >= lens.unsqueeze(1))
+            counts = torch.bincount(slot[valid], minlength=N * P)
+            shared = written & (counts[slot] > 1)
+            if shared.any():
+                b, j = (int(i) for i in shared.nonzero()[0])
+                raise ValueError(f"block_table: row {b}'s new key at position {j} would be written to page "
+                                 f"{int(safe[b, j // P])}, offset {j % P}, which another row or position also "
+                                 "references; new keys must go to slots that only their own row holds")
+        if N == 0:
+            k_rows = k_cache.new_zeros(B, S, *k_cache.shape[2:])
+            v_rows = v_cache.new_zeros(B, S, *v_cache.shape[2:])
+        else:
+            k_rows = k_cache[safe].reshape(B, S, *k_cache.shape[2:])    # (B, M, P, Hkv, D) -> (B, S, Hkv, D)
+            v_rows = v_cache[safe].reshape(B, S, *v_cache.shape[2:])
+        new_pos = lens.unsqueeze(1) + torch.arange(n_new)                                  # (B, Lnew)
+        where = (safe.gather(1, new_pos // P), new_pos % P) if n_new > 0 else None
+    else:
+        idx = cache_batch_idx.to(torch.int64)
+        k_rows, v_rows = k_cache.index_select(0, idx), v_cache.index_select(0, idx)    # (B, S, Hkv, D) copies
+        if n_new > 0:
+            new_pos = lens.unsqueeze(1) + torch.arange(n_new)
+            where = (idx.unsqueeze(1).expand(B, n_new), new_pos)
+    res = flash_attn_with_kvcache(q, k_rows, v_rows, k, v, cache_seqlens=cache_seqlens, **options)
+    if n_new > 0:                                      # the plain call checked k and v: write them back
+        k_cache.index_put_(where, k)
+        v_cache.index_put_(where, v)
+    return res

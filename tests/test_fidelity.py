@@ -181,13 +181,10 @@ def test_kvcache_return_softmax_lse():
 
 def _kv_unimplemented(q, kc):
     B, D = q.size(0), q.size(-1)
-    idx = torch.arange(B, dtype=torch.int32)
     cos = torch.ones(kc.size(1), D // 2)
     return [
         (dict(rotary_cos=cos, rotary_sin=cos), "rotary"),
-        (dict(cache_batch_idx=idx), "cache_batch_idx"),
         (dict(cache_leftpad=torch.zeros(B, dtype=torch.int32)), "cache_leftpad"),
-        (dict(block_table=idx.view(B, 1)), "block_table"),
         (dict(window_size=(4, 0)), "window_size"),
         (dict(softcap=50.0), "softcap"),
         (dict(alibi_slopes=torch.rand(q.size(2))), "alibi_slopes"),
