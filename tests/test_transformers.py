@@ -302,6 +302,33 @@ def test_unsupported_models_raise_and_change_nothing():
         fm_hf.patch_gpt2(tiny_llama())
 
 
+def test_a_window_no_layer_uses_is_served():
+    # Gemma 2's config always carries sliding_window; with every layer full attention and no logit
+    # softcapping no layer reads it: patched, logits and greedy tokens equal its own (eager) attention.
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+    small = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, head_dim=16, vocab_size=128, attn_logit_softcapping=None)
+    torch.manual_seed(0)
+    model = Gemma2ForCausalLM(Gemma2Config(**small, layer_types=["full_attention"] * 2)).eval()
+    assert model.config.sliding_window is not None
+    ids = torch.randint(0, 128, (2, 12))
+    mask = torch.ones(2, 12, dtype=torch.long)
+    mask[0, :3] = 0                                                    # left padding
+    model.set_attn_implementation("eager")
+    with torch.no_grad():
+        ref = model(input_ids=ids, attention_mask=mask).logits
+    ref_gen = model.generate(ids, attention_mask=mask, max_new_tokens=5, do_sample=False)
+    fm_hf.patch_model(model)
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask).logits
+    rel = ((out - ref)[:, :][mask.bool()].abs().max() / ref.abs().max()).item()
+    assert rel <= 1e-5, rel
+    assert torch.equal(model.generate(ids, attention_mask=mask, max_new_tokens=5, do_sample=False), ref_gen)
+    # with its default layer types (sliding layers) the same model is still refused
+    with pytest.raises(ValueError, match="sliding_window=4096"):
+        fm_hf.patch_model(Gemma2ForCausalLM(Gemma2Config(**small)))
+
+
 def test_dropout_in_training_mode_is_an_error():
     model = fm_hf.patch_gpt2(tiny_gpt2()).train()
     ids, mask = batch()

@@ -123,12 +123,15 @@ def _unsupported(config):
     if softcap:
         return f"attention logit softcapping ({name}.attn_logit_softcapping={softcap})"
     window = getattr(config, "sliding_window", None)
-    if window is not None and getattr(config, "use_sliding_window", True) is not False:
+    layer_types = getattr(config, "layer_types", None) or []
+    # A window a layer never uses is no refusal: with layer_types, only "sliding_attention"
+    # layers read sliding_window (a Gemma 2 whose layers are all full attention is served).
+    windowed = any(t == "sliding_attention" for t in layer_types) if layer_types else True
+    if window is not None and getattr(config, "use_sliding_window", True) is not False and windowed:
         return f"sliding-window attention ({name}.sliding_window={window})"
     chunk = getattr(config, "attention_chunk_size", None)
     if chunk is not None:
         return f"chunked attention ({name}.attention_chunk_size={chunk})"
-    layer_types = getattr(config, "layer_types", None) or []
     others = sorted({t for t in layer_types if t != "full_attention"})
     if others:
         return f"layer types other than full attention ({name}.layer_types has {others})"
