@@ -118,7 +118,7 @@ def parse_args(argv=None):
     cuda = args.device.startswith("cuda")
     if cuda and not torch.cuda.is_available():
         p.error(f"--device {args.device}: torch.cuda.is_available() is False")
-    if args.kernel in flashmin_nn.backends.CUDA_KERNELS:
+    if flashmin_nn.backends.canonical_name(args.kernel) in flashmin_nn.backends.CUDA_KERNELS:
         if not cuda:
             p.error(f"--kernel {args.kernel} runs on CUDA tensors, and this run is on --device {args.device}"
                     f"{'' if torch.cuda.is_available() else ' (no CUDA device here)'}; use --kernel auto or reference")

@@ -65,9 +65,15 @@ def arch_flags(archs):
         a = a.strip()
         ptx = a.endswith("+PTX")
         num = a[:-4] if ptx else a
-        num = num.rstrip("a")
-        major, minor = num.split(".")
-        cc = f"{major}{minor}" + ("a" if num == "9.0" else "")
+        suffix = "a" if num.endswith("a") else ""
+        num = num[:-1] if suffix else num
+        parts = num.split(".")
+        if len(parts) != 2 or not all(x.isdigit() for x in parts):
+            raise ValueError(f"GPU target {a!r} is not of the form MAJOR.MINOR[a][+PTX] (e.g. 8.0, 9.0, 9.0+PTX)")
+        major, minor = parts
+        if num == "9.0":
+            suffix = "a"          # the Hopper kernel's instructions
+        cc = f"{major}{minor}{suffix}"
         sm90a |= num == "9.0"
         nvcc.append(f"-gencode=arch=compute_{cc},code=sm_{cc}")
         if ptx:   # PTX for newer GPUs: sm_90a's would load on 9.0 only, so plain compute_90 there

@@ -383,6 +383,8 @@ def resolve(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]) -> str
         fast = _auto_fast(q, k, v)
         if fast is not None and _ORDER_RANK_OF_CHOICE[fast] <= rank:
             return name
+    elif name == "prefill_sm90" and q.is_cuda and _auto_fast(q, k, v) == name:
+        return name                 # what auto would run: served, without the walk
     why = rejection(name, q, k, v, attn_mask)
     if why is not None:
         raise RuntimeError(f"flashmin kernel {forced!r} (forced with use_kernel) cannot run this call: {why}")

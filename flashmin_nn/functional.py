@@ -235,7 +235,7 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
             return _kvcache_indexed(q, k_cache, v_cache, k, v, cache_seqlens, cache_batch_idx, block_table,
                                     dict(softmax_scale=softmax_scale, causal=causal, window_size=window_size,
                                          softcap=softcap, alibi_slopes=alibi_slopes,
-                                         return_lse=return_softmax_lse or return_lse, check_lengths=check_lengths))
+                                         return_lse=return_softmax_lse or return_lse, check_lengths=False))
     q, kc, vc = check_qkv(q, k_cache, v_cache, names=("q", "k_cache", "v_cache"), layout="blhd")
     if k is not None and (kc is not k_cache or vc is not v_cache):
         # check_qkv copied a cache with a strided last dim: the new keys would land in the copy
@@ -265,14 +265,17 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
 
     lens = None                                            # (B,) int32: keys each batch row attends to
     if cache_seqlens is not None:
-        if not isinstance(cache_seqlens, Tensor):
+        if type(cache_seqlens) is int:                      # the common case first: no ABC checks
+            pass
+        elif not isinstance(cache_seqlens, Tensor):
             if isinstance(cache_seqlens, bool):
                 raise TypeError(f"cache_seqlens={cache_seqlens} is a bool; pass an int or an int32/int64 tensor "
                                 "of shape (B,)")
             if not isinstance(cache_seqlens, (numbers.Integral, torch.SymInt)):
                 raise TypeError(f"cache_seqlens must be an int or a tensor; got {type(cache_seqlens).__name__}")
-            if type(cache_seqlens) is not int and not isinstance(cache_seqlens, torch.SymInt):
+            if not isinstance(cache_seqlens, torch.SymInt):
                 cache_seqlens = int(cache_seqlens)          # a numpy integer
+        if not isinstance(cache_seqlens, Tensor):
             if check_lengths and not 0 <= cache_seqlens <= S_max - n_new:
                 raise ValueError(f"cache_seqlens={cache_seqlens} with {n_new} new keys does not fit the cache "
                                  f"(k_cache.size(1)={S_max})")

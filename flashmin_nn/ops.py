@@ -41,9 +41,10 @@ def _attention_fwd_cpu(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_o
 
 
 def _reference(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset):
-    # Concrete values here (the op runs eagerly), so this branch costs torch.compile nothing. With an
-    # offset of S - 1 or more every query sees every key (a decode step): no causal mask to build.
-    if is_causal and causal_offset >= k.shape[2] - 1:
+    # With an offset of S - 1 or more every query sees every key (a decode step): no causal mask to
+    # build. Only for concrete ints: a forced "reference" on CUDA runs here in traced Python too, where
+    # a branch on a SymInt would specialise the graph.
+    if is_causal and type(causal_offset) is int and type(k.shape[2]) is int and causal_offset >= k.shape[2] - 1:
         is_causal = False
     return reference.tiled_attention(q, k, v, attn_mask, scale, is_causal, causal_offset, seqlens_k=seqlens_k)
 

@@ -43,3 +43,9 @@ def test_setup_reads_the_same_file():
     assert ns["arch_flags"](["9.0"]) == cfg.arch_flags(["9.0"])
     src = open(cfg.__file__).read()
     assert "import torch" not in src and "from ." not in src
+
+
+def test_other_arch_specific_targets_and_bad_entries():
+    assert cfg.arch_flags(["10.0a"])[0] == ["-gencode=arch=compute_100a,code=sm_100a"]
+    with pytest.raises(ValueError, match="'Hopper'"):
+        cfg.arch_flags(["Hopper"])

@@ -54,7 +54,7 @@ def test_every_cuda_kernel_is_refused_for_a_cpu_run(capsys):
         sys.path.pop(0)
     import flashmin_nn
 
-    for kernel in flashmin_nn.backends.CUDA_KERNELS:
+    for kernel in flashmin_nn.backends.CUDA_KERNELS + tuple(flashmin_nn.backends.KERNEL_ALIASES):
         with pytest.raises(SystemExit) as info:
             gpt2_infer.parse_args(["--device", "cpu", "--kernel", kernel])
         assert info.value.code == 2

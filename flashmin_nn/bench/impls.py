@@ -53,7 +53,7 @@ def kvcache_impl(name="fm-kvcache"):
     """flashmin.flash_attn_with_kvcache on a (B, L, H, D) cache; output back to (B, H, 1, D)."""
     def call(x):
         out = fm.flash_attn_with_kvcache(q=x["q"].transpose(1, 2), k_cache=x["k_cache"], v_cache=x["v_cache"])
-        return (out[0] if isinstance(out, tuple) else out).transpose(1, 2)
+        return out.transpose(1, 2)
     return Impl(name, call, is_flashmin=True)
 
 
