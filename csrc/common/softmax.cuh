@@ -85,21 +85,21 @@ __device__ __forceinline__ float row_max(const float (&s)[kNT][4], int hf, float
     return quad_max(m);
 }
 
-// One online-softmax step for half hf given its new row max mx: when rescale, move the running
-// max to mx and rescale l and O; then P = exp2((S - m) * sl) in place and l += this lane's share
-// of the row sum (the 4 lanes of a row are summed at the end). A row that has seen no key yet
-// (max -inf) uses 0 as its reference, so P = 0, not NaN.
-template <int kNT, int kDT>
-__device__ __forceinline__ void softmax_step(float (&s)[kNT][4], float (&o)[kDT][4], float& m_run, float& l_run, float mx,
-                                             int hf, float sl, bool rescale) {
-    if (rescale) {
-        const float m_new = mx == -INFINITY ? 0.f : mx;
-        const float alpha = fast_exp2((m_run - m_new) * sl);
-        m_run = mx;
-        l_run *= alpha;
-#pragma unroll
-        for (int dt = 0; dt < kDT; ++dt) { o[dt][2 * hf] *= alpha; o[dt][2 * hf + 1] *= alpha; }
-    }
+
+// The two halves of one online-softmax step for half hf (row lane / 4 + 8 hf), given its new row
+// max mx. softmax_rescale moves the running max to mx and returns the factor alpha by which l and
+// O must be scaled (O before the next P V is added). softmax_exp turns the half's scores into
+// P = exp2((S - m) * sl) in place and returns this lane's share of the row sum, to be added to l
+// (the 4 lanes of a row are summed at the end). A row that has seen no key yet (max -inf) uses 0
+// as its reference, so P = 0 and alpha = 0, not NaN.
+__device__ __forceinline__ float softmax_rescale(float& m_run, float mx, float sl) {
+    const float m_new = mx == -INFINITY ? 0.f : mx;
+    const float alpha = fast_exp2((m_run - m_new) * sl);
+    m_run = mx;
+    return alpha;
+}
+template <int kNT>
+__device__ __forceinline__ float softmax_exp(float (&s)[kNT][4], const float& m_run, int hf, float sl) {
     const float m_ref = m_run == -INFINITY ? 0.f : m_run;
     const float neg = -m_ref * sl;
     float sum = 0.f;
@@ -109,7 +109,30 @@ __device__ __forceinline__ void softmax_step(float (&s)[kNT][4], float (&o)[kDT]
         s[nt][2 * hf + 1] = fast_exp2(fmaf(s[nt][2 * hf + 1], sl, neg));
         sum += s[nt][2 * hf] + s[nt][2 * hf + 1];
     }
-    l_run += sum;
+    return sum;
+}
+
+// One whole step with O in hand: when rescale, move the running max and rescale l and O; then P.
+template <int kNT, int kDT>
+__device__ __forceinline__ void softmax_step(float (&s)[kNT][4], float (&o)[kDT][4], float& m_run, float& l_run, float mx,
+                                             int hf, float sl, bool rescale) {
+    if (rescale) {
+        const float alpha = softmax_rescale(m_run, mx, sl);
+        l_run *= alpha;
+#pragma unroll
+        for (int dt = 0; dt < kDT; ++dt) { o[dt][2 * hf] *= alpha; o[dt][2 * hf + 1] *= alpha; }
+    }
+    l_run += softmax_exp(s, m_run, hf, sl);
+}
+
+// P (the exponentiated S accumulators of key columns 16 kk .. 16 kk + 15) packed to T as the A
+// fragment of the next product: the C layout of two 16x8 tiles is the A layout of one 16x16 tile.
+template <typename T, int kNT>
+__device__ __forceinline__ void pack_p(const float (&s)[kNT][4], int kk, uint32_t (&a)[4]) {
+    a[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
+    a[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
+    a[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+    a[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 }
 
 }  // namespace flashmin

@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "common/ptx.cuh"
+#include "common/softmax.cuh"
 
 namespace flashmin {
 
@@ -69,12 +70,7 @@ __device__ __forceinline__ void warp_pv(float (&o)[kMT][kDT][4], const float (&s
     for (int kk = 0; kk < kNT / 2; ++kk) {
         uint32_t pa[kMT][4];
 #pragma unroll
-        for (int mt = 0; mt < kMT; ++mt) {
-            pa[mt][0] = pack2<T>(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-            pa[mt][1] = pack2<T>(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-            pa[mt][2] = pack2<T>(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-            pa[mt][3] = pack2<T>(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-        }
+        for (int mt = 0; mt < kMT; ++mt) pack_p<T>(s[mt], kk, pa[mt]);
 #pragma unroll
         for (int dp = 0; dp < kDT / 2; ++dp) {
             uint32_t vb[4];   // B fragments of head-dim tiles 2dp (vb[0..1]) and 2dp+1 (vb[2..3])

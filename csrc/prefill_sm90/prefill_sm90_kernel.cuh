@@ -31,10 +31,12 @@
 #include <cuda_fp16.h>
 
 #include "flashmin.h"
+#include "common/block_info.cuh"
 #include "common/launch.cuh"
 #include "common/ptx.cuh"
 #include "common/ptx_sm90.cuh"
 #include "common/softmax.cuh"
+#include "common/switch.h"
 #include "common/wgmma.cuh"
 
 namespace flashmin {
@@ -107,7 +109,7 @@ __device__ __forceinline__ int round_tile(int round) {
 }
 struct TileInfo {
     int m_block, h, b;
-    int N, offset, t_end;   // this batch's key count, causal offset, and K/V tiles to read
+    int N, offset, t_end;   // this batch row's key count and causal offset (KeyRange), and K/V tiles to read
 };
 
 template <int kBlockM, int kBlockN>
@@ -122,12 +124,10 @@ __device__ __forceinline__ TileInfo tile_info(const AttnParams& p, int tile, boo
     ti.m_block = num_m - 1 - m_idx;
     ti.h = bh_idx % p.heads_q;
     ti.b = bh_idx / p.heads_q;
-    ti.N = p.len_k;
-    ti.offset = p.causal_offset;
-    if (p.seqlens_k) { ti.N = p.seqlens_k[ti.b]; ti.offset += ti.N - p.len_k; }
-    const int row0 = ti.m_block * kBlockM;
-    const int n_end = p.is_causal ? max(0, min(ti.N, row0 + kBlockM + ti.offset)) : ti.N;
-    ti.t_end = (n_end + kBlockN - 1) / kBlockN;
+    const KeyRange keys = BlockInfo(p, ti.b, ti.h).keys(p);
+    ti.N = keys.len_k;
+    ti.offset = keys.causal_offset;
+    ti.t_end = (keys.end(p, ti.m_block * kBlockM, kBlockM) + kBlockN - 1) / kBlockN;
     return ti;
 }
 
@@ -278,14 +278,9 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             if (lane == 0) mbar_arrive(bar);
         };
         // P as wgmma A fragments: key columns 16 kk .. 16 kk + 15 (the m16n8k16 A layout).
-        auto pack_p = [&](const float (&sc)[kBlockN / 8][4], uint32_t (&pa)[kBlockN / 16][4]) {
+        auto pack_all = [&](const float (&sc)[kBlockN / 8][4], uint32_t (&pa)[kBlockN / 16][4]) {
 #pragma unroll
-            for (int kk = 0; kk < kBlockN / 16; ++kk) {
-                pa[kk][0] = pack2<T>(sc[2 * kk][0], sc[2 * kk][1]);
-                pa[kk][1] = pack2<T>(sc[2 * kk][2], sc[2 * kk][3]);
-                pa[kk][2] = pack2<T>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
-                pa[kk][3] = pack2<T>(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
-            }
+            for (int kk = 0; kk < kBlockN / 16; ++kk) pack_p<T>(sc, kk, pa[kk]);
         };
 
         int it = 0;   // K/V tiles consumed so far
@@ -311,18 +306,8 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
 #pragma unroll
                 for (int hf = 0; hf < 2; ++hf) {
                     const float mx = row_max(sc, hf, m_run[hf]);
-                    // A row that has seen no key yet (max -inf) uses 0 as its reference: P = 0, not NaN.
-                    const float m_new = mx == -INFINITY ? 0.f : mx;
-                    alpha[hf] = fast_exp2((m_run[hf] - m_new) * sl);
-                    m_run[hf] = mx;
-                    const float neg = -m_new * sl;
-                    float sum = 0.f;
-#pragma unroll
-                    for (int nt = 0; nt < kBlockN / 8; ++nt) {
-                        sc[nt][2 * hf] = fast_exp2(fmaf(sc[nt][2 * hf], sl, neg));
-                        sc[nt][2 * hf + 1] = fast_exp2(fmaf(sc[nt][2 * hf + 1], sl, neg));
-                        sum += sc[nt][2 * hf] + sc[nt][2 * hf + 1];
-                    }
+                    alpha[hf] = softmax_rescale(m_run[hf], mx, sl);
+                    const float sum = softmax_exp(sc, mx, hf, sl);
                     l_run[hf] = l_run[hf] * alpha[hf] + sum;
                 }
             };
@@ -345,7 +330,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 release(bar_k_free + s);
                 if (Tr::kDirectO && t_end == 1) release(bar_q_free + qs);
                 softmax(sc, 0, alpha);   // O is 0: nothing to rescale
-                pack_p(sc, pa);
+                pack_all(sc, pa);
                 for (int t = 1; t < t_end; ++t) {
                     const int sp = s, itp = it;
                     ++it;
@@ -367,7 +352,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                         o[dt][0] *= alpha[0]; o[dt][1] *= alpha[0];
                         o[dt][2] *= alpha[1]; o[dt][3] *= alpha[1];
                     }
-                    pack_p(sc, pa);
+                    pack_all(sc, pa);
                 }
                 mbar_wait(bar_v + s, (it / kStages) & 1);
                 issue_pv(pa, s, (t_end - 1) * kBlockN, N);
@@ -383,8 +368,9 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             // warpgroup's rows of the slot with the 128-byte swizzle (chunk c of row r at c ^ (r % 8)),
             // then one bulk store per panel (only this warpgroup read those rows, and its last wgmma
             // has completed). One slot: straight from the registers, 16 bytes per row per quad.
-            float* gL = p.lse + (static_cast<int64_t>(b) * p.heads_q + h) * p.len_q;
-            T* gO = static_cast<T*>(p.o) + b * p.o_batch_stride + h * p.o_head_stride;
+            const BlockInfo bi(p, b, h);
+            float* gL = p.lse + bi.lse_row0(p);
+            T* gO = bi.o<T>(p);
             release_stored();
             unsigned char* sO = reinterpret_cast<unsigned char*>(sQ + qs * Tr::kQElems) + cw * 64 * 128;
 #pragma unroll
@@ -461,12 +447,11 @@ cudaError_t launch_prefill_sm90(const AttnParams& p, bool persistent, cudaStream
         make_tensor_map(&maps.o, p.o, p.dtype, p.head_dim, p.len_q, p.heads_q, p.batch, p.o_row_stride, p.o_head_stride,
                         p.o_batch_stride, 64);
     if (!ok) return cudaErrorInvalidValue;
-    const bool mask = p.mask_kind != MaskKind::kNone;
-    if (p.dtype == DType::kFloat16)
-        return mask ? launch_prefill_kernel<Tr, __half, true>(p, maps, persistent, stream)
-                    : launch_prefill_kernel<Tr, __half, false>(p, maps, persistent, stream);
-    return mask ? launch_prefill_kernel<Tr, __nv_bfloat16, true>(p, maps, persistent, stream)
-                : launch_prefill_kernel<Tr, __nv_bfloat16, false>(p, maps, persistent, stream);
+    return DTYPE_SWITCH(p.dtype, T, [&] {
+        return BOOL_SWITCH(p.mask_kind != MaskKind::kNone, kHasMask, [&] {
+            return launch_prefill_kernel<Tr, T, kHasMask>(p, maps, persistent, stream);
+        });
+    });
 }
 
 }  // namespace sm90
