@@ -7,6 +7,7 @@
 #   BENCH_ARGS="--suite prefill --quick"  PYTEST_ARGS="-k cuda"  GPT2_ARGS="--batch 8"
 #   PYTEST_TARGETS="tests/test_decode.py"  (default: tests)
 #   STAGES=sanitize SANITIZE_ARGS="--kernels decode"  SANITIZE_TOOLS="memcheck racecheck synccheck"
+#     RACECHECK_ARGS="--quick" (the default; "" for every shape)
 #     (scripts/sanitize.py under compute-sanitizer, once per tool; COMPUTE_SANITIZER=/path overrides
 #     the binary, SANITIZER_ARGS adds options to it)
 #   STAGES=tune TUNE="--suite decode --kernels decode;--suite prefill --kernels tensor_core,prefill_sm90"
@@ -66,8 +67,10 @@ if has sanitize; then
         echo "=== sanitize: $CS --tool $tool --error-exitcode 1 scripts/sanitize.py ${SANITIZE_ARGS:-}"
         t0=$(stamp)
         # No caching allocator: every tensor is its own allocation, so memcheck sees its bounds.
+        # racecheck is the slow one: fewer shapes (RACECHECK_ARGS, default --quick).
+        extra=""; [ "$tool" = racecheck ] && extra=${RACECHECK_ARGS---quick}
         PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$CS" --tool "$tool" --error-exitcode 1 ${SANITIZER_ARGS:-} \
-            $PY scripts/sanitize.py ${SANITIZE_ARGS:-} > "$OUT/sanitize-$tool.log" 2>&1
+            $PY scripts/sanitize.py ${SANITIZE_ARGS:-} $extra > "$OUT/sanitize-$tool.log" 2>&1
         rc=$?
         t1=$(stamp)
         tail -8 "$OUT/sanitize-$tool.log"

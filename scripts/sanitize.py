@@ -1,7 +1,8 @@
 """Every CUDA kernel over awkward shapes, small enough to run under compute-sanitizer.
 
     compute-sanitizer --tool memcheck --error-exitcode 1 python scripts/sanitize.py
-    (scripts/device_run.sh, STAGES=sanitize, runs it under memcheck, racecheck and synccheck)
+    (scripts/device_run.sh, STAGES=sanitize, runs it under memcheck, racecheck and synccheck;
+    racecheck, which is slow, with --quick: lengths 1, 17, 97 and the 4099-key caches)
 
 Each kernel of flashmin_nn.backends.CUDA_KERNELS (and "prefill_sm90" where the build has it) is
 forced with use_kernel over:
@@ -40,9 +41,9 @@ def kernel_names():
     return names
 
 
-def prefill_cases():
+def prefill_cases(lengths=LENGTHS):
     """(label, q, k, v, mask, causal, gqa) built lazily, one at a time."""
-    for i, (L, S, D, causal) in enumerate(itertools.product(LENGTHS, LENGTHS, HEAD_DIMS, (False, True))):
+    for i, (L, S, D, causal) in enumerate(itertools.product(lengths, lengths, HEAD_DIMS, (False, True))):
         dt = DTYPES[(i + i // 2 + i // 4) % 2]   # every (D, causal, dtype) over the (L, S) pairs
         yield f"L={L} S={S} D={D} causal={int(causal)} {dt}", dict(shape=(1, 2, 2, L, S, D), dtype=dt, causal=causal)
     for L, S in ((17, 97), (97, 1000), (1000, 17), (1, 1000)):
@@ -50,11 +51,13 @@ def prefill_cases():
         yield f"gqa 4/2 L={L} S={S} D=128 causal", dict(shape=(1, 4, 2, L, S, 128), dtype=torch.bfloat16, causal=True)
 
 
-def decode_cases():
+def decode_cases(quick=False):
     # The teaching kernel reads long caches slowly under the sanitizer: it keeps the 4099-key cases.
-    for q_len, S, D, (hq, hkv) in itertools.product((1, 7), (4099, 33000), HEAD_DIMS, ((4, 4), (8, 2))):
+    for q_len, S, D, (hq, hkv) in itertools.product((1, 7), (4099,) if quick else (4099, 33000), HEAD_DIMS, ((4, 4), (8, 2))):
         yield f"decode q_len={q_len} S={S} D={D} H={hq}/{hkv}", dict(shape=(2, hq, hkv, q_len, S, D), dtype=torch.float16,
                                                                     causal=q_len > 1, skip=("minimal",) if S > 5000 else ())
+    if quick:
+        return
     # A grid that fills the GPU (4 x 36 = 144 blocks) over a long cache: the 8-split sweep-order plan.
     yield "decode full grid S=32768 D=128", dict(shape=(4, 36, 36, 1, 32768, 128), dtype=torch.bfloat16,
                                                  skip=("minimal",))
@@ -128,6 +131,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kernels", default=None, help="comma list (default: every CUDA kernel of the build)")
     ap.add_argument("--parts", default="prefill,decode,kvcache")
+    ap.add_argument("--quick", action="store_true",
+                    help="for racecheck, which is slow: lengths 1, 17, 97 (no 1000) and 4099-key caches only "
+                         "(split and unsplit, no 33000-key or full-grid cases)")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         print("sanitize.py needs a CUDA device")
@@ -136,7 +142,8 @@ def main():
     torch.manual_seed(0)
     names = args.kernels.split(",") if args.kernels else kernel_names()
     parts = args.parts.split(",")
-    cases = [*(prefill_cases() if "prefill" in parts else ()), *(decode_cases() if "decode" in parts else ())]
+    lengths = tuple(n for n in LENGTHS if n < 1000) if args.quick else LENGTHS
+    cases = [*(prefill_cases(lengths) if "prefill" in parts else ()), *(decode_cases(args.quick) if "decode" in parts else ())]
     total = {"ran": 0, "refused": 0, "failed": 0}
     t0 = time.perf_counter()
     for name in names:
