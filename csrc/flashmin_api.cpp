@@ -81,14 +81,24 @@ const DeviceFacts& device_facts(int device) {
 }  // namespace
 
 // CUDA implementation of torch.ops.flashmin.attention_fwd (schema in flashmin_nn/ops.py):
-// (q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel) -> (out, lse).
+// (q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel, window_left,
+// window_right, softcap, alibi_slopes, sinks) -> (out, lse). The last five (a local window around
+// the diagonal, logit softcapping, ALiBi, attention sinks) are served by the CPU path only so far:
+// here they must have their defaults (the Python layer raises NotImplementedError before this).
 // q: (B, Hq, L, D), k/v: (B, Hkv, S, D) with stride(-1) == 1; attn_mask: None or (B, Hq, L, S)
 // (broadcast dims may have stride 0). out: (B, Hq, L, D) laid out as (B, L, Hq, D); lse: (B, Hq, L) fp32.
 std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
         const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
         const c10::optional<at::Tensor>& attn_mask, const c10::optional<at::Tensor>& seqlens_k,
-        double scale, bool is_causal, int64_t causal_offset, c10::string_view kernel_name) {
+        double scale, bool is_causal, int64_t causal_offset, c10::string_view kernel_name,
+        int64_t window_left, int64_t window_right, double softcap,
+        const c10::optional<at::Tensor>& alibi_slopes, const c10::optional<at::Tensor>& sinks) {
     const Kernel kernel = kernel_from_name(kernel_name);
+    TORCH_CHECK(window_left < 0 && window_right < 0, "window_left and window_right must be -1: the CUDA kernels do "
+                "not implement local attention yet (CPU tensors do)");
+    TORCH_CHECK(softcap == 0.0, "softcap must be 0: the CUDA kernels do not implement logit softcapping yet (CPU tensors do)");
+    TORCH_CHECK(!alibi_slopes.has_value() && !sinks.has_value(), "alibi_slopes and sinks must be None: the CUDA kernels "
+                "do not implement ALiBi or attention sinks yet (CPU tensors do)");
     check_qkv(q, "q", q);
     check_qkv(k, "k", q);
     check_qkv(v, "v", q);

@@ -11,8 +11,8 @@ registered with it (flashmin_nn/integrations/__init__.py).
 """
 from . import ops  # noqa: F401  (defines torch.ops.flashmin.attention_fwd)
 from .backends import KernelInfo, choose_kernel, current_kernel, list_kernels, use_kernel
-from .functional import (attention, flash_attn_func, flash_attn_varlen_func, flash_attn_with_kvcache,
-                         scaled_dot_product_attention)
+from .flash_attn_interface import flash_attn_func, flash_attn_varlen_func, flash_attn_with_kvcache
+from .functional import attention, scaled_dot_product_attention
 from .integrations import register_with_transformers as _register_with_transformers
 from .modules import FlashAttention
 

@@ -11,29 +11,25 @@
 
 With causal masking, query i sees key j iff j <= i + causal_offset.
 
-The FlashAttention-style functions take flash_attn 2.8's arguments in flash_attn 2.8's order, every
-one of them; a value flashmin does not implement yet raises NotImplementedError naming it, a value
-that means the same as the default (a window as wide as the keys, softcap <= 0, ...) is read the way
-flash_attn reads it, and flashmin's own options are keyword-only. Flags (causal, is_causal,
-enable_gqa) must be bools, as torch's SDPA requires.
+The FlashAttention-2 functions (flash_attn_func, flash_attn_with_kvcache, flash_attn_varlen_func)
+live in flash_attn_interface.py, their options' checks in _flash_options.py. Flags (causal,
+is_causal, enable_gqa) must be bools, as torch's SDPA requires.
 """
 import math
-import numbers
 from typing import Optional
 
-import torch
 from torch import Tensor
 
-from ._checks import check_indexed_cache, check_qkv, describe, expand_mask, finite_scale, integer, not_a_bool
-from .ops import attention_forward
-
-_NO_WINDOW = (-1, -1)
-_is_compiling = torch.compiler.is_compiling
+from ._checks import check_qkv, describe, expand_mask, finite_scale, integer, not_a_bool
+from ._flash_options import NO_WINDOW as _NO_WINDOW
+from ._flash_options import check_sinks, flash_options
+from .ops import NO_EXTRAS, attention_forward
 
 
 def attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor] = None,
               scale: Optional[float] = None, is_causal: bool = False, causal_offset: int = 0,
-              return_lse: bool = False):
+              return_lse: bool = False, *, window_size=_NO_WINDOW, softcap: float = 0.0,
+              alibi_slopes: Optional[Tensor] = None, sinks: Optional[Tensor] = None):
     """Attention over (B, H, L, D) tensors with an explicit causal alignment.
 
     query: (B, Hq, L, D); key, value: (B, Hkv, S, D) with Hq a multiple of Hkv (grouped-query
@@ -42,6 +38,14 @@ def attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Ten
     (B, Hq, L, S). scale: a finite number, default 1 / sqrt(D). With is_causal, query i sees key j
     iff j <= i + causal_offset (an int; under torch.compile it may be a SymInt, e.g. from the
     shapes, and one graph then serves every length). A query that sees no key gets zeros (and lse = -inf).
+
+    Keyword-only, relative to the diagonal (query i's is key i + causal_offset, causal or not):
+    window_size (left, right), -1 = no limit: key j is seen only if i + causal_offset - left <= j <=
+    i + causal_offset + right; softcap > 0: scores s -> softcap * tanh(s / softcap) before the mask;
+    alibi_slopes float32 (Hq,) or (B, Hq): -slope * |j - i - causal_offset| added to the scores;
+    sinks (Hq,) float: a logit per head that joins the softmax's denominator with no value (as
+    gpt-oss's attention sinks; lse includes it). These run on CPU tensors (and with
+    use_kernel("reference")); on CUDA they raise NotImplementedError naming the option.
 
     Returns out (B, Hq, L, D) in query's dtype, stored as (B, L, Hq, D) so `out.transpose(1, 2)`
     is contiguous; with return_lse, also lse (B, Hq, L) float32, the natural-log log-sum-exp.
@@ -54,8 +58,24 @@ def attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Ten
     B, H, L, D = query.shape
     mask = None if attn_mask is None else expand_mask(attn_mask, B, H, L, key.shape[2], query)
     scale = 1.0 / math.sqrt(D) if scale is None else finite_scale(scale)
-    out, lse = attention_forward(query, key, value, mask, scale, is_causal, causal_offset)
+    extras = NO_EXTRAS
+    if (window_size is not _NO_WINDOW and window_size != _NO_WINDOW) or softcap != 0.0 or alibi_slopes is not None \
+            or sinks is not None:
+        extras = _options(window_size, softcap, alibi_slopes, sinks, query, B, H)
+    out, lse = attention_forward(query, key, value, mask, scale, is_causal, causal_offset, extras=extras)
     return (out, lse) if return_lse else out
+
+
+def _options(window_size, softcap, alibi_slopes, sinks, q: Tensor, batch: int, heads: int):
+    """The op's extras for attention(): the window taken as given (-1 or any negative side: no limit)."""
+    causal, extras = flash_options(False, window_size, softcap, alibi_slopes, math.inf, q, batch, heads)
+    left, right, cap, alibi, _ = extras if extras is not None else (-1, -1, 0.0, None, None)
+    if causal:                     # (no limit, 0): a right side at the diagonal, kept as a window here
+        right = 0
+    sinks = None if sinks is None else check_sinks(sinks, q, heads)
+    if left < 0 and right < 0 and cap == 0.0 and alibi is None and sinks is None:
+        return NO_EXTRAS
+    return (left, right, cap, alibi, sinks)
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor] = None,
@@ -84,434 +104,3 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
             raise ValueError(f"key.size(1)={ks[1]} must equal query.size(1)={qs[1]}; "
                              "pass enable_gqa=True for grouped-query attention")
     return attention(query, key, value, attn_mask, scale, is_causal, 0)
-
-
-# ---------------------------------------------------------------------------------------------
-# flash_attn 2.8's options: what flashmin implements, and the NotImplementedError for the rest
-# ---------------------------------------------------------------------------------------------
-def _check_dropout(dropout_p):
-    if isinstance(dropout_p, bool) or not isinstance(dropout_p, numbers.Real):
-        raise TypeError(f"dropout_p={describe(dropout_p)} must be a float; got {type(dropout_p).__name__}")
-    if dropout_p != 0:
-        raise NotImplementedError(f"dropout_p={dropout_p}: flashmin is inference-only and has no dropout; "
-                                  "pass dropout_p=0.0 (flash_attn's setting for evaluation)")
-
-
-def _flash_options(causal: bool, window_size, softcap, alibi_slopes, seqlen_k) -> bool:
-    """The causal flag flash_attn 2.8 runs with for these options, when they come down to full or
-    causal attention; NotImplementedError naming the option otherwise. flash_attn's reading: a side of
-    the window as wide as the keys (>= seqlen_k) has no limit, causal sets the right side to 0, any
-    negative side has no limit, and (no limit, 0) is causal; softcap <= 0 is off."""
-    if alibi_slopes is not None:
-        raise NotImplementedError(f"alibi_slopes={describe(alibi_slopes)}: ALiBi is not implemented in flashmin yet; "
-                                  "pass alibi_slopes=None (scaled_dot_product_attention takes the bias as a float "
-                                  "attn_mask)")
-    if isinstance(softcap, bool) or not isinstance(softcap, (numbers.Real, torch.SymFloat)):
-        raise TypeError(f"softcap={describe(softcap)} must be a float (0.0: no softcapping); "
-                        f"got {type(softcap).__name__}")
-    if softcap != softcap:
-        raise ValueError(f"softcap={softcap} must be a number (0.0: no softcapping)")
-    if softcap > 0:
-        raise NotImplementedError(f"softcap={softcap}: logit softcapping is not implemented in flashmin yet "
-                                  "(softcap <= 0 turns it off, as in flash_attn)")
-    try:
-        left, right = window_size
-    except (TypeError, ValueError):
-        raise TypeError(f"window_size={describe(window_size)} must be a pair (left, right) of ints; "
-                        "-1 means no limit") from None
-    left, right = integer(left, "window_size[0]"), integer(right, "window_size[1]")
-    if left >= seqlen_k:
-        left = -1
-    if right >= seqlen_k:
-        right = -1
-    if causal:
-        right = 0
-    if left < 0 and right < 0:
-        return False
-    if left < 0 and right == 0:
-        return True
-    raise NotImplementedError(f"window_size={tuple(window_size)}: sliding-window (local) attention is not "
-                              "implemented in flashmin yet; (-1, -1) is full attention, (-1, 0) causal")
-
-
-def _check_kvcache_options(rotary_cos, rotary_sin, cache_leftpad, num_splits, rotary_interleaved):
-    if rotary_cos is not None or rotary_sin is not None:
-        raise NotImplementedError(f"rotary_cos={describe(rotary_cos)}, rotary_sin={describe(rotary_sin)}: rotary "
-                                  "embedding inside the call is not implemented in flashmin yet; rotate q and the new "
-                                  "k before the call")
-    if cache_leftpad is not None:
-        raise NotImplementedError(f"cache_leftpad={describe(cache_leftpad)}: caches that start past position 0 are "
-                                  "not implemented in flashmin yet")
-    num_splits = integer(num_splits, "num_splits")
-    if num_splits != 0:
-        raise NotImplementedError(f"num_splits={num_splits}: flashmin's decode plan chooses the number of splits "
-                                  "itself; only num_splits=0 (flash_attn's own heuristic) is implemented")
-    if rotary_interleaved is not True and rotary_interleaved is not False:
-        not_a_bool("rotary_interleaved", rotary_interleaved)
-
-
-# ---------------------------------------------------------------------------------------------
-# the FlashAttention-2 functions
-# ---------------------------------------------------------------------------------------------
-def flash_attn_func(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0, softmax_scale: Optional[float] = None,
-                    causal: bool = False, window_size=_NO_WINDOW, softcap: float = 0.0,
-                    alibi_slopes: Optional[Tensor] = None, deterministic: bool = False,
-                    return_attn_probs: bool = False, *, return_lse: bool = False):
-    """Drop-in for flash_attn 2.8's flash_attn_func (same arguments, same order), forward only.
-
-    q: (B, Sq, Hq, D); k, v: (B, Sk, Hkv, D), Hq a multiple of Hkv (GQA/MQA). causal is aligned
-    bottom-right: query i sees key j iff j <= i + Sk - Sq, so the last query sees every key (what a
-    KV cache needs); when Sq > Sk the first Sq - Sk queries see nothing and get zeros.
-    Implemented: dropout_p = 0; window_size (-1, -1) or anything flash_attn reads as full or causal
-    attention ((-1, 0), sides >= Sk, any right side with causal); softcap <= 0; alibi_slopes None.
-    Any other value raises NotImplementedError naming the argument. deterministic is accepted either
-    way (flashmin's forward is deterministic; the flag concerns flash_attn's backward).
-    Returns out (B, Sq, Hq, D) contiguous. With return_attn_probs, (out, softmax_lse, S_dmask) as
-    flash_attn returns them for dropout_p = 0: lse (B, Hq, Sq) float32, and S_dmask an empty tensor
-    (shape (0,), q's dtype): no probabilities are formed. With flashmin's keyword-only return_lse,
-    (out, lse).
-    """
-    if causal is not True and causal is not False:
-        not_a_bool("causal", causal)
-    if dropout_p != 0.0:
-        _check_dropout(dropout_p)
-    q, k, v = check_qkv(q, k, v, names=("q", "k", "v"), layout="blhd")
-    qs, ks = q.shape, k.shape
-    if (window_size is not _NO_WINDOW and window_size != _NO_WINDOW) or softcap != 0.0 or alibi_slopes is not None:
-        causal = _flash_options(causal, window_size, softcap, alibi_slopes, ks[1])
-    scale = 1.0 / math.sqrt(qs[3]) if softmax_scale is None else finite_scale(softmax_scale, "softmax_scale")
-    qt, kt, vt = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)   # (B, H, S, D) views
-    out, lse = attention_forward(qt, kt, vt, None, scale, causal, ks[1] - qs[1])
-    out = out.transpose(1, 2)                                              # (B, Sq, Hq, D), contiguous
-    if return_attn_probs:
-        return out, lse, q.new_empty((0,))
-    return (out, lse) if return_lse else out
-
-
-def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Optional[Tensor] = None,
-                            v: Optional[Tensor] = None, rotary_cos: Optional[Tensor] = None,
-                            rotary_sin: Optional[Tensor] = None, cache_seqlens=None,
-                            cache_batch_idx: Optional[Tensor] = None, cache_leftpad: Optional[Tensor] = None,
-                            block_table: Optional[Tensor] = None, softmax_scale: Optional[float] = None,
-                            causal: bool = False, window_size=_NO_WINDOW, softcap: float = 0.0,
-                            rotary_interleaved: bool = True, alibi_slopes: Optional[Tensor] = None,
-                            num_splits: int = 0, return_softmax_lse: bool = False, *, return_lse: bool = False,
-                            check_lengths: bool = True):
-    """Drop-in for flash_attn 2.8's flash_attn_with_kvcache (same arguments, same order), forward
-    only: decode against a KV cache.
-
-    q: (B, Lq, Hq, D), typically Lq = 1 (or a few tokens for speculative decoding).
-    k_cache, v_cache: (B, S_max, Hkv, D), Hq a multiple of Hkv.
-    k, v: optional new keys/values (B, Lnew, Hkv, D), written into the caches IN PLACE at positions
-    cache_seqlens[b] .. cache_seqlens[b] + Lnew - 1 before attending.
-    cache_seqlens: an int (a Python or numpy integer, not a bool) or an int32/int64 tensor (B,): keys
-    already in each batch row's cache (None: the whole cache, S_max). Batch row b then attends to its
-    first cache_seqlens[b] + Lnew keys.
-    causal: aligned bottom-right per batch row: query i sees key j iff j <= i + len_b - Lq.
-    Implemented: window_size / softcap / alibi_slopes as in flash_attn_func; num_splits = 0 (flashmin
-    plans its own splits); rotary_interleaved either way (it only matters with rotary_cos/sin).
-    block_table (CPU tensors only so far): a paged cache; k_cache, v_cache are then a pool
-    (num_blocks, page_block_size, Hkv, D) and block_table (B, max_blocks_per_seq) int32 says where
-    row b's key j lives: page block_table[b, j // page_block_size], offset j % page_block_size; any
-    page_block_size >= 1. New keys are written into those pages in place; they may not land in a slot
-    that another row (or another position of the same row) also references.
-    cache_batch_idx (CPU tensors only so far): (B,) int32/int64, row b of q uses cache row
-    cache_batch_idx[b] (cache_seqlens stays indexed by q's row b); repeated indices are accepted
-    without new keys only. Not together with block_table (as in flash_attn).
-    rotary_cos/rotary_sin, cache_leftpad, block_table or cache_batch_idx on CUDA tensors, and any other
-    value raise NotImplementedError naming the argument, before the cache is touched.
-    check_lengths (flashmin, keyword-only): verify 0 <= cache_seqlens and cache_seqlens + Lnew <= S_max;
-    for a tensor this reads two numbers back to the host (a synchronisation); pass False to skip it in
-    a hot loop. Under torch.compile a tensor's lengths are not checked (reading them would break the graph).
-    Returns out (B, Lq, Hq, D); with return_softmax_lse (or flashmin's return_lse), (out, lse) with
-    lse (B, Hq, Lq) float32.
-    """
-    if causal is not True and causal is not False:
-        not_a_bool("causal", causal)
-    if (rotary_cos is not None or rotary_sin is not None or cache_batch_idx is not None or cache_leftpad is not None
-            or block_table is not None or num_splits != 0 or rotary_interleaved is not True):
-        _check_kvcache_options(rotary_cos, rotary_sin, cache_leftpad, num_splits, rotary_interleaved)
-        if block_table is not None or cache_batch_idx is not None:
-            return _kvcache_indexed(q, k_cache, v_cache, k, v, cache_seqlens, cache_batch_idx, block_table,
-                                    dict(softmax_scale=softmax_scale, causal=causal, window_size=window_size,
-                                         softcap=softcap, alibi_slopes=alibi_slopes,
-                                         return_lse=return_softmax_lse or return_lse, check_lengths=False))
-    q, kc, vc = check_qkv(q, k_cache, v_cache, names=("q", "k_cache", "v_cache"), layout="blhd")
-    if k is not None and (kc is not k_cache or vc is not v_cache):
-        # check_qkv copied a cache with a strided last dim: the new keys would land in the copy
-        raise ValueError(f"k_cache.stride(-1)={k_cache.stride(-1)}, v_cache.stride(-1)={v_cache.stride(-1)}: with "
-                         "k/v the caches are written in place, so their last dim must be contiguous")
-    k_cache, v_cache = kc, vc
-    B, S_max, Hkv, D = k_cache.shape
-    if (window_size is not _NO_WINDOW and window_size != _NO_WINDOW) or softcap != 0.0 or alibi_slopes is not None:
-        causal = _flash_options(causal, window_size, softcap, alibi_slopes, S_max)
-    if (k is None) != (v is None):
-        raise ValueError("k and v must be given together (new keys and values for the cache)")
-    n_new = 0
-    if k is not None:
-        for t, n in ((k, "k"), (v, "v")):
-            if not isinstance(t, Tensor):
-                raise TypeError(f"{n} must be a torch.Tensor; got {type(t).__name__}")
-            if t.dim() != 4 or t.shape[0] != B or t.shape[2:] != k_cache.shape[2:]:
-                raise ValueError(f"{n}.shape={tuple(t.shape)} must be (B, Lnew, Hkv, D) = ({B}, Lnew, {Hkv}, {D})")
-            if t.dtype != k_cache.dtype or t.device != k_cache.device:
-                raise TypeError(f"{n} must match k_cache's dtype and device; got {n}.dtype={t.dtype}, "
-                                f"{n}.device={t.device} vs {k_cache.dtype}, {k_cache.device}")
-        if v.shape != k.shape:
-            raise ValueError(f"v.shape={tuple(v.shape)} must equal k.shape={tuple(k.shape)}")
-        n_new = k.size(1)
-        if cache_seqlens is None:
-            raise ValueError("cache_seqlens is required with k/v: it says where the new keys go")
-
-    lens = None                                            # (B,) int32: keys each batch row attends to
-    if cache_seqlens is not None:
-        if type(cache_seqlens) is int:                      # the common case first: no ABC checks
-            pass
-        elif not isinstance(cache_seqlens, Tensor):
-            if isinstance(cache_seqlens, bool):
-                raise TypeError(f"cache_seqlens={cache_seqlens} is a bool; pass an int or an int32/int64 tensor "
-                                "of shape (B,)")
-            if not isinstance(cache_seqlens, (numbers.Integral, torch.SymInt)):
-                raise TypeError(f"cache_seqlens must be an int or a tensor; got {type(cache_seqlens).__name__}")
-            if not isinstance(cache_seqlens, torch.SymInt):
-                cache_seqlens = int(cache_seqlens)          # a numpy integer
-        if not isinstance(cache_seqlens, Tensor):
-            if check_lengths and not 0 <= cache_seqlens <= S_max - n_new:
-                raise ValueError(f"cache_seqlens={cache_seqlens} with {n_new} new keys does not fit the cache "
-                                 f"(k_cache.size(1)={S_max})")
-            check_lengths = False                           # checked on the host: no device read-back
-            cache_seqlens = torch.full((B,), cache_seqlens, dtype=torch.int32, device=q.device)
-        if cache_seqlens.dtype not in (torch.int32, torch.int64) or cache_seqlens.shape != (B,):
-            raise ValueError(f"cache_seqlens must be an int32/int64 tensor of shape (B,)=({B},); got "
-                             f"dtype={cache_seqlens.dtype}, shape={tuple(cache_seqlens.shape)}")
-        if cache_seqlens.device != q.device:
-            raise ValueError(f"cache_seqlens.device={cache_seqlens.device} must equal q.device={q.device}")
-        if check_lengths and B > 0 and not _is_compiling():
-            lo, hi = torch.stack(torch.aminmax(cache_seqlens)).tolist()   # one read-back, not two
-            if lo < 0 or hi + n_new > S_max:
-                raise ValueError(f"cache_seqlens must lie in [0, {S_max - n_new}] (k_cache.size(1)={S_max}, "
-                                 f"{n_new} new keys); got values from {lo} to {hi}")
-        if n_new > 0:
-            pos = cache_seqlens.to(torch.int64).unsqueeze(1) + torch.arange(n_new, device=q.device)   # (B, Lnew)
-            index = pos.view(B, n_new, 1, 1).expand(B, n_new, Hkv, D)
-            k_cache.scatter_(1, index, k)                 # in place, no host synchronisation
-            v_cache.scatter_(1, index, v)
-        lens = cache_seqlens + n_new if n_new > 0 else cache_seqlens
-        lens = lens.to(torch.int32).contiguous()           # no copy for a contiguous int32 tensor
-
-    scale = 1.0 / math.sqrt(D) if softmax_scale is None else finite_scale(softmax_scale, "softmax_scale")
-    qt, kt, vt = q.transpose(1, 2), k_cache.transpose(1, 2), v_cache.transpose(1, 2)   # (B, H, S, D) views
-    out, lse = attention_forward(qt, kt, vt, None, scale, causal, S_max - q.shape[1], seqlens_k=lens)
-    out = out.transpose(1, 2)                                                         # (B, Lq, Hq, D)
-    return (out, lse) if return_softmax_lse or return_lse else out
-
-
-def flash_attn_varlen_func(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor, cu_seqlens_k: Tensor,
-                           max_seqlen_q: int, max_seqlen_k: int, dropout_p: float = 0.0,
-                           softmax_scale: Optional[float] = None, causal: bool = False, window_size=_NO_WINDOW,
-                           softcap: float = 0.0, alibi_slopes: Optional[Tensor] = None, deterministic: bool = False,
-                           return_attn_probs: bool = False, block_table: Optional[Tensor] = None, *,
-                           check_lengths: bool = True):
-    """Drop-in for flash_attn 2.8's flash_attn_varlen_func (same arguments, same order), forward only:
-    a batch of sequences of different lengths packed along the token dim.
-
-    q: (total_q, Hq, D); k, v: (total_k, Hkv, D), Hq a multiple of Hkv; cu_seqlens_q, cu_seqlens_k:
-    int32 (B + 1,), sequence b being q[cu_seqlens_q[b]:cu_seqlens_q[b + 1]] against
-    k[cu_seqlens_k[b]:cu_seqlens_k[b + 1]]; max_seqlen_q / max_seqlen_k: ints, at least the longest
-    sequence. causal is aligned bottom-right within each sequence. The other options as in
-    flash_attn_func; block_table (paged keys) raises NotImplementedError.
-
-    Interim implementation, until a varlen kernel exists: the tokens are gathered into padded
-    (B, max_seqlen, H, D) copies (queries right-aligned, so that one causal offset serves every
-    sequence; keys cut per sequence by the op's per-batch key lengths), one call of the op runs every
-    sequence, and the rows are gathered back. So it costs copies of q, k, v and out padded to the
-    longest sequence, and compute over that padding; it reads nothing back to the host except for
-    check_lengths (flashmin, keyword-only: one read-back that checks cu_seqlens against the totals and
-    the max_seqlen arguments; skipped under torch.compile).
-
-    Returns out (total_q, Hq, D) contiguous; with return_attn_probs (out, softmax_lse, S_dmask) with
-    lse (Hq, total_q) float32 and S_dmask an empty tensor, as flash_attn returns them for dropout_p = 0.
-    Query rows past cu_seqlens_q[-1] get zeros.
-    """
-    if causal is not True and causal is not False:
-        not_a_bool("causal", causal)
-    if dropout_p != 0.0:
-        _check_dropout(dropout_p)
-    if block_table is not None:
-        raise NotImplementedError(f"block_table={describe(block_table)}: paged keys are not implemented in flashmin "
-                                  "yet")
-    for t, n in ((q, "q"), (k, "k"), (v, "v")):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{n} must be a torch.Tensor; got {type(t).__name__}")
-        if t.dim() != 3:
-            raise ValueError(f"{n}.dim()={t.dim()} must be 3: (total, H, D); got {n}.shape={tuple(t.shape)}")
-    if k.size(2) != q.size(2):
-        raise ValueError(f"k.size(2)={k.size(2)} must equal q.size(2)={q.size(2)} (head dim)")
-    if k.size(1) == 0 or q.size(1) % k.size(1) != 0:
-        raise ValueError(f"q.size(1)={q.size(1)} query heads must be a positive multiple of k.size(1)={k.size(1)} "
-                         "kv heads")
-    qb, kb, vb = check_qkv(q[None], k[None], v[None], names=("q", "k", "v"), layout="blhd")   # (1, total, H, D)
-    q, k, v = qb[0], kb[0], vb[0]
-    total_q, Hq, D = q.shape
-    total_k, Hkv = k.shape[0], k.shape[1]
-    for t, n in ((cu_seqlens_q, "cu_seqlens_q"), (cu_seqlens_k, "cu_seqlens_k")):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{n} must be an int32 tensor of shape (B + 1,); got {type(t).__name__}")
-        if t.dtype != torch.int32 or t.dim() != 1 or t.numel() < 1:
-            raise ValueError(f"{n} must be an int32 tensor of shape (B + 1,); got dtype={t.dtype}, "
-                             f"shape={tuple(t.shape)}")
-        if t.device != q.device:
-            raise ValueError(f"{n}.device={t.device} must equal q.device={q.device}")
-    if cu_seqlens_k.shape != cu_seqlens_q.shape:
-        raise ValueError(f"cu_seqlens_k.shape={tuple(cu_seqlens_k.shape)} must equal "
-                         f"cu_seqlens_q.shape={tuple(cu_seqlens_q.shape)} (one entry per sequence, plus one)")
-    Lmax, Smax = integer(max_seqlen_q, "max_seqlen_q"), integer(max_seqlen_k, "max_seqlen_k")
-    if Lmax < 0 or Smax < 0:
-        raise ValueError(f"max_seqlen_q={Lmax}, max_seqlen_k={Smax} must not be negative")
-    if (window_size is not _NO_WINDOW and window_size != _NO_WINDOW) or softcap != 0.0 or alibi_slopes is not None:
-        causal = _flash_options(causal, window_size, softcap, alibi_slopes, Smax)
-    scale = 1.0 / math.sqrt(D) if softmax_scale is None else finite_scale(softmax_scale, "softmax_scale")
-    B = cu_seqlens_q.numel() - 1
-    if check_lengths and not _is_compiling():
-        _check_cu_seqlens(cu_seqlens_q, cu_seqlens_k, total_q, total_k, Lmax, Smax)
-
-    out = q.new_zeros((total_q, Hq, D))
-    lse = torch.full((Hq, total_q), -math.inf, dtype=torch.float32, device=q.device)
-    if B == 0 or total_q == 0 or Lmax == 0:
-        return (out, lse, q.new_empty((0,))) if return_attn_probs else out
-    dev = q.device
-    cu_q, cu_k = cu_seqlens_q.to(torch.int64), cu_seqlens_k.to(torch.int64)
-    len_q, len_k = cu_q[1:] - cu_q[:-1], cu_k[1:] - cu_k[:-1]                   # (B,)
-    # Padded copies: sequence b's queries at rows Lmax - len_q[b] .. Lmax - 1 (right-aligned), its keys
-    # at rows 0 .. len_k[b] - 1. Padding rows read other tokens (finite values) and are never used.
-    rows_q = torch.arange(Lmax, device=dev)                                      # (Lmax,)
-    src_q = (cu_q[:-1, None] - (Lmax - len_q)[:, None] + rows_q).clamp(0, total_q - 1)   # (B, Lmax)
-    qp = q[src_q]                                                                # (B, Lmax, Hq, D)
-    if total_k > 0:
-        src_k = (cu_k[:-1, None] + torch.arange(Smax, device=dev)).clamp(0, total_k - 1)  # (B, Smax)
-        kp, vp = k[src_k], v[src_k]                                              # (B, Smax, Hkv, D)
-    else:
-        kp = vp = k.new_zeros((B, Smax, Hkv, D))
-    # Query row r of sequence b is its query r - (Lmax - len_q[b]): it sees key j iff
-    # j <= r - Lmax + len_k[b] = (Smax - Lmax) + len_k[b] - Smax + r, the op's per-batch causal offset.
-    o, l = attention_forward(qp.transpose(1, 2), kp.transpose(1, 2), vp.transpose(1, 2), None, scale, causal,
-                             Smax - Lmax, seqlens_k=len_k.to(torch.int32))      # (B, Hq, Lmax, D), (B, Hq, Lmax)
-    # Back to the packed rows: token t of sequence b (cu_q[b] <= t < cu_q[b + 1]) is padded row
-    # t - cu_q[b] + Lmax - len_q[b] of batch b.
-    t = torch.arange(total_q, device=dev)                                        # (total_q,)
-    b = torch.searchsorted(cu_q[1:], t, right=True).clamp(max=B - 1)             # (total_q,)
-    flat = b * Lmax + (t - cu_q[b] + Lmax - len_q[b]).clamp(0, Lmax - 1)         # (total_q,)
-    inside = (t < cu_q[-1]).view(-1, 1)                                          # rows past the last sequence: 0
-    out = o.transpose(1, 2).reshape(B * Lmax, Hq, D)[flat]                      # (total_q, Hq, D)
-    out = torch.where(inside.unsqueeze(-1), out, out.new_zeros(()))
-    lse = l.transpose(0, 1).reshape(Hq, B * Lmax)[:, flat]                      # (Hq, total_q)
-    lse = torch.where(inside.view(1, -1), lse, lse.new_full((), -math.inf))
-    return (out, lse, q.new_empty((0,))) if return_attn_probs else out
-
-
-def _check_cu_seqlens(cu_q: Tensor, cu_k: Tensor, total_q: int, total_k: int, Lmax: int, Smax: int):
-    """cu_seqlens start at 0, never decrease, end within the totals; max_seqlen covers every sequence.
-    One read-back to the host for both."""
-    vals = torch.cat([cu_q, cu_k]).tolist()
-    n = len(vals) // 2
-    for name, cu, total, max_len, max_name in (("cu_seqlens_q", vals[:n], total_q, Lmax, "max_seqlen_q"),
-                                               ("cu_seqlens_k", vals[n:], total_k, Smax, "max_seqlen_k")):
-        steps = [b - a for a, b in zip(cu, cu[1:])]
-        if cu[0] != 0 or min(steps, default=0) < 0:
-            raise ValueError(f"{name} must start at 0 and never decrease; got values from {min(cu)} to {max(cu)}")
-        if cu[-1] > total:
-            raise ValueError(f"{name}[-1]={cu[-1]} is past the {total} tokens packed in "
-                             f"{'q' if name.endswith('q') else 'k'}.size(0)")
-        if max(steps, default=0) > max_len:
-            raise ValueError(f"{max_name}={max_len} is less than the longest sequence in {name} "
-                             f"({max(steps)} tokens)")
-
-
-def _host_seqlens(cache_seqlens, B: int, S: int, device) -> Tensor:
-    """cache_seqlens as an int64 CPU tensor (B,) for the gather of a paged or indexed cache (None: S)."""
-    if cache_seqlens is None:
-        return torch.full((B,), S, dtype=torch.int64)
-    if isinstance(cache_seqlens, Tensor):
-        if cache_seqlens.dtype not in (torch.int32, torch.int64) or cache_seqlens.shape != (B,):
-            raise ValueError(f"cache_seqlens must be an int32/int64 tensor of shape (B,)=({B},); got "
-                             f"dtype={cache_seqlens.dtype}, shape={tuple(cache_seqlens.shape)}")
-        if cache_seqlens.device != device:
-            raise ValueError(f"cache_seqlens.device={cache_seqlens.device} must equal q.device={device}")
-        return cache_seqlens.to(torch.int64)
-    if isinstance(cache_seqlens, bool) or not isinstance(cache_seqlens, numbers.Integral):
-        raise TypeError(f"cache_seqlens={describe(cache_seqlens)} must be an int or an int32/int64 tensor of "
-                        f"shape (B,); got {type(cache_seqlens).__name__}")
-    return torch.full((B,), int(cache_seqlens), dtype=torch.int64)
-
-
-def _kvcache_indexed(q, k_cache, v_cache, k, v, cache_seqlens, cache_batch_idx, block_table, options):
-    """flash_attn_with_kvcache with block_table or cache_batch_idx, on CPU tensors: gather each q row's
-    cache into a contiguous (B, S, Hkv, D) copy, run the plain call on the copy (same checks, causal
-    alignment and per-row lengths), then write the new keys into the caller's pages or rows."""
-    name = "block_table" if block_table is not None else "cache_batch_idx"
-    given = block_table if block_table is not None else cache_batch_idx
-    for t in (q, k_cache, v_cache, given):
-        if isinstance(t, Tensor) and t.device.type != "cpu":
-            raise NotImplementedError(
-                f"{name}={describe(given)} on {t.device.type} tensors: "
-                + ("block_table (a paged KV cache)" if block_table is not None else
-                   "cache_batch_idx (cache rows chosen by index)")
-                + " is implemented for CPU tensors only so far (the CUDA kernels do not read pages or "
-                  "indexed cache rows yet)")
-    if block_table is not None and cache_batch_idx is not None:
-        raise ValueError(f"cache_batch_idx={describe(cache_batch_idx)} cannot be given with block_table="
-                         f"{describe(block_table)} (as in flash_attn): block_table already chooses each row's pages")
-    if k is not None and cache_seqlens is None:
-        raise ValueError("cache_seqlens is required with k/v: it says where the new keys go")
-    B, N, P, M, n_new = check_indexed_cache(q, k_cache, v_cache, k, block_table, cache_batch_idx)
-    S = M * P if block_table is not None else k_cache.size(1)
-    lens = _host_seqlens(cache_seqlens, B, S, q.device)
-    totals = lens + n_new
-    if B > 0:
-        lo, hi = int(lens.min()), int(totals.max())
-        if lo < 0 or hi > S:
-            where = (f"block_table.size(1)={M} pages of page_block_size={P} keys: {S} keys per row"
-                     if block_table is not None else f"k_cache.size(1)={S}")
-            raise ValueError(f"cache_seqlens must lie in [0, {S - n_new}] ({where}, {n_new} new keys); got values "
-                             f"from {lo} to {hi - n_new}")
-    if block_table is not None:
-        tbl = block_table.to(torch.int64)
-        used = torch.arange(M) < ((totals + P - 1) // P).unsqueeze(1)                    # (B, M) pages read
-        bad = used & ((tbl < 0) | (tbl >= N))
-        if bad.any():
-            b, j = (int(i) for i in bad.nonzero()[0])
-            raise ValueError(f"block_table[{b}, {j}]={int(tbl[b, j])} is not a page of k_cache (k_cache.size(0)={N} "
-                             f"pages): row {b} holds {int(totals[b])} keys ({int(lens[b])} cached + {n_new} new), "
-                             f"so block_table[{b}, :{int(used[b].sum())}] must lie in [0, {N})")
-        safe = torch.where(used, tbl, 0)
-        pos = torch.arange(S)
-        if n_new > 0:                                                  # the slots written must be nobody else's
-            slot = (safe.unsqueeze(2) * P + torch.arange(P)).reshape(B, S)              # (B, S) flat pool slots
-            valid = pos < totals.unsqueeze(1)
-            written = valid & (pos >= lens.unsqueeze(1))
-            counts = torch.bincount(slot[valid], minlength=N * P)
-            shared = written & (counts[slot] > 1)
-            if shared.any():
-                b, j = (int(i) for i in shared.nonzero()[0])
-                raise ValueError(f"block_table: row {b}'s new key at position {j} would be written to page "
-                                 f"{int(safe[b, j // P])}, offset {j % P}, which another row or position also "
-                                 "references; new keys must go to slots that only their own row holds")
-        if N == 0:
-            k_rows = k_cache.new_zeros(B, S, *k_cache.shape[2:])
-            v_rows = v_cache.new_zeros(B, S, *v_cache.shape[2:])
-        else:
-            k_rows = k_cache[safe].reshape(B, S, *k_cache.shape[2:])    # (B, M, P, Hkv, D) -> (B, S, Hkv, D)
-            v_rows = v_cache[safe].reshape(B, S, *v_cache.shape[2:])
-        new_pos = lens.unsqueeze(1) + torch.arange(n_new)                                  # (B, Lnew)
-        where = (safe.gather(1, new_pos // P), new_pos % P) if n_new > 0 else None
-    else:
-        idx = cache_batch_idx.to(torch.int64)
-        k_rows, v_rows = k_cache.index_select(0, idx), v_cache.index_select(0, idx)    # (B, S, Hkv, D) copies
-        if n_new > 0:
-            new_pos = lens.unsqueeze(1) + torch.arange(n_new)
-            where = (idx.unsqueeze(1).expand(B, n_new), new_pos)
-    res = flash_attn_with_kvcache(q, k_rows, v_rows, k, v, cache_seqlens=cache_seqlens, **options)
-    if n_new > 0:                                      # the plain call checked k and v: write them back
-        k_cache.index_put_(where, k)
-        v_cache.index_put_(where, v)
-    return res

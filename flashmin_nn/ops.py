@@ -1,6 +1,7 @@
 """The one op under every public function, and the autograd.Function around it.
 
-    torch.ops.flashmin.attention_fwd(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel)
+    torch.ops.flashmin.attention_fwd(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel,
+                                     window_left=-1, window_right=-1, softcap=0.0, alibi_slopes=None, sinks=None)
         -> (out, lse)
 
 q: (B, Hq, L, D), k/v: (B, Hkv, S, D) (any strides, last dim contiguous); attn_mask: None or
@@ -11,6 +12,14 @@ causal_offset is a SymInt, so under torch.compile with dynamic shapes an offset 
 sequence lengths stays symbolic and one graph serves every length;
 kernel: a concrete name from flashmin_nn.backends. out: (B, Hq, L, D) stored as (B, L, Hq, D);
 lse: (B, Hq, L) fp32. See docs/internals.md.
+
+The diagonal of query row i is key d_i = i + causal_offset (+ seqlens_k[b] - S with seqlens_k),
+whether or not is_causal is set. window_left / window_right (-1: no limit): query i sees key j
+only if d_i - window_left <= j <= d_i + window_right. softcap > 0: each scaled score s becomes
+softcap * tanh(s / softcap), before the bias and the masks. alibi_slopes: fp32 (Hq,) or (B, Hq),
+-slope * |j - d_i| added to the scaled score. sinks: fp32 (Hq,), one more logit per head in the
+softmax's denominator that contributes no value (lse includes it). These five are served by the
+CPU path (and a forced "reference" on any device) so far; the CUDA kernels refuse them.
 
 The schema is defined here; the CPU implementation is flashmin_nn/reference.py; the CUDA one is
 registered by the extension in C++ (csrc/flashmin_api.cpp) when it is loaded, so an eager call
@@ -28,29 +37,36 @@ from . import _ext, backends, reference
 _lib = torch.library.Library("flashmin", "DEF")
 _lib.define(
     "attention_fwd(Tensor q, Tensor k, Tensor v, Tensor? attn_mask, Tensor? seqlens_k, float scale, "
-    "bool is_causal, SymInt causal_offset, str kernel) -> (Tensor, Tensor)"
+    "bool is_causal, SymInt causal_offset, str kernel, int window_left=-1, int window_right=-1, float softcap=0.0, "
+    "Tensor? alibi_slopes=None, Tensor? sinks=None) -> (Tensor, Tensor)"
 )
 
 
 @torch.library.impl(_lib, "attention_fwd", "CPU")
-def _attention_fwd_cpu(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel):
+def _attention_fwd_cpu(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel,
+                       window_left=-1, window_right=-1, softcap=0.0, alibi_slopes=None, sinks=None):
     if kernel != "reference":
         raise ValueError(f"kernel={kernel!r}: CPU tensors run the 'reference' kernel only "
                          f"(the CUDA kernels are {backends.CUDA_KERNELS})")
-    return _reference(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset)
+    return _reference(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset,
+                      window_left, window_right, softcap, alibi_slopes, sinks)
 
 
-def _reference(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset):
+def _reference(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset,
+               window_left=-1, window_right=-1, softcap=0.0, alibi_slopes=None, sinks=None):
     # With an offset of S - 1 or more every query sees every key (a decode step): no causal mask to
     # build. Only for concrete ints: a forced "reference" on CUDA runs here in traced Python too, where
     # a branch on a SymInt would specialise the graph.
     if is_causal and type(causal_offset) is int and type(k.shape[2]) is int and causal_offset >= k.shape[2] - 1:
         is_causal = False
-    return reference.tiled_attention(q, k, v, attn_mask, scale, is_causal, causal_offset, seqlens_k=seqlens_k)
+    return reference.tiled_attention(q, k, v, attn_mask, scale, is_causal, causal_offset, seqlens_k=seqlens_k,
+                                     window=(window_left, window_right), softcap=softcap,
+                                     alibi_slopes=alibi_slopes, sinks=sinks)
 
 
 @torch.library.register_fake("flashmin::attention_fwd")
-def _attention_fwd_fake(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel):
+def _attention_fwd_fake(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel,
+                        window_left=-1, window_right=-1, softcap=0.0, alibi_slopes=None, sinks=None):
     B, H, L, D = q.shape
     out = q.new_empty((B, L, H, D)).transpose(1, 2)        # (B, H, L, D), stored as (B, L, H, D)
     lse = q.new_empty((B, H, L), dtype=torch.float32)
@@ -80,18 +96,25 @@ def _backward_unsupported_fake(grad):
 _attention_fwd = torch.ops.flashmin.attention_fwd.default   # resolved once: every decode step calls it
 
 
-def _forward(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel):
+# The options of the op past `kernel` (window_left, window_right, softcap, alibi_slopes, sinks) as
+# a tuple, or NO_EXTRAS (None): their defaults (no window, no softcap, no ALiBi, no sinks).
+NO_EXTRAS = None
+
+
+def _forward(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel, extras=NO_EXTRAS):
     if kernel == "reference" and q.is_cuda:   # forced reference on a GPU: plain PyTorch ops
-        return _reference(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset)
-    return _attention_fwd(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel)
+        return _reference(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, *(extras or ()))
+    if extras is None:
+        return _attention_fwd(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel)
+    return _attention_fwd(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel, *extras)
 
 
 class _AttentionFn(torch.autograd.Function):
     """Forward through the op; backward refuses, clearly: flashmin is inference-only."""
 
     @staticmethod
-    def forward(ctx, q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel):
-        out, lse = _forward(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel)
+    def forward(ctx, q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel, extras):
+        out, lse = _forward(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel, extras)
         ctx.mark_non_differentiable(lse)
         return out, lse
 
@@ -100,12 +123,16 @@ class _AttentionFn(torch.autograd.Function):
         # Raises NotImplementedError when it runs (an op, so that compiling a forward with grad
         # enabled still works: only an actual backward refuses).
         grad_q = torch.ops.flashmin.backward_unsupported(grad_out)
-        return grad_q, None, None, None, None, None, None, None, None
+        return grad_q, None, None, None, None, None, None, None, None, None
 
 
 def attention_forward(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor], scale: float,
-                      is_causal: bool, causal_offset, seqlens_k: Optional[Tensor] = None):
+                      is_causal: bool, causal_offset, seqlens_k: Optional[Tensor] = None, extras=NO_EXTRAS):
     """Pick the kernel and run it. Arguments already validated (flashmin_nn/_checks.py).
+
+    extras: (window_left, window_right, softcap, alibi_slopes, sinks) as the op takes them, validated
+    (NO_EXTRAS: none). No CUDA kernel serves them yet: on CUDA tensors they raise
+    NotImplementedError naming the option, unless "reference" is forced.
 
     causal_offset: an int, or a SymInt under torch.compile. When it lets every query see every key
     (a decode step) the causal flag is dropped, but only for plain ints: a branch on a SymInt would
@@ -117,9 +144,30 @@ def attention_forward(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tenso
         is_causal = False
     scale = float(scale)            # a SymFloat (1 / sqrt of a symbolic head dim) becomes a constant
     kernel = backends.resolve(q, k, v, attn_mask)
+    if extras is not None and kernel != "reference":
+        _refuse_extras_on_cuda(kernel, extras)
     if kernel != "reference" and q.is_cuda:
         _ext.load()                 # registers the CUDA implementation; a no-op after the first call
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad
                                     or (attn_mask is not None and attn_mask.requires_grad)):
-        return _AttentionFn.apply(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel)
-    return _forward(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel)
+        return _AttentionFn.apply(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel, extras)
+    return _forward(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel, extras)
+
+
+def refuse_unserved_extras(q: Tensor, k: Tensor, v: Tensor, extras) -> None:
+    """Raise the NotImplementedError attention_forward would raise for these extras, before any
+    side effect (flash_attn_with_kvcache checks first, then writes the new keys into the cache)."""
+    if extras is not None:
+        kernel = backends.resolve(q, k, v, None)
+        if kernel != "reference":
+            _refuse_extras_on_cuda(kernel, extras)
+
+
+def _refuse_extras_on_cuda(kernel: str, extras) -> None:
+    left, right, softcap, alibi_slopes, sinks = extras
+    names = [name for name, on in (("window_size", left >= 0 or right >= 0), ("softcap", softcap > 0),
+                                   ("alibi_slopes", alibi_slopes is not None), ("sinks", sinks is not None)) if on]
+    if names:
+        raise NotImplementedError(
+            f"{', '.join(names)}: not implemented in flashmin's CUDA kernels yet (kernel {kernel!r}); CPU tensors "
+            "run it, and so does use_kernel('reference') on a GPU (plain PyTorch ops, slow)")

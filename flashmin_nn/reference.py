@@ -11,6 +11,13 @@ Both take (B, H, L, D) tensors with flashmin's semantics (docs/internals.md): qu
 kv head h // (Hq // Hkv); a bool mask is True where attention is allowed, a float mask is added to
 the scaled scores; with `is_causal`, query i sees key j iff j <= i + causal_offset; a query row that
 sees no key gets zeros and lse = -inf.
+
+The options of flash_attn, all relative to the diagonal d_i = i + causal_offset (+ seqlens_k[b] - S
+with per-batch lengths): `window` (left, right), -1 = no limit: key j is seen only if
+d_i - left <= j <= d_i + right; `softcap` > 0: a scaled score s becomes softcap * tanh(s / softcap)
+before the bias and masks; `alibi_slopes` (Hq,) or (B, Hq): -slope * |j - d_i| added to the scaled
+score; `sinks` (Hq,): one more logit per head in the denominator, with no value (a row that sees no
+key then gets zeros and lse = its sink).
 """
 import math
 from typing import Optional
@@ -47,13 +54,50 @@ def _zero_past_lengths(v: Tensor, seqlens_k: Tensor, j0: int) -> Tensor:
     return v.masked_fill(past, 0.0)
 
 
+def _relative_to_diagonal(L: int, S: int, causal_offset: int, j0: int, j1: int, device,
+                          seqlens_k: Optional[Tensor]) -> Tensor:
+    """j - d_i for keys j in [j0, j1): (L, n), or (B, 1, 1, L, n) with per-batch key lengths."""
+    i = torch.arange(L, device=device).unsqueeze(1)
+    j = torch.arange(j0, j1, device=device).unsqueeze(0)
+    rel = j - i - causal_offset                                     # (L, n)
+    if seqlens_k is not None:
+        rel = rel - (seqlens_k.to(torch.int64).view(-1, 1, 1, 1, 1) - S)
+    return rel
+
+
+def _apply_options(s: Tensor, rel, window, softcap: float, alibi) -> Tensor:
+    """Softcap, ALiBi and the window on scores s (..., L, n); rel = j - d_i broadcastable to s;
+    alibi: None or slopes broadcastable to (B, Hkv, G, 1, 1)."""
+    if softcap > 0:
+        s = softcap * torch.tanh(s / softcap)
+    if alibi is not None:
+        s = s - alibi * rel.abs().to(s.dtype)
+    left, right = window
+    if left >= 0:
+        s = s.masked_fill(rel < -left, -math.inf)
+    if right >= 0:
+        s = s.masked_fill(rel > right, -math.inf)
+    return s
+
+
+def _alibi_view(alibi_slopes: Optional[Tensor], B: int, Hkv: int, G: int, dtype) -> Optional[Tensor]:
+    if alibi_slopes is None:
+        return None
+    a = alibi_slopes.to(dtype)
+    a = a.view(1, Hkv, G, 1, 1) if a.dim() == 1 else a.view(B, Hkv, G, 1, 1)
+    return a
+
+
 def tiled_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor], scale: float,
                     is_causal: bool, causal_offset: int, block_size: int = 128,
-                    seqlens_k: Optional[Tensor] = None):
+                    seqlens_k: Optional[Tensor] = None, window=(-1, -1), softcap: float = 0.0,
+                    alibi_slopes: Optional[Tensor] = None, sinks: Optional[Tensor] = None):
     """Online-softmax attention over key blocks. Returns (out, lse).
 
     q: (B, Hq, L, D); k, v: (B, Hkv, S, D); attn_mask: None or broadcastable to (B, Hq, L, S);
     seqlens_k: None or (B,) integer key counts per batch (keys past them are ignored).
+    window, softcap, alibi_slopes, sinks: flash_attn's options (module docstring); key blocks that
+    no query row's window reaches are skipped.
     out: (B, Hq, L, D) in q's dtype, laid out in memory as (B, L, Hq, D) like the CUDA kernels;
     lse: (B, Hq, L) float32 (natural log). Arithmetic in float32 (float64 for float64 inputs).
     """
@@ -67,13 +111,29 @@ def tiled_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]
     m = torch.full((B, Hkv, G, L, 1), -math.inf, dtype=acc_dtype, device=q.device)  # running max
     l = torch.zeros((B, Hkv, G, L, 1), dtype=acc_dtype, device=q.device)            # running sum
     acc = torch.zeros((B, Hkv, G, L, D), dtype=acc_dtype, device=q.device)          # unnormalised O
+    if sinks is not None:   # the sink logit starts the running max and sum: exp(sink - m) = 1
+        sk = sinks.to(acc_dtype).view(1, Hkv, G, 1, 1).expand(B, Hkv, G, L, 1)
+        m = sk.clone()
+        l = torch.where(sk > -math.inf, torch.ones_like(sk), torch.zeros_like(sk))
+    left, right = (int(window[0]), int(window[1]))
+    options = left >= 0 or right >= 0 or softcap > 0 or alibi_slopes is not None
+    alibi = _alibi_view(alibi_slopes, B, Hkv, G, acc_dtype)
 
     n_end = S if not is_causal or seqlens_k is not None else max(0, min(S, L + causal_offset))  # later keys: unseen
-    for j0 in range(0, n_end, block_size):
+    n_begin = 0
+    if seqlens_k is None:   # keys outside every row's window: skipped, not masked
+        if right >= 0:
+            n_end = max(0, min(n_end, L - 1 + causal_offset + right + 1))
+        if left >= 0:
+            n_begin = max(0, min(n_end, causal_offset - left))
+    for j0 in range(n_begin, n_end, block_size):
         j1 = min(n_end, j0 + block_size)
         kj = k[:, :, j0:j1].to(acc_dtype).unsqueeze(2)          # (B, Hkv, 1, n, D)
         vj = v[:, :, j0:j1].to(acc_dtype).unsqueeze(2)          # (B, Hkv, 1, n, D)
         s = qs @ kj.transpose(-1, -2)                           # (B, Hkv, G, L, n)
+        if options:
+            rel = _relative_to_diagonal(L, S, causal_offset, j0, j1, q.device, seqlens_k)
+            s = _apply_options(s, rel, (left, right), softcap, alibi)
         if attn_mask is not None:
             mj = attn_mask[..., j0:j1]                          # (B, Hkv, G, L, n), still a view
             s = s.masked_fill(~mj, -math.inf) if mj.dtype == torch.bool else s + mj.to(acc_dtype)
@@ -100,12 +160,13 @@ def tiled_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]
 
 def naive_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor] = None,
                     scale: Optional[float] = None, is_causal: bool = False, causal_offset: int = 0,
-                    return_lse: bool = False, seqlens_k: Optional[Tensor] = None):
+                    return_lse: bool = False, seqlens_k: Optional[Tensor] = None, window=(-1, -1),
+                    softcap: float = 0.0, alibi_slopes: Optional[Tensor] = None, sinks: Optional[Tensor] = None):
     """softmax(scale * q k^T + mask) v, materialised in float64. (B, H, L, D) in, float64 out.
 
     Same semantics as the kernels (GQA by head counts, bool/float masks broadcast to (B, Hq, L, S),
     causal with `causal_offset`, per-batch key counts `seqlens_k`, rows that see no key give zeros
-    and lse = -inf).
+    and lse = -inf; window, softcap, alibi_slopes, sinks as in the module docstring).
     """
     B, Hq, L, D = q.shape
     Hkv, S = k.shape[1], k.shape[2]
@@ -114,6 +175,21 @@ def naive_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]
     k64 = k64.repeat_interleave(Hq // Hkv, dim=1)               # (B, Hq, S, D)
     v64 = v64.repeat_interleave(Hq // Hkv, dim=1)               # (B, Hq, S, D)
     s = (q64 @ k64.transpose(-1, -2)) * scale                   # (B, Hq, L, S)
+    if softcap > 0:
+        s = softcap * torch.tanh(s / softcap)
+    i = torch.arange(L, device=q.device).view(1, 1, L, 1)
+    j = torch.arange(S, device=q.device).view(1, 1, 1, S)
+    diag = i + causal_offset                                    # (1, 1, L, 1): d_i
+    if seqlens_k is not None:
+        diag = diag + (seqlens_k.to(torch.int64).view(-1, 1, 1, 1) - S)
+    if alibi_slopes is not None:
+        slopes = alibi_slopes.to(torch.float64)
+        slopes = slopes.view(1, Hq, 1, 1) if slopes.dim() == 1 else slopes.view(B, Hq, 1, 1)
+        s = s - slopes * (j - diag).abs().to(torch.float64)
+    if window[0] >= 0:
+        s = s.masked_fill(j < diag - window[0], -math.inf)
+    if window[1] >= 0:
+        s = s.masked_fill(j > diag + window[1], -math.inf)
     if attn_mask is not None:
         s = s.masked_fill(~attn_mask, -math.inf) if attn_mask.dtype == torch.bool else s + attn_mask.to(torch.float64)
     if seqlens_k is not None:
@@ -121,6 +197,10 @@ def naive_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tensor]
         v64 = _zero_past_lengths(v64.unsqueeze(2), seqlens_k, 0).squeeze(2)
     elif is_causal:
         s = s.masked_fill(_causal_hidden(L, S, causal_offset, 0, S, q.device), -math.inf)
+    if sinks is not None:   # one more column per head: the sink logit, with a zero value row
+        s = torch.cat([s, sinks.to(torch.float64).view(1, Hq, 1, 1).expand(B, Hq, L, 1)], dim=-1)
+        v64 = torch.cat([v64, v64.new_zeros(B, Hq, 1, D)], dim=-2)
+        S = S + 1
     m = s.amax(dim=-1, keepdim=True) if S > 0 else s.new_full((B, Hq, L, 1), -math.inf)
     m = m.masked_fill(m == -math.inf, 0.0)                      # (B, Hq, L, 1)
     p = torch.exp(s - m)                                        # (B, Hq, L, S)

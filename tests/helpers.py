@@ -316,7 +316,8 @@ def kernel_names() -> Sequence[str]:
 
 def op_args(q, k, v, attn_mask=None, scale=None, is_causal=False, causal_offset=0, kernel="reference", **extra):
     """Positional arguments for torch.ops.flashmin.attention_fwd, in the order its schema declares,
-    by name; optional arguments the test does not name (e.g. seqlens_k) are passed as None."""
+    by name; arguments the test does not name get their default (window_left=-1, ...), or None when
+    optional without one (e.g. seqlens_k)."""
     schema = torch.ops.flashmin.attention_fwd.default._schema
     scale = 1.0 / math.sqrt(q.size(-1)) if scale is None else float(scale)
     named = dict(q=q, k=k, v=v, attn_mask=attn_mask, scale=scale, is_causal=is_causal,
@@ -325,6 +326,8 @@ def op_args(q, k, v, attn_mask=None, scale=None, is_causal=False, causal_offset=
     for a in schema.arguments:
         if a.name in named:
             args.append(named.pop(a.name))
+        elif a.has_default_value():
+            args.append(a.default_value)
         elif isinstance(a.type, torch.OptionalType):
             args.append(None)
         else:

@@ -78,21 +78,41 @@ def test_flash_attn_func_positional_dropout_is_not_the_scale():
     assert_attention_close(out.transpose(1, 2), ref, dead, torch_out=torch_sdpa(q, k, v, scale=0.3, causal_offset=4))
 
 
-@pytest.mark.parametrize("kw,name", [
-    (dict(dropout_p=0.1), "dropout_p"),
+def test_flash_attn_func_unimplemented_values_raise_not_implemented():
+    _, _, _, (qf, kf, vf) = _blhd()
+    with pytest.raises(NotImplementedError, match="dropout_p") as info:
+        flashmin_nn.flash_attn_func(qf, kf, vf, dropout_p=0.1)
+    assert "tensor(" not in str(info.value)
+
+
+# The options the CPU path runs and no CUDA kernel serves yet: on a call that would go to a CUDA
+# kernel (here: resolve() answering as it would for CUDA tensors), NotImplementedError naming them.
+_CUDA_UNSERVED = [
     (dict(window_size=(4, 0)), "window_size"),
     (dict(window_size=(2, 3), causal=False), "window_size"),
     (dict(window_size=(-1, 2)), "window_size"),
     (dict(softcap=30.0), "softcap"),
     (dict(alibi_slopes="slopes"), "alibi_slopes"),
-])
-def test_flash_attn_func_unimplemented_values_raise_not_implemented(kw, name):
+]
+
+
+def _as_if_cuda(monkeypatch):
+    monkeypatch.setattr(flashmin_nn.ops.backends, "resolve", lambda *a, **k: "prefill")
+    monkeypatch.setattr(flashmin_nn.ops._ext, "load", lambda: pytest.fail("reached the extension"))
+
+
+def _with_slopes(kw, heads):
+    return dict(alibi_slopes=torch.rand(heads, dtype=torch.float32)) if kw.get("alibi_slopes") == "slopes" else kw
+
+
+@pytest.mark.parametrize("kw,name", _CUDA_UNSERVED)
+def test_flash_attn_func_options_the_cuda_kernels_lack_raise_not_implemented(monkeypatch, kw, name):
     _, _, _, (qf, kf, vf) = _blhd()
-    if kw.get("alibi_slopes") == "slopes":
-        kw = dict(alibi_slopes=torch.rand(4, dtype=torch.float32))
+    flashmin_nn.flash_attn_func(qf, kf, vf, **_with_slopes(kw, 4))        # the CPU path runs them
+    _as_if_cuda(monkeypatch)
     with pytest.raises(NotImplementedError, match=name) as info:
-        flashmin_nn.flash_attn_func(qf, kf, vf, **kw)
-    assert "tensor(" not in str(info.value)
+        flashmin_nn.flash_attn_func(qf, kf, vf, **_with_slopes(kw, 4))
+    assert "tensor(" not in str(info.value) and "CPU" in str(info.value)
 
 
 def test_flash_attn_func_values_that_mean_the_default_are_accepted():
@@ -185,11 +205,19 @@ def _kv_unimplemented(q, kc):
     return [
         (dict(rotary_cos=cos, rotary_sin=cos), "rotary"),
         (dict(cache_leftpad=torch.zeros(B, dtype=torch.int32)), "cache_leftpad"),
-        (dict(window_size=(4, 0)), "window_size"),
-        (dict(softcap=50.0), "softcap"),
-        (dict(alibi_slopes=torch.rand(q.size(2))), "alibi_slopes"),
         (dict(num_splits=2), "num_splits"),
     ]
+
+
+@pytest.mark.parametrize("kw,name", _CUDA_UNSERVED)
+def test_kvcache_options_the_cuda_kernels_lack_raise_before_the_cache_is_written(monkeypatch, kw, name):
+    q, kc, vc, kn, vn = _kv_case()
+    flashmin_nn.flash_attn_with_kvcache(q, kc.clone(), vc.clone(), kn, vn, cache_seqlens=3, **_with_slopes(kw, 4))
+    _as_if_cuda(monkeypatch)
+    before = kc.clone(), vc.clone()
+    with pytest.raises(NotImplementedError, match=name):
+        flashmin_nn.flash_attn_with_kvcache(q, kc, vc, kn, vn, cache_seqlens=3, **_with_slopes(kw, 4))
+    assert torch.equal(kc, before[0]) and torch.equal(vc, before[1]), f"{name}: cache written before the error"
 
 
 def test_kvcache_unimplemented_values_raise_not_implemented_and_leave_the_cache():
@@ -267,8 +295,7 @@ def test_varlen_refuses_what_it_cannot_do():
     q, k, v, cq, ck = _varlen_case([3, 4], [3, 4])
     f = flashmin_nn.flash_attn_varlen_func
     for kw, name in ((dict(block_table=torch.zeros(2, 1, dtype=torch.int32)), "block_table"),
-                     (dict(dropout_p=0.5), "dropout_p"), (dict(softcap=2.0), "softcap"),
-                     (dict(window_size=(1, 1)), "window_size"), (dict(alibi_slopes=torch.rand(4)), "alibi_slopes")):
+                     (dict(dropout_p=0.5), "dropout_p")):
         with pytest.raises(NotImplementedError, match=name):
             f(q, k, v, cq, ck, 4, 4, **kw)
     bad = [
@@ -278,6 +305,9 @@ def test_varlen_refuses_what_it_cannot_do():
         (lambda: f(q, k, v, cq, torch.tensor([0, 3, 9], dtype=torch.int32), 4, 6), r"cu_seqlens_k"),  # past total_k
         (lambda: f(q[None], k, v, cq, ck, 4, 4), r"\bq\b.*3"),
         (lambda: f(q, k, v, cq, ck, 4.0, 4), r"max_seqlen_q"),
+        (lambda: f(q, k, v, cq, ck, 4, 4, alibi_slopes=torch.rand(4, dtype=torch.float64)), r"alibi_slopes.*float32"),
+        (lambda: f(q, k, v, cq, ck, 4, 4, alibi_slopes=torch.rand(3)), r"alibi_slopes.*\(4,\)"),
+        (lambda: f(q, k, v, cq, ck, 4, 4, softcap=float("nan")), r"softcap=nan"),
     ]
     for call, pat in bad:
         with pytest.raises((ValueError, TypeError), match=pat):
