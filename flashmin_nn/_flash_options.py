@@ -29,7 +29,8 @@ def flash_options(causal: bool, window_size, softcap, alibi_slopes, seqlen_k, q:
     (window_left, window_right, softcap, alibi_slopes, sinks), or NO_EXTRAS when the options come down
     to full or causal attention. flash_attn's reading: a side of the window as wide as the keys
     (>= seqlen_k) has no limit, any negative side has none, causal sets the right side to 0, and
-    (no limit, 0) is causal; softcap <= 0 is off. The window is relative to the bottom-right
+    (no limit, 0) is causal; the free side of a one-sided window is seqlen_k, as flash_attn's
+    kernel runs it; softcap <= 0 is off. The window is relative to the bottom-right
     diagonal (query i's is key i + Sk - Sq), as causal is. CPU tensors run them all; on CUDA they raise
     NotImplementedError naming the option (no CUDA kernel implements them yet)."""
     if isinstance(softcap, bool) or not isinstance(softcap, (numbers.Real, torch.SymFloat)):
@@ -50,6 +51,12 @@ def flash_options(causal: bool, window_size, softcap, alibi_slopes, seqlen_k, q:
         right = 0
     if left < 0 and right == 0:
         causal, right = True, -1
+    elif left >= 0 and right < 0 and seqlen_k != math.inf:
+        # flash_attn's kernel runs a one-sided window with its free side at seqlen_k: no limit,
+        # except where a row's diagonal lies before key 0 (more queries than keys), whose right
+        # side then ends at key d_i + seqlen_k. (The free left side of (-1, right) at seqlen_k
+        # never binds: d_i - seqlen_k < 0.)
+        right = int(seqlen_k)
     if alibi_slopes is not None:
         alibi_slopes = check_alibi(alibi_slopes, q, batch, heads)
     if left < 0 and right < 0 and softcap == 0.0 and alibi_slopes is None:
