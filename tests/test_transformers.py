@@ -162,8 +162,52 @@ def test_attention_forward_refuses_what_it_cannot_do():
     q = k = v = torch.randn(1, 2, 3, 8)
     with pytest.raises(ValueError, match="dropout"):
         fm_hf.attention_forward(_Layer(), q, k, v, None, dropout=0.1)
-    for kw in (dict(softcap=30.0), dict(sliding_window=4), dict(s_aux=torch.zeros(2))):
-        with pytest.raises(ValueError, match=next(iter(kw))):
+    for kw, pat in ((dict(sliding_window=0), "sliding_window"), (dict(sliding_window=2.5), "sliding_window"),
+                    (dict(s_aux=torch.zeros(3)), r"s_aux.*\(2,\)"), (dict(softcap="x"), "softcap")):
+        with pytest.raises((ValueError, TypeError), match=pat):
+            fm_hf.attention_forward(_Layer(), q, k, v, None, **kw)
+
+
+@pytest.mark.parametrize("kw", [dict(softcap=2.0), dict(sliding_window=3), dict(s_aux="sinks"),
+                                dict(softcap=1.5, sliding_window=2, s_aux="sinks"), dict(softcap=None, sliding_window=None)])
+@pytest.mark.parametrize("mask_kind", [None, "padding"])
+def test_attention_forward_options_match_their_definition(kw, mask_kind):
+    # softcap, sliding_window (transformers' sliding_window_overlay: query i sees key j iff i - w < j <= i)
+    # and s_aux (gpt-oss's sinks: one more logit per head in the denominator), against float64 math
+    torch.manual_seed(0)
+    B, H, L, S, D = 2, 4, 5, 9, 8
+    q, k, v = torch.randn(B, H, L, D), torch.randn(B, 2, S, D), torch.randn(B, 2, S, D)
+    sinks = torch.randn(H)
+    kw = {n: (sinks if x == "sinks" else x) for n, x in kw.items()}
+    pad = torch.ones(B, S, dtype=torch.bool)
+    pad[0, :2] = False
+    mask = pad[:, None, None, :] if mask_kind else None
+    out, _ = fm_hf.attention_forward(_Layer(), q, k, v, mask, scaling=0.4, **kw)
+    s = (q.double() @ k.double().repeat_interleave(2, 1).transpose(-1, -2)) * 0.4     # (B, H, L, S)
+    if kw.get("softcap"):
+        s = kw["softcap"] * torch.tanh(s / kw["softcap"])
+    i, j = torch.arange(L).view(L, 1) + S - L, torch.arange(S).view(1, S)             # positions
+    vis = j <= i
+    if kw.get("sliding_window"):
+        vis = vis & (j > i - kw["sliding_window"])
+    if mask is not None:
+        vis = vis & mask
+    s = s.masked_fill(~vis, float("-inf"))
+    vv = v.double().repeat_interleave(2, 1)
+    if kw.get("s_aux") is not None:
+        s = torch.cat([s, sinks.double().view(1, H, 1, 1).expand(B, H, L, 1)], -1)
+        vv = torch.cat([vv, vv.new_zeros(B, H, 1, D)], -2)
+    exp = torch.softmax(s, -1) @ vv
+    torch.testing.assert_close(out.double(), exp.transpose(1, 2), rtol=1e-5, atol=1e-5)
+
+
+def test_attention_forward_options_the_cuda_kernels_lack_say_so(monkeypatch):
+    q = k = v = torch.randn(1, 2, 3, 8)
+    monkeypatch.setattr(flashmin_nn.ops.backends, "resolve", lambda *a, **kw: "prefill")   # as for CUDA tensors
+    monkeypatch.setattr(flashmin_nn.ops._ext, "load", lambda: pytest.fail("reached the extension"))
+    for kw, name in ((dict(softcap=2.0), "softcap"), (dict(s_aux=torch.zeros(2)), "sinks"),
+                     (dict(sliding_window=2), "window_size")):
+        with pytest.raises(NotImplementedError, match=name):
             fm_hf.attention_forward(_Layer(), q, k, v, None, **kw)
 
 
@@ -279,16 +323,21 @@ def test_patched_context_manager():
     assert not fm_hf.is_patched(m) and m.config._attn_implementation == "sdpa"
 
 
-def test_unsupported_models_raise_and_change_nothing():
+def test_unsupported_models_raise_and_change_nothing(monkeypatch):
     from transformers import BloomConfig, BloomForCausalLM, Gemma2Config, Gemma2ForCausalLM
-    from transformers import MistralConfig, MistralForCausalLM
+    from transformers import GptOssConfig, GptOssForCausalLM
 
     small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                  num_key_value_heads=1, vocab_size=64)
     cases = [
-        (Gemma2ForCausalLM(Gemma2Config(**small, head_dim=16)), "softcapping"),
-        (MistralForCausalLM(MistralConfig(**small, sliding_window=8)), "sliding_window=8"),
         (BloomForCausalLM(BloomConfig(hidden_size=32, n_head=2, n_layer=1, vocab_size=64)), "ALL_ATTENTION_FUNCTIONS"),
+    ]
+    # softcapping and sinks: the CUDA kernels lack them, so a model on a GPU is refused (a CPU one is served)
+    from flashmin_nn.integrations import patching
+    monkeypatch.setattr(patching, "_on_gpu", lambda model: True)
+    cases += [
+        (Gemma2ForCausalLM(Gemma2Config(**small, head_dim=16)), "softcapping.*CUDA"),
+        (GptOssForCausalLM(GptOssConfig(**small, head_dim=16, num_local_experts=2, num_experts_per_tok=1)), "sinks.*CUDA"),
     ]
     for model, why in cases:
         before = impls(model)
@@ -324,9 +373,50 @@ def test_a_window_no_layer_uses_is_served():
     rel = ((out - ref)[:, :][mask.bool()].abs().max() / ref.abs().max()).item()
     assert rel <= 1e-5, rel
     assert torch.equal(model.generate(ids, attention_mask=mask, max_new_tokens=5, do_sample=False), ref_gen)
-    # with its default layer types (sliding layers) the same model is still refused
-    with pytest.raises(ValueError, match="sliding_window=4096"):
-        fm_hf.patch_model(Gemma2ForCausalLM(Gemma2Config(**small)))
+
+
+
+def _tiny(family, seed=0):
+    from transformers import Gemma2Config, Gemma2ForCausalLM, GptOssConfig, GptOssForCausalLM
+    from transformers import MistralConfig, MistralForCausalLM
+    small = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, head_dim=16, vocab_size=128)
+    torch.manual_seed(seed)
+    model = {
+        "mistral": lambda: MistralForCausalLM(MistralConfig(**small, sliding_window=5)),
+        "gemma2": lambda: Gemma2ForCausalLM(Gemma2Config(**small, sliding_window=5, attn_logit_softcapping=5.0)),
+        "gpt-oss": lambda: GptOssForCausalLM(GptOssConfig(**small, num_local_experts=4, num_experts_per_tok=2,
+                                                          sliding_window=5)),
+    }[family]().eval()
+    for m in model.modules():
+        if hasattr(m, "sinks"):
+            m.sinks.data.normal_()          # (zeros at init: make the sinks matter)
+    return model
+
+
+@pytest.mark.parametrize("family", ["mistral", "gemma2", "gpt-oss"])
+def test_sliding_windows_softcap_and_sinks_match_eager(family):
+    # Mistral (a sliding window shorter than the prompt), Gemma 2 (alternating sliding and full layers,
+    # logit softcapping), gpt-oss (attention sinks, sliding layers), on the CPU: logits on a left-padded
+    # batch equal the model's own eager attention, and greedy tokens too, with the default cache and
+    # with a static cache.
+    model = _tiny(family)
+    ids = torch.randint(0, 128, (2, 12))
+    mask = torch.ones(2, 12, dtype=torch.long)
+    mask[0, :3] = 0
+    model.set_attn_implementation("eager")
+    with torch.no_grad():
+        ref = model(input_ids=ids, attention_mask=mask).logits
+    gen = dict(attention_mask=mask, max_new_tokens=6, do_sample=False)
+    ref_tokens = model.generate(ids, **gen)
+    ref_static = model.generate(ids, cache_implementation="static", **gen)
+    fm_hf.patch_model(model)
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask).logits
+    rel = ((out - ref)[mask.bool()].abs().max() / ref.abs().max()).item()
+    assert rel <= 1e-5, rel
+    assert torch.equal(model.generate(ids, **gen), ref_tokens)
+    assert torch.equal(model.generate(ids, cache_implementation="static", **gen), ref_static)
 
 
 def test_dropout_in_training_mode_is_an_error():
@@ -559,7 +649,7 @@ def test_attention_forward_adds_position_bias_like_sdpa(mask_kind, causal):
 def test_error_messages_never_print_tensor_values():
     q = k = v = torch.randn(1, 2, 3, 8)
     cases = [
-        (dict(s_aux=torch.zeros(2)), [r"s_aux", r"\(2,\)", r"float32"]),
+        (dict(s_aux=torch.zeros(3)), [r"s_aux", r"\(2,\)", r"\(3,\)"]),
         (dict(position_bias=torch.randn(1, 3, 3, 3)), [r"position_bias", r"\(1, 3, 3, 3\)"]),
         (dict(position_bias=torch.ones(1, 2, 3, 3, dtype=torch.long)), [r"position_bias", r"int64"]),
     ]

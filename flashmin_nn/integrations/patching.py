@@ -38,26 +38,32 @@ def patch_gpt2(model):
 
 def patch_model(model):
     """Switch any transformers model whose attention goes through `ALL_ATTENTION_FUNCTIONS`
-    (GPT-2, Llama, Qwen2, Mistral without a sliding window, ...) to flashmin, in place.
+    (GPT-2, Llama, Qwen2, Mistral, Gemma 2, gpt-oss, ...) to flashmin, in place.
+
+    Sliding-window layers are served everywhere (their mask is materialised, as for sdpa);
+    logit softcapping and attention sinks on a model whose parameters are on the CPU (flashmin's
+    CUDA kernels do not implement them yet, so a model on a GPU is refused).
 
     Every config of the model and its sub-models is switched, or none is: a model flashmin
     cannot serve raises before anything changes (TypeError: not a transformers model;
-    ValueError: naming the class and the config value it cannot honour: softcapping, sliding
-    windows, non-full layer types, attention sinks, different q/k and v head dims, or attention
+    ValueError: naming the class and the config value it cannot honour: softcapping or sinks on
+    a GPU, chunked attention, other layer types, different q/k and v head dims, or attention
     that does not use the interface). Patching a patched model is a no-op. Returns the model.
     """
     if not isinstance(model, PreTrainedModel):
         raise TypeError(f"patch_model expects a transformers PreTrainedModel, got {type(model).__name__}")
     if is_patched(model):
         return model
+    on_gpu = _on_gpu(model)
     for sub in model.modules():
         if isinstance(sub, PreTrainedModel) and not type(sub)._can_set_attn_implementation():
             raise ValueError(_not_routed(type(sub)))
-        if hasattr(sub, "sinks"):
-            raise ValueError(f"{type(sub).__name__} uses attention sinks, which flashmin does not implement")
+        if on_gpu and hasattr(sub, "sinks"):
+            raise ValueError(f"{type(model).__name__} cannot use flashmin: {type(sub).__name__} uses attention sinks, "
+                             "which flashmin's CUDA kernels do not implement yet (a model on the CPU is served)")
     configs = _configs(model)
     for config in configs:
-        problem = _unsupported(config)
+        problem = _unsupported(config, on_gpu)
         if problem is not None:
             raise ValueError(f"{type(model).__name__} cannot use flashmin: {problem}")
 
@@ -101,6 +107,10 @@ def patched(model):
             unpatch(model)
 
 
+def _on_gpu(model) -> bool:
+    return any(p.is_cuda for p in model.parameters())
+
+
 def _configs(model):
     """Every distinct config the model's modules read, with their sub-configs."""
     found = {}
@@ -116,23 +126,18 @@ def _configs(model):
     return list(found.values())
 
 
-def _unsupported(config):
-    """A sentence naming the config value flashmin cannot honour, or None."""
+def _unsupported(config, on_gpu: bool):
+    """A sentence naming the config value flashmin cannot honour (on a GPU: on_gpu), or None."""
     name = type(config).__name__
     softcap = getattr(config, "attn_logit_softcapping", None)
-    if softcap:
-        return f"attention logit softcapping ({name}.attn_logit_softcapping={softcap})"
-    window = getattr(config, "sliding_window", None)
+    if softcap and on_gpu:
+        return (f"attention logit softcapping ({name}.attn_logit_softcapping={softcap}) is not implemented in "
+                "flashmin's CUDA kernels yet (a model on the CPU is served)")
     layer_types = getattr(config, "layer_types", None) or []
-    # A window a layer never uses is no refusal: with layer_types, only "sliding_attention"
-    # layers read sliding_window (a Gemma 2 whose layers are all full attention is served).
-    windowed = any(t == "sliding_attention" for t in layer_types) if layer_types else True
-    if window is not None and getattr(config, "use_sliding_window", True) is not False and windowed:
-        return f"sliding-window attention ({name}.sliding_window={window})"
     chunk = getattr(config, "attention_chunk_size", None)
     if chunk is not None:
         return f"chunked attention ({name}.attention_chunk_size={chunk})"
-    others = sorted({t for t in layer_types if t != "full_attention"})
+    others = sorted({t for t in layer_types if t not in ("full_attention", "sliding_attention")})
     if others:
         return f"layer types other than full attention ({name}.layer_types has {others})"
     v_dim = getattr(config, "v_head_dim", None)

@@ -82,19 +82,18 @@ if int(transformers.__version__.split(".")[0]) < 5:
 
 ATTN_IMPLEMENTATION = "fmin_attention"
 
-# Keyword arguments some architectures pass to their attention function that change the math;
-# flashmin implements none of them, so their presence is an error, never ignored.
-_UNSUPPORTED_KWARGS = {
-    "softcap": "attention logit softcapping",
-    "s_aux": "attention sinks",
-    "sinks": "attention sinks",
-    "sliding_window": "sliding-window attention",
-}
+# Keyword arguments some architectures pass to their attention function that change the math.
+# None is ignored; a value is never ignored: sliding_window (Mistral, Gemma 2/3, gpt-oss, ...) is
+# already in the materialised mask flashmin_mask returns for such layers (as for sdpa), or else
+# becomes flashmin's window; softcap (Gemma 2) and s_aux / sinks (gpt-oss's attention sinks)
+# become flashmin's softcap and sinks, which the CPU path runs and the CUDA kernels refuse by name
+# (NotImplementedError) until they implement them.
+_OPTION_KWARGS = ("softcap", "s_aux", "sinks", "sliding_window")
 
-# Every keyword that needs a look: the unsupported ones, an additive position bias (T5 and its
-# family pass `position_bias`; it is added to the mask, as transformers' sdpa does), and
+# Every keyword that needs a look: those options, an additive position bias (T5 and its family
+# pass `position_bias`; it is added to the mask, as transformers' sdpa does), and
 # output_attentions (flashmin forms no attention weights).
-_SPECIAL_NAMES = frozenset(_UNSUPPORTED_KWARGS) | {"position_bias", "output_attentions"}
+_SPECIAL_NAMES = frozenset(_OPTION_KWARGS) | {"position_bias", "output_attentions"}
 
 _warned_output_attentions = False
 _SKIP_FRAMES = (PACKAGE_DIR, TORCH_DIR, os.path.dirname(os.path.abspath(transformers.__file__)) + os.sep)
@@ -136,12 +135,9 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
     # use_cache) gets one set test, not a lookup per special name (a frozenset's isdisjoint,
     # which torch.compile traces; dict_keys.isdisjoint breaks the graph).
     position_bias = None
+    options = {}
     if not _SPECIAL_NAMES.isdisjoint(kwargs):
-        for name, what in _UNSUPPORTED_KWARGS.items():
-            if kwargs.get(name) is not None:
-                raise ValueError(
-                    f"{type(module).__name__} passed {name}={describe(kwargs[name])}: flashmin does not implement {what}"
-                )
+        options = _options(module, kwargs, attention_mask, query)
         if kwargs.get("output_attentions"):
             _warn_no_attention_weights()
         position_bias = kwargs.get("position_bias")
@@ -157,8 +153,41 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
         attention_mask = _add_position_bias(module, position_bias, attention_mask, query, key)
     # By position (a little cheaper than keywords): attn_mask, scale, is_causal, and causal_offset
     # S - L, bottom-right: the last query sees every key. out: (B, Hq, L, D), laid out as (B, L, Hq, D).
-    out = flashmin_nn.attention(query, key, value, attention_mask, scaling, bool(is_causal), S - L)
+    if options:
+        out = flashmin_nn.attention(query, key, value, attention_mask, scaling, bool(is_causal), S - L, **options)
+    else:
+        out = flashmin_nn.attention(query, key, value, attention_mask, scaling, bool(is_causal), S - L)
     return out.transpose(1, 2), None  # (B, L, Hq, D), contiguous: no copy
+
+
+def _options(module, kwargs, attention_mask, query):
+    """flashmin.attention's keyword options for the model's softcap / s_aux / sinks / sliding_window."""
+    name = type(module).__name__
+    options = {}
+    softcap = kwargs.get("softcap")
+    if softcap is not None:
+        if isinstance(softcap, bool) or not isinstance(softcap, (int, float)):
+            raise TypeError(f"{name} passed softcap={describe(softcap)}: it must be a float")
+        if softcap > 0:
+            options["softcap"] = float(softcap)
+    sinks = kwargs.get("s_aux") if kwargs.get("s_aux") is not None else kwargs.get("sinks")
+    if sinks is not None:
+        heads = query.shape[1]
+        if not isinstance(sinks, torch.Tensor) or not sinks.is_floating_point() or tuple(sinks.shape) != (heads,):
+            raise ValueError(f"{name} passed s_aux={describe(sinks)}: attention sinks must be a float tensor of "
+                             f"shape (Hq,)=({heads},), one logit per query head")
+        options["sinks"] = sinks
+    window = kwargs.get("sliding_window")
+    if window is not None:
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ValueError(f"{name} passed sliding_window={describe(window)}: it must be a positive int")
+        # A full (B, 1, L, S) mask, what flashmin_mask materialises for a sliding layer (as sdpa gets),
+        # already holds the window. Without one (no mask, or a key padding mask under several
+        # queries), key j is seen by query i iff i - window < j <= i (transformers'
+        # sliding_window_overlay): flashmin's window (window - 1, 0) around the diagonal.
+        if attention_mask is None or attention_mask.shape[-2] != query.shape[2]:
+            options["window_size"] = (window - 1, 0)
+    return options
 
 
 def _add_position_bias(module, bias, attention_mask, query, key):
