@@ -87,20 +87,111 @@ def check_sinks(sinks, q: Tensor, heads: int) -> Tensor:
     return sinks
 
 
-def check_kvcache_options(rotary_cos, rotary_sin, cache_leftpad, num_splits, rotary_interleaved):
-    if rotary_cos is not None or rotary_sin is not None:
-        raise NotImplementedError(f"rotary_cos={describe(rotary_cos)}, rotary_sin={describe(rotary_sin)}: rotary "
-                                  "embedding inside the call is not implemented in flashmin yet; rotate q and the new "
-                                  "k before the call")
-    if cache_leftpad is not None:
-        raise NotImplementedError(f"cache_leftpad={describe(cache_leftpad)}: caches that start past position 0 are "
-                                  "not implemented in flashmin yet")
+def check_kvcache_options(num_splits, rotary_interleaved):
     num_splits = integer(num_splits, "num_splits")
     if num_splits != 0:
         raise NotImplementedError(f"num_splits={num_splits}: flashmin's decode plan chooses the number of splits "
                                   "itself; only num_splits=0 (flash_attn's own heuristic) is implemented")
     if rotary_interleaved is not True and rotary_interleaved is not False:
         not_a_bool("rotary_interleaved", rotary_interleaved)
+
+
+def rotate(q: Tensor, k, k_cache: Tensor, block_table, cos, sin, cache_seqlens, interleaved: bool, causal: bool,
+           window_size):
+    """flash_attn_with_kvcache's rotary embedding: q and the new keys k (B, L, H, D) rotated at their
+    positions, as flash_attn 2.8 does it. cos, sin: (seqlen_ro, rotary_dim / 2), q's dtype; the first
+    rotary_dim columns turn, as pairs (2c, 2c + 1) when interleaved (GPT-J) or as halves (c,
+    c + rotary_dim / 2) otherwise (GPT-NeoX). New key j of row b sits at position cache_seqlens[b] + j;
+    query i at cache_seqlens[b] + i with causal or a local window, else every query at
+    cache_seqlens[b]. Done with PyTorch ops before the attention (new tensors; the caller's q and k
+    are not modified). Returns (q, k)."""
+    for t, n in ((cos, "rotary_cos"), (sin, "rotary_sin")):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"rotary_cos and rotary_sin must be given together as tensors; got {n}="
+                            f"{describe(t)}")
+    if not isinstance(q, Tensor) or q.dim() != 4:
+        raise ValueError(f"q must be a (B, Lq, Hq, D) tensor; got q={describe(q)}")
+    B, Lq, _, D = q.shape
+    if cos.dim() != 2 or sin.shape != cos.shape or 2 * cos.shape[1] > D or cos.shape[1] == 0:
+        raise ValueError(f"rotary_cos and rotary_sin must both be (seqlen_ro, rotary_dim / 2) with rotary_dim <= "
+                         f"D={D}; got rotary_cos.shape={tuple(cos.shape)}, rotary_sin.shape={tuple(sin.shape)}")
+    if cos.dtype != q.dtype or sin.dtype != q.dtype or cos.device != q.device or sin.device != q.device:
+        raise ValueError(f"rotary_cos and rotary_sin must have q's dtype and device ({q.dtype}, {q.device}); got "
+                         f"{cos.dtype}/{sin.dtype} on {cos.device}/{sin.device}")
+    if cache_seqlens is None:
+        raise ValueError("rotary_cos/rotary_sin need cache_seqlens: the new keys' and queries' positions start there")
+    S = k_cache.shape[1] * (block_table.shape[1] if isinstance(block_table, Tensor) and block_table.dim() == 2 else 1)
+    if cos.shape[0] < S:
+        raise ValueError(f"rotary_cos.shape[0]={cos.shape[0]} positions must cover the cache's {S} keys (flash_attn "
+                         "requires seqlen_ro >= seqlen_k)")
+    if isinstance(cache_seqlens, Tensor):
+        start = cache_seqlens.to(device=q.device, dtype=torch.int64).reshape(-1, 1)
+    else:
+        start = torch.full((B, 1), int(integer(cache_seqlens, "cache_seqlens")), dtype=torch.int64, device=q.device)
+    left, right = window_size
+    local = not causal and any(0 <= integer(w, "window_size") < S for w in (left, right))
+    steps = torch.arange(Lq, device=q.device) if causal or local else torch.zeros(Lq, dtype=torch.int64, device=q.device)
+    q = _rotate(q, cos, sin, (start + steps).clamp(0, cos.shape[0] - 1), interleaved)
+    if k is not None and isinstance(k, Tensor) and k.dim() == 4:
+        k = _rotate(k, cos, sin, (start + torch.arange(k.shape[1], device=k.device)).clamp(0, cos.shape[0] - 1),
+                    interleaved)
+    return q, k
+
+
+def _rotate(x: Tensor, cos: Tensor, sin: Tensor, pos: Tensor, interleaved: bool) -> Tensor:
+    """x (B, L, H, D) with its first 2 cos.shape[1] columns rotated by the angles of positions pos (B, L)."""
+    half = cos.shape[1]
+    c = cos[pos].unsqueeze(2).float()                  # (B, L, 1, half)
+    s = sin[pos].unsqueeze(2).float()
+    xr = x[..., :2 * half].float()
+    if interleaved:
+        x1, x2 = xr[..., 0::2], xr[..., 1::2]
+        turned = torch.stack((x1 * c - x2 * s, x1 * s + x2 * c), dim=-1).flatten(-2)
+    else:
+        x1, x2 = xr[..., :half], xr[..., half:]
+        turned = torch.cat((x1 * c - x2 * s, x1 * s + x2 * c), dim=-1)
+    return torch.cat((turned.to(x.dtype), x[..., 2 * half:]), dim=-1)
+
+
+def check_leftpad(cache_leftpad, q, cache_seqlens, check_lengths: bool) -> None:
+    """flash_attn's cache_leftpad (B,) int32, checked before the cache is written: CPU tensors only so
+    far; with check_lengths, 0 <= cache_leftpad <= cache_seqlens (one read-back for a tensor)."""
+    B = q.shape[0] if isinstance(q, Tensor) and q.dim() == 4 else None
+    if not isinstance(cache_leftpad, Tensor) or cache_leftpad.dtype != torch.int32 or tuple(cache_leftpad.shape) != (B,):
+        raise ValueError(f"cache_leftpad must be an int32 tensor of shape (B,)=({B},); got {describe(cache_leftpad)}")
+    if cache_leftpad.device != q.device:
+        raise ValueError(f"cache_leftpad.device={cache_leftpad.device} must equal q.device={q.device}")
+    if q.is_cuda:
+        raise NotImplementedError("cache_leftpad on CUDA tensors: not implemented in flashmin's kernels yet (CPU "
+                                  "tensors run it)")
+    if check_lengths and B and not torch.compiler.is_compiling():
+        start = cache_leftpad.to(torch.int64)
+        if cache_seqlens is None:
+            end = None
+        elif isinstance(cache_seqlens, Tensor):
+            end = cache_seqlens.to(torch.int64).reshape(-1)
+        else:
+            end = torch.full((B,), int(cache_seqlens), dtype=torch.int64)
+        bad = (start < 0) if end is None or end.shape != start.shape else (start < 0) | (start > end)
+        if bad.any():
+            b = int(bad.nonzero()[0, 0])
+            raise ValueError(f"cache_leftpad[{b}]={int(start[b])} must lie in [0, cache_seqlens[{b}]"
+                             + (f"={int(end[b])}]" if end is not None and end.shape == start.shape else "]"))
+
+
+def leftpad_shift(cache_leftpad: Tensor, kt: Tensor, vt: Tensor, lens, S: int):
+    """Row b's cache starting at key cache_leftpad[b] (checked by check_leftpad): as flash_attn does (it
+    offsets each row's K/V pointer), the row is seen from there: kt, vt (B, Hkv, S, D) gathered shifted
+    left by each row's start into new tensors, and the row's length shortened by it; the causal
+    diagonal, the window and ALiBi keep their places relative to the row's last key. Returns
+    (kt, vt, lens)."""
+    B = kt.shape[0]
+    start = cache_leftpad.to(torch.int64)
+    if lens is None:
+        lens = torch.full((B,), S, dtype=torch.int32, device=kt.device)
+    idx = (torch.arange(S, device=kt.device).view(1, S) + start.view(B, 1)).clamp(max=max(S - 1, 0))   # (B, S)
+    gather = idx.view(B, 1, S, 1).expand(B, kt.shape[1], S, kt.shape[3])
+    return kt.gather(2, gather), vt.gather(2, gather), (lens.to(torch.int64) - start).to(torch.int32).contiguous()
 
 
 def check_cu_seqlens(cu_q: Tensor, cu_k: Tensor, total_q: int, total_k: int, Lmax: int, Smax: int):

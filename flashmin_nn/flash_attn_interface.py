@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ._checks import check_indexed_cache, check_qkv, describe, finite_scale, integer, not_a_bool
 from ._flash_options import (NO_WINDOW as _NO_WINDOW, check_cu_seqlens, check_dropout, check_kvcache_options,
-                             flash_options, host_seqlens)
+                             flash_options, host_seqlens, check_leftpad, leftpad_shift, rotate)
 from .ops import NO_EXTRAS, attention_forward, refuse_unserved_extras
 
 _is_compiling = torch.compiler.is_compiling
@@ -90,8 +90,14 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
     cache_batch_idx (CPU tensors only so far): (B,) int32/int64, row b of q uses cache row
     cache_batch_idx[b] (cache_seqlens stays indexed by q's row b); repeated indices are accepted
     without new keys only. Not together with block_table (as in flash_attn).
-    rotary_cos/rotary_sin, cache_leftpad, block_table or cache_batch_idx on CUDA tensors, and any other
-    value raise NotImplementedError naming the argument, before the cache is touched.
+    rotary_cos, rotary_sin (seqlen_ro >= the cache's keys, rotary_dim / 2), q's dtype: q and the new k
+    rotated as flash_attn 2.8 does (rotary_interleaved: GPT-J pairs, else GPT-NeoX halves; new key j
+    at position cache_seqlens[b] + j, query i at cache_seqlens[b] + i with causal or a local window,
+    else at cache_seqlens[b]), by PyTorch ops before the attention, on any device; the cache receives
+    the rotated keys. cache_leftpad (CPU tensors only so far): (B,) int32, row b's cache starts at that
+    key (the keys before it are never read; positions stay absolute).
+    block_table, cache_batch_idx or cache_leftpad on CUDA tensors, and any other value flashmin does
+    not implement, raise NotImplementedError naming the argument, before the cache is touched.
     check_lengths (flashmin, keyword-only): verify 0 <= cache_seqlens and cache_seqlens + Lnew <= S_max;
     for a tensor this reads two numbers back to the host (a synchronisation); pass False to skip it in
     a hot loop. Under torch.compile a tensor's lengths are not checked (reading them would break the graph).
@@ -102,11 +108,17 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
         not_a_bool("causal", causal)
     if (rotary_cos is not None or rotary_sin is not None or cache_batch_idx is not None or cache_leftpad is not None
             or block_table is not None or num_splits != 0 or rotary_interleaved is not True):
-        check_kvcache_options(rotary_cos, rotary_sin, cache_leftpad, num_splits, rotary_interleaved)
+        check_kvcache_options(num_splits, rotary_interleaved)
+        if cache_leftpad is not None:
+            check_leftpad(cache_leftpad, q, cache_seqlens, check_lengths)
+        if rotary_cos is not None or rotary_sin is not None:   # q and the new k rotated, then used as given
+            q, k = rotate(q, k, k_cache, block_table, rotary_cos, rotary_sin, cache_seqlens, rotary_interleaved,
+                          causal, window_size)
+            rotary_cos = rotary_sin = None
         if block_table is not None or cache_batch_idx is not None:
             return _kvcache_indexed(q, k_cache, v_cache, k, v, cache_seqlens, cache_batch_idx, block_table,
                                     dict(softmax_scale=softmax_scale, causal=causal, window_size=window_size,
-                                         softcap=softcap, alibi_slopes=alibi_slopes,
+                                         softcap=softcap, alibi_slopes=alibi_slopes, cache_leftpad=cache_leftpad,
                                          return_lse=return_softmax_lse or return_lse, check_lengths=False))
     q, kc, vc = check_qkv(q, k_cache, v_cache, names=("q", "k_cache", "v_cache"), layout="blhd")
     if k is not None and (kc is not k_cache or vc is not v_cache):
@@ -175,6 +187,8 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
 
     scale = 1.0 / math.sqrt(D) if softmax_scale is None else finite_scale(softmax_scale, "softmax_scale")
     qt, kt, vt = q.transpose(1, 2), k_cache.transpose(1, 2), v_cache.transpose(1, 2)   # (B, H, S, D) views
+    if cache_leftpad is not None:   # row b's keys start at cache_leftpad[b]: its rows shifted to the front
+        kt, vt, lens = leftpad_shift(cache_leftpad, kt, vt, lens, S_max)
     out, lse = attention_forward(qt, kt, vt, None, scale, causal, S_max - q.shape[1], seqlens_k=lens, extras=extras)
     out = out.transpose(1, 2)                                                         # (B, Lq, Hq, D)
     return (out, lse) if return_softmax_lse or return_lse else out

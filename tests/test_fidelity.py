@@ -200,11 +200,7 @@ def test_kvcache_return_softmax_lse():
 
 
 def _kv_unimplemented(q, kc):
-    B, D = q.size(0), q.size(-1)
-    cos = torch.ones(kc.size(1), D // 2)
     return [
-        (dict(rotary_cos=cos, rotary_sin=cos), "rotary"),
-        (dict(cache_leftpad=torch.zeros(B, dtype=torch.int32)), "cache_leftpad"),
         (dict(num_splits=2), "num_splits"),
     ]
 
