@@ -3,6 +3,9 @@
 //
 // The Python layer (flashmin_nn/_checks.py) validates the public API's arguments first with the
 // same messages; these checks guard what the kernels assume, for anyone calling _C directly.
+#include <cstdio>
+#include <string>
+
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/extension.h>
@@ -12,6 +15,26 @@
 
 namespace flashmin {
 namespace {
+
+// Error messages are built from strings only: numbers, shapes, devices and pointers go through
+// txt() (std::to_string and snprintf, which need no locale) instead of being streamed. On the
+// H200 machine's image (2026-12-01) streaming an integer into a TORCH_CHECK message inside this
+// extension crashed the process: its _C.so carries a weak copy of std::ostream's integer
+// insertion, and the number formatting it reaches is not the process's (docs/results/
+// 2026-12-01-h200-437e53b/README.md). String insertion needs no locale facet and works.
+std::string txt(int64_t v) { return std::to_string(v); }
+std::string txt(c10::IntArrayRef a) {
+    std::string r = "[";
+    for (size_t i = 0; i < a.size(); ++i) r += (i ? ", " : "") + std::to_string(a[i]);
+    return r + "]";
+}
+std::string txt(const c10::Device& d) { return d.str(); }
+std::string txt(const void* ptr) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%p", ptr);
+    return buf;
+}
+std::string txt(at::ScalarType t) { return c10::toString(t); }
 
 // The CUDA kernels by the names (and aliases) of flashmin_nn/backends.py's KERNEL_SPECS, whose
 // limits the checks below restate for anyone calling the op directly.
@@ -38,10 +61,10 @@ Kernel kernel_from_name(c10::string_view name) {
 // start on a 16-byte boundary.
 void check_tensor_core(const at::Tensor& t, const char* name, const char* kernel) {
     TORCH_CHECK(t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16,
-                "the ", kernel, " kernel takes float16 or bfloat16; got ", name, ".dtype=", t.scalar_type());
-    TORCH_CHECK(t.size(3) % 8 == 0, "the ", kernel, " kernel needs a head dim that is a multiple of 8; got ", name, ".size(-1)=", t.size(3));
+                "the ", kernel, " kernel takes float16 or bfloat16; got ", name, ".dtype=", txt(t.scalar_type()));
+    TORCH_CHECK(t.size(3) % 8 == 0, "the ", kernel, " kernel needs a head dim that is a multiple of 8; got ", name, ".size(-1)=", txt(t.size(3)));
     TORCH_CHECK(reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0 && t.stride(0) % 8 == 0 && t.stride(1) % 8 == 0 && t.stride(2) % 8 == 0,
-                "the ", kernel, " kernel needs 16-byte aligned rows; got ", name, ".stride()=", t.strides(), " at address ", t.data_ptr());
+                "the ", kernel, " kernel needs 16-byte aligned rows; got ", name, ".stride()=", txt(t.strides()), " at address ", txt(t.data_ptr()));
 }
 
 DType dtype_of(const at::Tensor& t) {
@@ -49,17 +72,17 @@ DType dtype_of(const at::Tensor& t) {
         case at::kFloat: return DType::kFloat32;
         case at::kHalf: return DType::kFloat16;
         case at::kBFloat16: return DType::kBFloat16;
-        default: TORCH_CHECK(false, "flashmin CUDA kernels take float16, bfloat16 or float32; got q.dtype=", t.scalar_type());
+        default: TORCH_CHECK(false, "flashmin CUDA kernels take float16, bfloat16 or float32; got q.dtype=", txt(t.scalar_type()));
     }
     return DType::kFloat32;
 }
 
 void check_qkv(const at::Tensor& t, const char* name, const at::Tensor& q) {
-    TORCH_CHECK(t.is_cuda(), name, " must be a CUDA tensor; got ", name, ".device=", t.device());
-    TORCH_CHECK(t.device() == q.device(), name, ".device=", t.device(), " must equal q.device=", q.device());
-    TORCH_CHECK(t.dim() == 4, name, " must have 4 dims (B, H, L, D); got ", name, ".dim()=", t.dim());
-    TORCH_CHECK(t.scalar_type() == q.scalar_type(), name, ".dtype=", t.scalar_type(), " must equal q.dtype=", q.scalar_type());
-    TORCH_CHECK(t.stride(3) == 1 || t.size(3) == 1, name, ".stride(-1)=", t.stride(3), " must be 1 (last dim contiguous)");
+    TORCH_CHECK(t.is_cuda(), name, " must be a CUDA tensor; got ", name, ".device=", txt(t.device()));
+    TORCH_CHECK(t.device() == q.device(), name, ".device=", txt(t.device()), " must equal q.device=", txt(q.device()));
+    TORCH_CHECK(t.dim() == 4, name, " must have 4 dims (B, H, L, D); got ", name, ".dim()=", txt(t.dim()));
+    TORCH_CHECK(t.scalar_type() == q.scalar_type(), name, ".dtype=", txt(t.scalar_type()), " must equal q.dtype=", txt(q.scalar_type()));
+    TORCH_CHECK(t.stride(3) == 1 || t.size(3) == 1, name, ".stride(-1)=", txt(t.stride(3)), " must be 1 (last dim contiguous)");
 }
 
 // Per-device facts the kernels size themselves by, read once per device.
@@ -67,7 +90,7 @@ struct DeviceFacts { int num_sms = 0, max_smem = 0, cc_major = 0, l2_bytes = 0; 
 
 const DeviceFacts& device_facts(int device) {
     static DeviceFacts facts[64];
-    TORCH_CHECK(device >= 0 && device < 64, "flashmin supports device indices below 64; got ", device);
+    TORCH_CHECK(device >= 0 && device < 64, "flashmin supports device indices below 64; got ", txt(device));
     DeviceFacts& f = facts[device];
     if (f.num_sms == 0) {
         C10_CUDA_CHECK(cudaDeviceGetAttribute(&f.max_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
@@ -105,34 +128,34 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
     const DType dtype = dtype_of(q);
     const int64_t B = q.size(0), Hq = q.size(1), L = q.size(2), D = q.size(3);
     const int64_t Hkv = k.size(1), S = k.size(2);
-    TORCH_CHECK(k.size(0) == B, "k.size(0)=", k.size(0), " must equal q.size(0)=", B);
-    TORCH_CHECK(k.size(3) == D, "k.size(-1)=", k.size(3), " must equal q.size(-1)=", D);
-    TORCH_CHECK(v.sizes() == k.sizes(), "v.shape=", v.sizes(), " must equal k.shape=", k.sizes());
-    TORCH_CHECK(Hkv > 0 && Hq % Hkv == 0, "q.size(1)=", Hq, " must be a multiple of k.size(1)=", Hkv);
-    TORCH_CHECK(D >= 1 && D <= 256, "head dim q.size(-1)=", D, " is not supported by the CUDA kernels (1..256)");
-    TORCH_CHECK(B <= 65535 && Hq <= 65535, "B=", B, " and Hq=", Hq, " must each be at most 65535");
-    TORCH_CHECK(L < (1LL << 31) && S < (1LL << 31), "sequence lengths must be below 2^31; got L=", L, ", S=", S);
+    TORCH_CHECK(k.size(0) == B, "k.size(0)=", txt(k.size(0)), " must equal q.size(0)=", txt(B));
+    TORCH_CHECK(k.size(3) == D, "k.size(-1)=", txt(k.size(3)), " must equal q.size(-1)=", txt(D));
+    TORCH_CHECK(v.sizes() == k.sizes(), "v.shape=", txt(v.sizes()), " must equal k.shape=", txt(k.sizes()));
+    TORCH_CHECK(Hkv > 0 && Hq % Hkv == 0, "q.size(1)=", txt(Hq), " must be a multiple of k.size(1)=", txt(Hkv));
+    TORCH_CHECK(D >= 1 && D <= 256, "head dim q.size(-1)=", txt(D), " is not supported by the CUDA kernels (1..256)");
+    TORCH_CHECK(B <= 65535 && Hq <= 65535, "B=", txt(B), " and Hq=", txt(Hq), " must each be at most 65535");
+    TORCH_CHECK(L < (1LL << 31) && S < (1LL << 31), "sequence lengths must be below 2^31; got L=", txt(L), ", S=", txt(S));
 
     MaskKind mask_kind = MaskKind::kNone;
     if (attn_mask.has_value()) {
         const at::Tensor& m = *attn_mask;
-        TORCH_CHECK(m.device() == q.device(), "attn_mask.device=", m.device(), " must equal q.device=", q.device());
+        TORCH_CHECK(m.device() == q.device(), "attn_mask.device=", txt(m.device()), " must equal q.device=", txt(q.device()));
         TORCH_CHECK(m.dim() == 4 && m.size(0) == B && m.size(1) == Hq && m.size(2) == L && m.size(3) == S,
-                    "attn_mask.shape=", m.sizes(), " must be (B, Hq, L, S)=(", B, ", ", Hq, ", ", L, ", ", S, ") (expand it first)");
+                    "attn_mask.shape=", txt(m.sizes()), " must be (B, Hq, L, S)=(", txt(B), ", ", txt(Hq), ", ", txt(L), ", ", txt(S), ") (expand it first)");
         switch (m.scalar_type()) {
             case at::kBool: mask_kind = MaskKind::kBool; break;
             case at::kFloat: mask_kind = MaskKind::kAddF32; break;
             case at::kHalf: mask_kind = MaskKind::kAddF16; break;
             case at::kBFloat16: mask_kind = MaskKind::kAddBF16; break;
-            default: TORCH_CHECK(false, "attn_mask.dtype=", m.scalar_type(), " must be bool or a float type");
+            default: TORCH_CHECK(false, "attn_mask.dtype=", txt(m.scalar_type()), " must be bool or a float type");
         }
     }
 
     if (seqlens_k.has_value()) {
         const at::Tensor& sl = *seqlens_k;
         TORCH_CHECK(sl.device() == q.device() && sl.scalar_type() == at::kInt && sl.dim() == 1 && sl.size(0) == B && sl.is_contiguous(),
-                    "seqlens_k must be a contiguous int32 tensor of shape (B,)=(", B, ",) on ", q.device(),
-                    "; got shape ", sl.sizes(), ", dtype ", sl.scalar_type(), ", device ", sl.device());
+                    "seqlens_k must be a contiguous int32 tensor of shape (B,)=(", txt(B), ",) on ", txt(q.device()),
+                    "; got shape ", txt(sl.sizes()), ", dtype ", txt(sl.scalar_type()), ", device ", txt(sl.device()));
     }
 
     const c10::cuda::CUDAGuard guard(q.device());
@@ -158,7 +181,7 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
     p.scale = static_cast<float>(scale);
     p.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
     p.is_causal = is_causal;
-    TORCH_CHECK(causal_offset > -(1LL << 31) && causal_offset < (1LL << 31), "causal_offset=", causal_offset, " out of range");
+    TORCH_CHECK(causal_offset > -(1LL << 31) && causal_offset < (1LL << 31), "causal_offset=", txt(causal_offset), " out of range");
     p.causal_offset = static_cast<int>(causal_offset);
     p.mask_kind = mask_kind;
     p.dtype = dtype;
@@ -170,23 +193,23 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
     if (kernel == Kernel::kPrefill || kernel == Kernel::kDecode || kernel == Kernel::kPrefillSm90) {
         const char* kname = kernel == Kernel::kPrefill ? "prefill" : kernel == Kernel::kDecode ? "decode" : "prefill_sm90";
         check_tensor_core(q, "q", kname); check_tensor_core(k, "k", kname); check_tensor_core(v, "v", kname);
-        TORCH_CHECK(dev.cc_major >= 8, "the ", kname, " kernel needs compute capability 8.0 or newer; this GPU is sm_", dev.cc_major, "x");
+        TORCH_CHECK(dev.cc_major >= 8, "the ", kname, " kernel needs compute capability 8.0 or newer; this GPU is sm_", txt(dev.cc_major), "x");
     }
     if (kernel == Kernel::kPrefillSm90) {
-        TORCH_CHECK(dev.cc_major == 9, "the prefill_sm90 kernel runs on compute capability 9.0 (Hopper) only; this GPU is sm_", dev.cc_major, "x");
+        TORCH_CHECK(dev.cc_major == 9, "the prefill_sm90 kernel runs on compute capability 9.0 (Hopper) only; this GPU is sm_", txt(dev.cc_major), "x");
         TORCH_CHECK(kBuiltSm90a, "the prefill_sm90 kernel is not in this build: build flashmin for compute capability 9.0 "
                     "(TORCH_CUDA_ARCH_LIST=9.0 or on the Hopper GPU itself), which compiles it as sm_90a");
         // The copy engine steps rows, heads and batches by byte strides that are multiples of 16.
         for (const at::Tensor* t : {&q, &k, &v})
             for (int d = 0; d < 3; ++d)
                 TORCH_CHECK(t->size(d) == 1 || t->stride(d) > 0, "the prefill_sm90 kernel needs positive strides; got ",
-                            t == &q ? "q" : t == &k ? "k" : "v", ".stride()=", t->strides());
+                            t == &q ? "q" : t == &k ? "k" : "v", ".stride()=", txt(t->strides()));
     }
     const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
     at::Tensor accum;   // split-KV partials, alive until the launches are queued
     if (kernel == Kernel::kDecode) {
-        TORCH_CHECK(D <= 128, "the decode kernel takes head dims up to 128; got q.size(-1)=", D);
-        TORCH_CHECK(L <= 16, "the decode kernel takes query lengths up to 16; got q.size(2)=", L);
+        TORCH_CHECK(D <= 128, "the decode kernel takes head dims up to 128; got q.size(-1)=", txt(D));
+        TORCH_CHECK(L <= 16, "the decode kernel takes query lengths up to 16; got q.size(2)=", txt(L));
         // The plan (GQA packing, splits, L2 policy: csrc/decode/decode_plan.cu); its partials go to
         // one fp32 buffer (one allocation per call), merged by a second kernel.
         const DecodePlan plan = plan_decode(p, dev.l2_bytes);
