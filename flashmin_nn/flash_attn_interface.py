@@ -20,6 +20,13 @@ from .ops import NO_EXTRAS, attention_forward, refuse_unserved_extras
 
 _is_compiling = torch.compiler.is_compiling
 
+
+def _capturing(t: Tensor) -> bool:
+    """True while a CUDA graph is being captured on the current stream: reading a tensor's values
+    back to the host is not allowed then (and a replay would not repeat the check), so the length
+    checks that read them are skipped, as under torch.compile."""
+    return t.is_cuda and torch.cuda.is_current_stream_capturing()
+
 def flash_attn_func(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0, softmax_scale: Optional[float] = None,
                     causal: bool = False, window_size=_NO_WINDOW, softcap: float = 0.0,
                     alibi_slopes: Optional[Tensor] = None, deterministic: bool = False,
@@ -100,7 +107,10 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
     not implement, raise NotImplementedError naming the argument, before the cache is touched.
     check_lengths (flashmin, keyword-only): verify 0 <= cache_seqlens and cache_seqlens + Lnew <= S_max;
     for a tensor this reads two numbers back to the host (a synchronisation); pass False to skip it in
-    a hot loop. Under torch.compile a tensor's lengths are not checked (reading them would break the graph).
+    a hot loop. Under torch.compile, and while a CUDA graph is captured, a tensor's lengths are not
+    checked (reading them would break the graph). The decode kernel's plan depends on shapes only
+    (the cache's capacity, never the lengths' values), so a captured step replays correctly with
+    new values in cache_seqlens.
     Returns out (B, Lq, Hq, D); with return_softmax_lse (or flashmin's return_lse), (out, lse) with
     lse (B, Hq, Lq) float32.
     """
@@ -172,7 +182,7 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
                              f"dtype={cache_seqlens.dtype}, shape={tuple(cache_seqlens.shape)}")
         if cache_seqlens.device != q.device:
             raise ValueError(f"cache_seqlens.device={cache_seqlens.device} must equal q.device={q.device}")
-        if check_lengths and B > 0 and not _is_compiling():
+        if check_lengths and B > 0 and not _is_compiling() and not _capturing(q):
             lo, hi = torch.stack(torch.aminmax(cache_seqlens)).tolist()   # one read-back, not two
             if lo < 0 or hi + n_new > S_max:
                 raise ValueError(f"cache_seqlens must lie in [0, {S_max - n_new}] (k_cache.size(1)={S_max}, "
@@ -261,7 +271,7 @@ def flash_attn_varlen_func(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor
     if (window_size is not _NO_WINDOW and window_size != _NO_WINDOW) or softcap != 0.0 or alibi_slopes is not None:
         causal, extras = flash_options(causal, window_size, softcap, alibi_slopes, Smax, q, B, Hq)
     scale = 1.0 / math.sqrt(D) if softmax_scale is None else finite_scale(softmax_scale, "softmax_scale")
-    if check_lengths and not _is_compiling():
+    if check_lengths and not _is_compiling() and not _capturing(q):
         check_cu_seqlens(cu_seqlens_q, cu_seqlens_k, total_q, total_k, Lmax, Smax)
 
     out = q.new_zeros((total_q, Hq, D))
