@@ -18,6 +18,7 @@ is_causal, enable_gqa) must be bools, as torch's SDPA requires.
 import math
 from typing import Optional
 
+import torch
 from torch import Tensor
 
 from ._checks import check_qkv, describe, expand_mask, finite_scale, integer, not_a_bool
@@ -29,7 +30,8 @@ from .ops import NO_EXTRAS, attention_forward
 def attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor] = None,
               scale: Optional[float] = None, is_causal: bool = False, causal_offset: int = 0,
               return_lse: bool = False, *, window_size=_NO_WINDOW, softcap: float = 0.0,
-              alibi_slopes: Optional[Tensor] = None, sinks: Optional[Tensor] = None):
+              alibi_slopes: Optional[Tensor] = None, sinks: Optional[Tensor] = None,
+              seqlens_k: Optional[Tensor] = None):
     """Attention over (B, H, L, D) tensors with an explicit causal alignment.
 
     query: (B, Hq, L, D); key, value: (B, Hkv, S, D) with Hq a multiple of Hkv (grouped-query
@@ -46,6 +48,11 @@ def attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Ten
     sinks (Hq,) float: a logit per head that joins the softmax's denominator with no value (as
     gpt-oss's attention sinks; lse includes it). These run on CPU tensors (and with
     use_kernel("reference")); on CUDA they raise NotImplementedError naming the option.
+    seqlens_k: an int32 tensor (B,) on query's device: batch row b attends to its first seqlens_k[b]
+    keys only (the rest of key/value, e.g. a preallocated cache's empty slots, is never read), and
+    the diagonal moves with it: query i's is key i + causal_offset + seqlens_k[b] - S. Read on the
+    device (no synchronisation; a CUDA graph or torch.compile replays it with new values); values
+    are clamped to [0, S].
 
     Returns out (B, Hq, L, D) in query's dtype, stored as (B, L, Hq, D) so `out.transpose(1, 2)`
     is contiguous; with return_lse, also lse (B, Hq, L) float32, the natural-log log-sum-exp.
@@ -62,8 +69,22 @@ def attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Ten
     if (window_size is not _NO_WINDOW and window_size != _NO_WINDOW) or softcap != 0.0 or alibi_slopes is not None \
             or sinks is not None:
         extras = _options(window_size, softcap, alibi_slopes, sinks, query, B, H)
-    out, lse = attention_forward(query, key, value, mask, scale, is_causal, causal_offset, extras=extras)
+    if seqlens_k is not None:
+        seqlens_k = _check_seqlens_k(seqlens_k, query, B, key.shape[2])
+    out, lse = attention_forward(query, key, value, mask, scale, is_causal, causal_offset, seqlens_k=seqlens_k,
+                                 extras=extras)
     return (out, lse) if return_lse else out
+
+
+def _check_seqlens_k(seqlens_k, q: Tensor, batch: int, S: int) -> Tensor:
+    """seqlens_k as the op takes it: int32, contiguous, clamped to [0, S] on the device (a value
+    past the keys cannot make a kernel read past them; no host read-back)."""
+    if not isinstance(seqlens_k, Tensor) or seqlens_k.dtype not in (torch.int32, torch.int64) \
+            or tuple(seqlens_k.shape) != (batch,):
+        raise ValueError(f"seqlens_k must be an int32 tensor of shape (B,)=({batch},); got {describe(seqlens_k)}")
+    if seqlens_k.device != q.device:
+        raise ValueError(f"seqlens_k.device={seqlens_k.device} must equal query.device={q.device}")
+    return seqlens_k.clamp(0, S).to(torch.int32).contiguous()
 
 
 def _options(window_size, softcap, alibi_slopes, sinks, q: Tensor, batch: int, heads: int):
