@@ -367,3 +367,27 @@ def test_bad_option_values_raise_naming_the_argument(fn, kw, name):
     msg = str(info.value)
     assert name in msg, f"{fn}({kw}): message {msg!r} does not name {name}"
     assert "tensor(" not in msg, f"{fn}: message prints a tensor: {msg!r}"
+
+
+# ---------------------------------------------------------------------------------------------
+# attention(seqlens_k=): per-row key counts read on the device
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_seqlens_k_reads_only_each_rows_keys(causal):
+    Hq, Hkv, Sq, Sk = 4, 2, 3, 40
+    q, k, v = bhld(B, Hq, Sq), bhld(B, Hkv, Sk), bhld(B, Hkv, Sk, 1.0)
+    lens = [7, 33]
+    for b, n in enumerate(lens):
+        k[b, :, n:] = v[b, :, n:] = float("nan")       # past each row's keys: never read
+    out, lse = flashmin_nn.attention(q, k, v, is_causal=causal, causal_offset=Sk - Sq, return_lse=True,
+                                     seqlens_k=torch.tensor(lens, dtype=torch.int32))
+    ref, ref_lse = oracle(q, k, v, [n - Sq for n in lens], lens=lens, causal=causal)
+    check(out, lse, ref, ref_lse, f"seqlens_k={lens} causal={causal}")
+    # a length past the keys is clamped to them (no read past the tensor), int64 is accepted
+    k2, v2 = bhld(B, Hkv, Sk), bhld(B, Hkv, Sk, 1.0)
+    big = flashmin_nn.attention(q, k2, v2, seqlens_k=torch.tensor([Sk + 5, Sk], dtype=torch.int64))
+    torch.testing.assert_close(big, flashmin_nn.attention(q, k2, v2), rtol=0, atol=1e-6)
+    for bad, pat in ((torch.tensor([1, 2, 3], dtype=torch.int32), r"seqlens_k.*\(2,\)"), ([1, 2], "seqlens_k"),
+                     (torch.tensor([1.0, 2.0]), "seqlens_k.*int32")):
+        with pytest.raises(ValueError, match=pat):
+            flashmin_nn.attention(q, k2, v2, seqlens_k=bad)

@@ -122,6 +122,8 @@ def test_mask_function_falls_back_to_the_full_mask():
     cases = [
         # StaticCache prefill: keys run past the last query
         dict(batch_size=2, q_length=6, kv_length=8, attention_mask=pad),
+        # StaticCache decode, offset given as a tensor
+        dict(batch_size=2, q_length=1, kv_length=8, q_offset=torch.tensor(5), attention_mask=pad),
         # sliding window
         dict(batch_size=2, q_length=8, kv_length=8, attention_mask=torch.ones_like(pad), local_size=3,
              mask_function=sliding_window_causal_mask_function(3)),
@@ -137,34 +139,6 @@ def test_mask_function_falls_back_to_the_full_mask():
 
 class _Layer(torch.nn.Module):
     is_causal = True
-
-
-@pytest.mark.parametrize("q_offset,q_length", [(5, 1), (0, 4), (3, 2)])
-@pytest.mark.parametrize("padded", [False, True])
-def test_a_static_cache_hands_the_kernel_its_filled_length(q_offset, q_length, padded):
-    # A StaticCache's mask call (q_offset a tensor, keys past the last query empty): no mask over the
-    # empty slots, the filled length as a device tensor instead, and the attention it drives equals
-    # sdpa's over the materialised mask, with NaN in the empty slots.
-    B, Hq, Hkv, S, D = 2, 4, 2, 8, 16
-    pad = torch.ones(B, q_offset + q_length, dtype=torch.bool)
-    if padded:
-        pad[1, :2] = False
-    kw = dict(batch_size=B, q_length=q_length, kv_length=S, q_offset=torch.tensor(q_offset), attention_mask=pad)
-    got = fm_hf.flashmin_mask(**kw)
-    assert isinstance(got, fm_hf.FilledKeys)
-    assert got.lengths.dtype == torch.int32 and got.lengths.tolist() == [q_offset + q_length] * B
-    assert (got.padding is not None) == padded
-    torch.manual_seed(0)
-    q = torch.randn(B, Hq, q_length, D)
-    k, v = torch.randn(B, Hkv, S, D), torch.randn(B, Hkv, S, D)
-    k[:, :, q_offset + q_length:] = float("nan")                  # the empty slots
-    v[:, :, q_offset + q_length:] = float("nan")
-    out, _ = fm_hf.attention_forward(_Layer(), q, k, v, got, scaling=0.3)
-    full = sdpa_mask(**{**kw, "allow_is_causal_skip": False})      # (B, 1, L, S)
-    n = q_offset + q_length
-    exp = torch.nn.functional.scaled_dot_product_attention(q, k[:, :, :n], v[:, :, :n], attn_mask=full[..., :n],
-                                                           scale=0.3, enable_gqa=True)
-    torch.testing.assert_close(out, exp.transpose(1, 2), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("L,S", [(1, 9), (5, 5), (4, 11)])

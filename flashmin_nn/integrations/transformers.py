@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import NamedTuple, Optional
 
 import torch
 import transformers
@@ -146,9 +145,6 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
     if is_causal is None:
         is_causal = getattr(module, "is_causal", True)
     L, S = query.shape[2], key.shape[2]
-    seqlens_k = None
-    if isinstance(attention_mask, FilledKeys):   # a StaticCache: only its filled keys are read
-        seqlens_k, attention_mask = attention_mask
     if attention_mask is not None and attention_mask.shape[-2] != 1:
         # A full (.., L, S) mask already says who sees whom; adding causality on top would break
         # masks that are deliberately not causal (prefix-LM, image tokens), as it would in sdpa.
@@ -157,8 +153,6 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
         attention_mask = _add_position_bias(module, position_bias, attention_mask, query, key)
     # By position (a little cheaper than keywords): attn_mask, scale, is_causal, and causal_offset
     # S - L, bottom-right: the last query sees every key. out: (B, Hq, L, D), laid out as (B, L, Hq, D).
-    if seqlens_k is not None:
-        options["seqlens_k"] = seqlens_k
     if options:
         out = flashmin_nn.attention(query, key, value, attention_mask, scaling, bool(is_causal), S - L, **options)
     else:
@@ -297,12 +291,6 @@ def flashmin_mask(
             collecting = _output_collector.get()
             if collecting and ("attentions" in collecting or "cross_attentions" in collecting):
                 _warn_no_attention_weights()
-    if (mask_function is causal_mask_function and local_size is None and allow_is_causal_skip
-            and isinstance(q_offset, torch.Tensor) and type(kv_offset) is int and kv_offset == 0):
-        # A StaticCache: its kv_length slots are filled up to the last query, the rest is empty.
-        # The kernels get the filled length as a device tensor (no mask over the empty slots, no
-        # host read: one graph under torch.compile) and read only the filled keys.
-        return _filled_keys(batch_size, q_length, kv_length, q_offset, attention_mask)
     plain_causal = (
         mask_function is causal_mask_function
         and local_size is None
@@ -331,23 +319,6 @@ def flashmin_mask(
     if not is_tracing(padding) and bool(padding.all()):
         return None  # no padding at all: let the kernel run mask-free
     return padding[:, None, None, :]  # (B, 1, 1, S)
-
-
-class FilledKeys(NamedTuple):
-    """What flashmin_mask hands the attention function for a StaticCache: lengths (B,) int32, the
-    keys filled so far in every row (the last query's position + 1), and padding, None or a
-    (B, 1, 1, S) bool key padding mask (True = a real token)."""
-    lengths: torch.Tensor
-    padding: Optional[torch.Tensor]
-
-
-def _filled_keys(batch_size, q_length, kv_length, q_offset, attention_mask):
-    last = q_offset.reshape(-1)[-1:] if q_offset.dim() else q_offset.reshape(1)
-    lengths = (last.to(torch.int64) + q_length).clamp(0, kv_length).to(torch.int32).expand(batch_size).contiguous()
-    padding = None
-    if attention_mask is not None and (is_tracing(attention_mask) or not bool(attention_mask.all())):
-        padding = prepare_padding_mask(attention_mask.bool(), kv_length, 0)[:, None, None, :kv_length]   # (B, 1, 1, S)
-    return FilledKeys(lengths, padding)
 
 
 def _keys_end_at_last_query(q_offset, q_length, kv_offset, kv_length):
