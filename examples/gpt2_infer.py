@@ -1,6 +1,7 @@
-"""GPT-2 inference with transformers' eager, sdpa and flashmin attention, side by side.
+"""GPT-2 or Llama inference with transformers' eager, sdpa and flashmin attention, side by side.
 
     python examples/gpt2_infer.py                         # GPT-2 small shape, random weights
+    python examples/gpt2_infer.py --arch llama            # TinyLlama-1.1B's shape (grouped KV heads)
     python examples/gpt2_infer.py --model DIR --prompt "Once upon a time"   # a local checkpoint
     python examples/gpt2_infer.py --kernel minimal --json out.json
 
@@ -14,6 +15,15 @@ The same weights and inputs go through each implementation, and one table report
     flashmin's speed-up over sdpa measured in the same run
   - the same correctness columns for a left-padded batch (rows marked "+pad")
 
+With --cache static or both, a second table generates with a StaticCache
+of --cache-len slots, for sdpa and flashmin: new tokens until the first divergence from sdpa's
+static-cache tokens and from the implementation's own DynamicCache tokens ("gen=dyn"), tokens/s
+and speed-up. As transformers 5.x documents it: generate(..., cache_implementation="static",
+max_cache_len=N), and with --compile (the default on CUDA with a static cache) generate compiles the model's forward
+with torch.compile (CompileConfig, mode "reduce-overhead": CUDA graphs) for the steps after the
+prefill, in each implementation's correctness run, before any timing. A static-cache decode step
+attends over all --cache-len slots (the unused ones masked), so its tokens/s depend on them.
+
 How timings are taken: after every implementation's correctness run and one warm-up call each,
 the timing runs in --iters rounds. Each round times every implementation once (one prefill, then
 one generation), in an order that rotates from round to round. Times and tokens/s are medians
@@ -21,17 +31,20 @@ over the rounds; a speed-up is the median of the per-round ratios (each round's 
 the implementation's time in the same round), shown with the lowest and highest per-round ratio.
 So drift of the machine during the run (clocks, temperature, other load, which moves generation,
 a host-bound loop, by 10% and more between rounds) falls on all implementations alike instead of
-on whichever one happened to be timed then.
+on whichever one happened to be timed then. The static-cache table has rounds of its own, after
+the first table's. The JSON keeps every round's times.
 
-At the default shape a generation step is host bound (Python and kernel launches, 6-10 ms, of
-which attention is 12 calls of about 35 us), and the GPU machine's host moves it by tens of
-percent from one generation to the next (scripts/gen_noise.py measures this), so read the
-per-round range before the speed-up. The JSON keeps every round's times.
+At GPT-2's default shape a DynamicCache generation step is host bound (Python and kernel
+launches, 6-10 ms, of which attention is 12 calls of about 35 us), and the GPU machine's host
+moves it by tens of percent from one generation to the next (scripts/gen_noise.py measures
+this), so read the per-round range before the speed-up. The compiled static-cache generation
+replays each decode step as CUDA graphs, without most of that host time.
 
-Nothing is downloaded, ever: without --model the weights are random (seeded). Without a GPU it
-runs on the CPU with a smaller model and workload, and says so. Progress goes to stderr. torch,
-transformers and flashmin are imported after the command line is read, so --help and argument
-errors come back at once.
+--arch llama is a Llama (RMSNorm, rotary positions, SwiGLU MLP, grouped-query attention) of
+TinyLlama-1.1B's shape, from a LlamaConfig. Nothing is downloaded, ever: without --model the
+weights are random (seeded). Without a GPU it runs on the CPU with a smaller model and workload
+(DynamicCache only, unless --cache says otherwise), and says so. Progress goes to stderr; torch,
+transformers and flashmin are imported after the command line is read (--help comes back at once).
 """
 import argparse
 import copy
@@ -45,9 +58,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub access, even by accident
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 DTYPE_NAMES = ("fp16", "bf16", "fp32")
-GPT2_SMALL = dict(n_layer=12, n_head=12, n_embd=768, vocab_size=50257, n_positions=1024)
-CPU_MODEL = dict(n_layer=4, n_head=8, n_embd=512, vocab_size=8192, n_positions=1024)
+# The random models' shapes by --arch: (CUDA, CPU). ffn: the MLP's hidden size (Llama only).
+SHAPES = {
+    "gpt2": (dict(layers=12, heads=12, width=768, vocab=50257, positions=1024),   # GPT-2 small
+             dict(layers=4, heads=8, width=512, vocab=8192, positions=1024)),
+    "llama": (dict(layers=22, heads=32, kv_heads=4, width=2048, ffn=5632, vocab=32000, positions=2048),  # TinyLlama
+              dict(layers=4, heads=8, kv_heads=2, width=512, ffn=1024, vocab=8192, positions=2048)),
+}
 IMPLS = ("eager", "sdpa", "flashmin")
+STATIC_IMPLS = ("sdpa", "flashmin")  # the static-cache table (eager would only add minutes of compiling)
 
 # Filled by import_libraries(): torch, transformers, flashmin_nn, fm_hf (the transformers
 # integration) and DTYPES ({"fp16": torch.float16, ...}).
@@ -78,7 +97,9 @@ def log(msg):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", help="local checkpoint directory (default: GPT-2 small shape, random weights)")
+    p.add_argument("--model", help="local checkpoint directory (default: a random model, see --arch)")
+    p.add_argument("--arch", choices=SHAPES, help="random model's architecture: gpt2 (GPT-2 small's shape) or llama "
+                                                  "(TinyLlama-1.1B's shape, grouped-query attention); default gpt2")
     p.add_argument("--prompt", help="prompt text for generation (needs a tokenizer in --model)")
     p.add_argument("--device", help="torch device to run on, e.g. cuda, cuda:1 or cpu (default: cuda when a GPU is "
                                     "available, else cpu)")
@@ -89,21 +110,36 @@ def parse_args(argv=None):
     p.add_argument("--new-tokens", type=int, help="tokens generated per sequence; default: 256 on CUDA, 16 on CPU")
     p.add_argument("--iters", type=int, help="timing rounds, each timing every implementation once (prefill and "
                                              "generation); medians over rounds; default: 12 on CUDA, 3 on CPU")
+    p.add_argument("--cache", choices=("dynamic", "static", "both"),
+                   help="KV cache of the generation: dynamic (DynamicCache, the first table), static (StaticCache, "
+                        "a second table, sdpa and flashmin) or both; default: dynamic")
+    p.add_argument("--cache-len", type=int, help="slots of the static cache, at least --prompt-len + --new-tokens; "
+                                                 "default: 2048 on CUDA, 256 on CPU")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction,
+                   help="compile the forward of the static-cache generation with torch.compile (as generate does: "
+                        "the decode steps; compiled before timing); default: on for CUDA, off on the CPU")
     p.add_argument("--kernel", default="auto", help="flashmin kernel (flashmin_nn.use_kernel): auto, reference, or one "
                                                     "of the CUDA kernels of flashmin_nn.list_kernels() (CUDA devices "
                                                     "only); default auto")
     p.add_argument("--layers", type=int, help="random model: number of layers")
-    p.add_argument("--heads", type=int, help="random model: number of heads")
-    p.add_argument("--width", type=int, help="random model: hidden size")
+    p.add_argument("--heads", type=int, help="random model: number of (query) heads")
+    p.add_argument("--kv-heads", type=int, help="random Llama model: number of key/value heads (a divisor of --heads)")
+    p.add_argument("--width", type=int, help="random model: hidden size (a Llama's MLP keeps its width ratio)")
     p.add_argument("--vocab", type=int, help="random model: vocabulary size")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights and token ids (default 0)")
     p.add_argument("--embed-scale", type=float, default=6.0,
-                   help="scale of the random model's tied embeddings (default 6: decisive logits, like a trained "
-                        "model's; 1 keeps GPT-2's raw initialisation)")
+                   help="scale of the random model's embeddings, input and output (GPT-2 ties them; a Llama's "
+                        "LM head is scaled with them) (default 6: decisive logits, like a trained model's; 1 keeps "
+                        "the raw initialisation)")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
     if args.model is not None and not os.path.isdir(args.model):
         p.error(f"--model {args.model}: no such directory (a local checkpoint directory; nothing is downloaded)")
+    if args.model is not None and args.arch is not None:
+        p.error("--arch picks the random model's architecture; --model brings its own")
+    args.arch = args.arch or "gpt2"
+    if args.kv_heads is not None and args.arch != "llama":
+        p.error("--kv-heads: GPT-2 has one key/value head per query head; use --arch llama")
     if args.iters is not None and args.iters < 1:
         p.error(f"--iters {args.iters}: at least one timing round")
 
@@ -125,13 +161,45 @@ def parse_args(argv=None):
         info = flashmin_nn.list_kernels()[args.kernel]
         if not info.available:
             p.error(f"--kernel {args.kernel} cannot run on this machine: {info.reason}")
-    defaults = dict(dtype="fp16", batch=8, seq=1024, prompt_len=128, new_tokens=256, iters=12) if cuda else \
-        dict(dtype="fp32", batch=2, seq=128, prompt_len=32, new_tokens=16, iters=3)
+    # The static, compiled table is not the default yet: it has not run on a GPU (--cache both asks for it).
+    defaults = dict(dtype="fp16", batch=8, seq=1024, prompt_len=128, new_tokens=256, iters=12, cache="dynamic") if cuda \
+        else dict(dtype="fp32", batch=2, seq=128, prompt_len=32, new_tokens=16, iters=3, cache="dynamic")
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
     args.cpu_defaults = not cuda
+    if args.prompt_len > args.seq:
+        p.error(f"--prompt-len {args.prompt_len} is longer than --seq {args.seq} (the prompt is the prefill's start)")
+    args.static = args.cache != "dynamic"
+    if not args.static and (args.compile or args.cache_len is not None):
+        p.error(f"--{'compile' if args.compile else 'cache-len'} is for the static-cache generation: add "
+                "--cache static or --cache both")
+    if args.compile is None:
+        args.compile = cuda and args.static
+    if args.cache_len is None:
+        args.cache_len = 2048 if cuda else 256
+    if args.static and args.cache_len < args.prompt_len + args.new_tokens:
+        p.error(f"--cache-len {args.cache_len}: the static cache must hold the prompt and every new token, "
+                f"--prompt-len + --new-tokens = {args.prompt_len} + {args.new_tokens} = "
+                f"{args.prompt_len + args.new_tokens} slots")
+    args.shape = None if args.model else model_shape(args, p)
     return args
+
+
+def model_shape(args, p):
+    """The random model's shape: --arch's default for this device, with --layers etc. applied (checked)."""
+    shape = dict(SHAPES[args.arch][args.cpu_defaults])
+    if args.width is not None and "ffn" in shape:
+        shape["ffn"] = shape["ffn"] * args.width // shape["width"]
+    for key in ("layers", "heads", "kv_heads", "width", "vocab"):
+        if getattr(args, key) is not None:
+            shape[key] = getattr(args, key)
+    if shape["width"] % shape["heads"]:
+        p.error(f"--width {shape['width']} is not a multiple of --heads {shape['heads']}")
+    if shape["heads"] % shape.get("kv_heads", 1):
+        p.error(f"--heads {shape['heads']} is not a multiple of --kv-heads {shape['kv_heads']}"
+                f"{'' if args.kv_heads else ' (the default: give --kv-heads)'}")
+    return shape
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,24 +218,36 @@ def build_model(args):
             log("no tokenizer in the checkpoint: random token ids")
         what = f"{args.model} ({type(model).__name__})"
     else:
-        shape = dict(CPU_MODEL if args.cpu_defaults else GPT2_SMALL)
-        for key, arg in (("n_layer", "layers"), ("n_head", "heads"), ("n_embd", "width"), ("vocab_size", "vocab")):
-            if getattr(args, arg) is not None:
-                shape[key] = getattr(args, arg)
-        config = transformers.GPT2Config(**shape, bos_token_id=0, eos_token_id=0)
+        s = args.shape
+        if args.arch == "gpt2":
+            config = transformers.GPT2Config(n_layer=s["layers"], n_head=s["heads"], n_embd=s["width"],
+                                             vocab_size=s["vocab"], n_positions=s["positions"])
+        else:
+            config = transformers.LlamaConfig(
+                num_hidden_layers=s["layers"], num_attention_heads=s["heads"], num_key_value_heads=s["kv_heads"],
+                hidden_size=s["width"], intermediate_size=s["ffn"], vocab_size=s["vocab"],
+                max_position_embeddings=s["positions"])
+        config.bos_token_id = config.eos_token_id = 0
         config._attn_implementation = "sdpa"
         torch.manual_seed(args.seed)
-        log(f"building a random GPT-2 {shape}")
-        model = transformers.GPT2LMHeadModel(config)
+        log(f"building a random {args.arch} {s}")
+        model = transformers.AutoModelForCausalLM.from_config(config)
         # GPT-2's initialisation (std 0.02) gives near-uniform next-token logits: at ~0.5% of
         # positions the top two differ by less than fp16 rounding, so top-1 agreement would measure
         # rounding noise, not attention. Trained GPT-2 embeddings are several times larger; scaling
-        # the (tied) embeddings gives every implementation the same, more decisive model.
+        # the (tied) embeddings gives every implementation the same, more decisive model. A Llama's
+        # are not tied, and its final RMSNorm undoes any scale of the input embeddings alone, so its
+        # LM head is scaled with them (the logits' spread grows by the factor, as GPT-2's does).
         with torch.no_grad():
-            model.transformer.wte.weight.mul_(args.embed_scale)
-        what = (f"GPT-2 {'small shape' if shape == GPT2_SMALL else 'shape'} ({shape['n_layer']} layers, "
-                f"{shape['n_head']} heads, {shape['n_embd']} wide, vocab {shape['vocab_size']}), "
-                f"random weights (seed {args.seed}, embeddings x{args.embed_scale:g})")
+            model.get_input_embeddings().weight.mul_(args.embed_scale)
+            if not config.tie_word_embeddings:
+                model.get_output_embeddings().weight.mul_(args.embed_scale)
+        names = dict(gpt2=("GPT-2 small shape", "GPT-2 shape"), llama=("Llama, TinyLlama-1.1B's shape", "Llama shape"))
+        kv = f"{s['kv_heads']} key/value heads, " if "kv_heads" in s else ""
+        mlp = f"MLP {s['ffn']}, " if "ffn" in s else ""
+        what = (f"{names[args.arch][s != SHAPES[args.arch][0]]} ({s['layers']} layers, {s['heads']} heads, {kv}"
+                f"{s['width']} wide, {mlp}vocab {s['vocab']}), random weights (seed {args.seed}, embeddings "
+                f"x{args.embed_scale:g})")
     model.generation_config.eos_token_id = None  # every run generates exactly --new-tokens
     model.generation_config.pad_token_id = 0
     return model.to(args.device, DTYPES[args.dtype]).eval(), tokenizer, what
@@ -209,6 +289,20 @@ def set_impl(model, impl):
         model.set_attn_implementation(impl)
 
 
+def static_options(args):
+    """generate()'s keywords for the static-cache generation. transformers 5.24 allocates a new
+    StaticCache per call, of max(max_length - 1, max_cache_len) slots, and compiles by itself when
+    the cache is static and the device CUDA: torch.compile(model.__call__, **compile_config), once,
+    used for every decode step (the prefill stays eager). --compile asks for that (on the CPU too,
+    with CompileConfig's flag for it); otherwise disable_compile keeps every step eager."""
+    opts = dict(cache_implementation="static", max_cache_len=args.cache_len)
+    if not args.compile:
+        return dict(opts, disable_compile=True)
+    config = transformers.CompileConfig(mode="default" if args.cpu_defaults else "reduce-overhead")
+    config._compile_all_devices = args.cpu_defaults  # transformers' switch for compiling off accelerators
+    return dict(opts, compile_config=config)
+
+
 # ---------------------------------------------------------------------------------------------
 # measurements
 # ---------------------------------------------------------------------------------------------
@@ -230,9 +324,9 @@ def logits(model, ids, mask=None):
     return model(ids, attention_mask=mask, use_cache=False).logits  # (B, seq, V)
 
 
-def generate(model, prompt, mask, new_tokens):
+def generate(model, prompt, mask, new_tokens, **options):
     out = model.generate(prompt, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                         do_sample=False, pad_token_id=0)
+                         do_sample=False, pad_token_id=0, **options)
     return out[:, prompt.shape[1]:]  # (B, new_tokens)
 
 
@@ -251,40 +345,64 @@ def agree_until(a, b):
 
 
 def measure(model, impl, x, args):
-    """Logits (dense and left-padded) and greedy generations of one implementation."""
+    """Logits (dense and left-padded) and greedy DynamicCache generations of one implementation."""
     log(f"{impl}: logits")
     out = dict(logits=logits(model, x["ids"]), logits_pad=logits(model, x["padded"], x["mask"]))
-    log(f"{impl}: greedy generation ({args.new_tokens} tokens)")
-    out["gen"] = generate(model, x["prompt"], x["prompt_ones"], args.new_tokens)
-    out["gen_pad"] = generate(model, x["padded_prompt"], x["prompt_mask"], args.new_tokens)
+    if args.cache != "static":
+        log(f"{impl}: greedy generation ({args.new_tokens} tokens)")
+        out["gen"] = generate(model, x["prompt"], x["prompt_ones"], args.new_tokens)
+        out["gen_pad"] = generate(model, x["padded_prompt"], x["prompt_mask"], args.new_tokens)
     return out
 
 
-def time_rounds(model, x, args, impls):
-    """{impl: ([prefill seconds], [generation seconds])}, one entry per round (args.iters rounds).
+def measure_static(model, impl, x, args):
+    """Greedy static-cache generations (dense and left-padded) of one implementation; the first
+    one compiles (--compile), and the graph breaks torch.compile counted meanwhile come along."""
+    from torch._dynamo.utils import counters
+    breaks = sum(counters["graph_break"].values())
+    log(f"{impl}: greedy generation, static cache ({args.new_tokens} tokens"
+        f"{', compiling first' if args.compile else ''})")
+    t0 = time.perf_counter()
+    out = dict(gen=generate(model, x["prompt"], x["prompt_ones"], args.new_tokens, **args.static_options))
+    if args.compile:
+        log(f"{impl}: compiled and generated in {time.perf_counter() - t0:.1f} s")
+    out["gen_pad"] = generate(model, x["padded_prompt"], x["prompt_mask"], args.new_tokens, **args.static_options)
+    out["graph_breaks"] = sum(counters["graph_break"].values()) - breaks
+    return out
 
-    Every round times each implementation once, prefill then generation, and round r starts
-    with impls[r % len(impls)], so each one runs first, in the middle and last equally often."""
-    def prefill():
-        model(x["ids"], use_cache=False, logits_to_keep=1)
 
-    def gen():
-        generate(model, x["prompt"], x["prompt_ones"], args.new_tokens)
+def time_rounds(model, args, impls, jobs, what="timing"):
+    """{impl: {job: [seconds, one per round]}} for jobs {name: fn} (args.iters rounds).
 
-    log("timing: warm-up")
+    Every round times each implementation once, its jobs in order (prefill, then generation),
+    and round r starts with impls[r % len(impls)], so each one runs first, in the middle and last
+    equally often."""
+    log(f"{what}: warm-up")
     for impl in impls:
         set_impl(model, impl)
-        prefill()
-        gen()
-    times = {impl: ([], []) for impl in impls}
+        for fn in jobs.values():
+            fn()
+    times = {impl: {job: [] for job in jobs} for impl in impls}
     for r in range(args.iters):
         order = impls[r % len(impls):] + impls[:r % len(impls)]
-        log(f"timing: round {r + 1}/{args.iters} ({', '.join(order)})")
+        log(f"{what}: round {r + 1}/{args.iters} ({', '.join(order)})")
         for impl in order:
             set_impl(model, impl)
-            times[impl][0].append(seconds(prefill, args.device))
-            times[impl][1].append(seconds(gen, args.device))
+            for job, fn in jobs.items():
+                times[impl][job].append(seconds(fn, args.device))
     return times
+
+
+def add_timings(row, times, base, args):
+    """row's timing columns from its rounds and sdpa's (`base`), ratios paired within each round."""
+    if "prefill_s" in times:
+        row["prefill_ms"] = 1e3 * statistics.median(times["prefill_s"])
+        row["prefill_speedup_vs_sdpa"] = statistics.median(s / t for s, t in zip(base["prefill_s"], times["prefill_s"]))
+    if "gen_s" in times:
+        ratios = [s / t for s, t in zip(base["gen_s"], times["gen_s"])]
+        row["gen_tok_s"] = args.batch * args.new_tokens / statistics.median(times["gen_s"])
+        row["gen_speedup_vs_sdpa"] = statistics.median(ratios)
+        row["gen_speedup_rounds"] = f"{min(ratios):.2f}-{max(ratios):.2f}"
 
 
 def compare(impl, results, ref, ref_pad, keep):
@@ -293,12 +411,25 @@ def compare(impl, results, ref, ref_pad, keep):
     err, err_pad = errors(r["logits"], ref), errors(r["logits_pad"], ref_pad, keep)
     r["top1"], r["top1_pad"] = r.pop("logits").argmax(-1), r.pop("logits_pad").argmax(-1)  # (B, seq)
     dense = dict(impl=impl, max_abs_err=err[0], rel_err=err[1],
-                 top1_vs_sdpa=100.0 * (r["top1"] == base["top1"]).float().mean().item(),
-                 gen_agree_vs_sdpa=agree_until(r["gen"], base["gen"]))   # timings: added by run()
+                 top1_vs_sdpa=100.0 * (r["top1"] == base["top1"]).float().mean().item())  # timings: run()
     padded = dict(impl=impl + " +pad", max_abs_err=err_pad[0], rel_err=err_pad[1],
-                  top1_vs_sdpa=100.0 * (r["top1_pad"] == base["top1_pad"])[keep].float().mean().item(),
-                  gen_agree_vs_sdpa=agree_until(r["gen_pad"], base["gen_pad"]))
+                  top1_vs_sdpa=100.0 * (r["top1_pad"] == base["top1_pad"])[keep].float().mean().item())
+    if "gen" in r:
+        dense["gen_agree_vs_sdpa"] = agree_until(r["gen"], base["gen"])
+        padded["gen_agree_vs_sdpa"] = agree_until(r["gen_pad"], base["gen_pad"])
     return [dense, padded]
+
+
+def compare_static(impl, static, results):
+    """The static-cache rows of `impl`: agreement with sdpa's static-cache tokens, and with its own
+    DynamicCache tokens when there are some."""
+    rows = []
+    for key, suffix in (("gen", ""), ("gen_pad", " +pad")):
+        row = dict(impl=impl + suffix, gen_agree_vs_sdpa=agree_until(static[impl][key], static["sdpa"][key]))
+        if key in results[impl]:
+            row["gen_agree_vs_dynamic"] = agree_until(static[impl][key], results[impl][key])
+        rows.append(row)
+    return rows
 
 
 def run(args):
@@ -306,6 +437,7 @@ def run(args):
     torch.backends.cuda.matmul.allow_tf32 = False  # keep the fp32 reference fp32
     model, tokenizer, what = build_model(args)
     x = make_inputs(args, model, tokenizer)
+    args.static_options = static_options(args) if args.static else None
     if args.cpu_defaults:
         log(f"Running on the CPU{'' if torch.cuda.is_available() else ' (no CUDA device)'}, with smaller defaults "
             f"(batch {args.batch}, prefill {args.seq}, prompt {args.prompt_len} + {args.new_tokens} new tokens"
@@ -321,68 +453,94 @@ def run(args):
         ref_pad = logits(ref_model, x["padded"], x["mask"]).float()
         del ref_model
 
-    rows, results = [], {}
+    rows, results, static_rows, static, static_timings = [], {}, [], {}, {}
     order = ("sdpa", "eager", "flashmin")  # sdpa first: it is everyone's baseline
+    jobs = dict(prefill_s=lambda: model(x["ids"], use_cache=False, logits_to_keep=1))
+    if args.cache != "static":
+        jobs["gen_s"] = lambda: generate(model, x["prompt"], x["prompt_ones"], args.new_tokens)
     with torch.no_grad(), flashmin_nn.use_kernel(args.kernel):
         for impl in order:  # correctness, one implementation at a time
             set_impl(model, impl)
             results[impl] = measure(model, impl, x, args)
             rows += compare(impl, results, ref, ref_pad, keep)
-        timings = time_rounds(model, x, args, order)  # then timing, the implementations interleaved
+        timings = time_rounds(model, args, order, jobs)  # then timing, the implementations interleaved
+        if args.static:  # the same for the static cache: correctness (and compiling), then timing
+            for impl in STATIC_IMPLS:
+                set_impl(model, impl)
+                static[impl] = measure_static(model, impl, x, args)
+                static_rows += compare_static(impl, static, results)
+            static_timings = time_rounds(model, args, STATIC_IMPLS, dict(gen_s=lambda: generate(
+                model, x["prompt"], x["prompt_ones"], args.new_tokens, **args.static_options)), "timing, static cache")
         set_impl(model, "sdpa")
-    sdpa_p, sdpa_g = timings["sdpa"]
-    for row in rows:
-        if not row["impl"].endswith("+pad"):
-            prefill_s, gen_s = timings[row["impl"]]
-            row["prefill_ms"] = 1e3 * statistics.median(prefill_s)
-            row["gen_tok_s"] = args.batch * args.new_tokens / statistics.median(gen_s)
-            # paired within each round: both numbers of a ratio were taken side by side
-            gen_ratios = [s / t for s, t in zip(sdpa_g, gen_s)]
-            row["prefill_speedup_vs_sdpa"] = statistics.median(s / t for s, t in zip(sdpa_p, prefill_s))
-            row["gen_speedup_vs_sdpa"] = statistics.median(gen_ratios)
-            row["gen_speedup_rounds"] = f"{min(gen_ratios):.2f}-{max(gen_ratios):.2f}"
-    rows.sort(key=lambda row: (row["impl"].endswith("+pad"), IMPLS.index(row["impl"].split()[0])))
+    for table_rows, t in ((rows, timings), (static_rows, static_timings)):
+        for row in table_rows:
+            if not row["impl"].endswith("+pad"):
+                add_timings(row, t[row["impl"]], t["sdpa"], args)
+        table_rows.sort(key=lambda row: (row["impl"].endswith("+pad"), IMPLS.index(row["impl"].split()[0])))
 
     dev_name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU"
+    kernels, static_kernels = kernel_names(model, args)
     header = (f"{what}\n{dev_name} | {args.dtype} | batch {args.batch}, prefill {args.seq}, "
-              f"prompt {args.prompt_len} + {args.new_tokens} new tokens | flashmin kernel: {kernel_names(model, args)}"
+              f"prompt {args.prompt_len} + {args.new_tokens} new tokens | flashmin kernel: {kernels}"
               f" | timings: medians of {args.iters} interleaved rounds (speed-ups: of per-round ratios)"
               + ("  [CPU run: smaller defaults]" if args.cpu_defaults else ""))
     print(header)
-    print(table(rows))
+    print(table(rows, COLUMNS))
+    if args.static:
+        breaks = ", ".join(f"{impl} {static[impl]['graph_breaks']}" for impl in STATIC_IMPLS)
+        print(f"\nStaticCache of {args.cache_len} slots, "
+              + (f"forward compiled by torch.compile (mode {args.static_options['compile_config'].mode}; graph "
+                 f"breaks: {breaks})" if args.compile else "not compiled")
+              + f" | flashmin kernel: {static_kernels} | timings: medians of {args.iters} interleaved rounds")
+        print(table(static_rows, STATIC_COLUMNS))
     if tokenizer is not None:
         for impl in IMPLS:
-            print(f"{impl:>9}: {tokenizer.decode(results[impl]['gen'][0])!r}")
+            if "gen" in results[impl]:
+                print(f"{impl:>9}: {tokenizer.decode(results[impl]['gen'][0])!r}")
     if args.json:
+        out = dict(model=what, arch=None if args.model else args.arch, shape=args.shape, device=dev_name,
+                   dtype=args.dtype, batch=args.batch, seq=args.seq, prompt_len=args.prompt_len,
+                   new_tokens=args.new_tokens, kernel=args.kernel, cache=args.cache,
+                   transformers=transformers.__version__, torch=torch.__version__, rows=rows, rounds=timings)
+        if args.static:  # the static-cache table
+            out.update(cache_len=args.cache_len, compile=args.compile, static_rows=static_rows,
+                       static_rounds=static_timings, graph_breaks={i: static[i]["graph_breaks"] for i in STATIC_IMPLS})
         with open(args.json, "w") as f:
-            json.dump(dict(model=what, device=dev_name, dtype=args.dtype, batch=args.batch, seq=args.seq,
-                           prompt_len=args.prompt_len, new_tokens=args.new_tokens, kernel=args.kernel,
-                           transformers=transformers.__version__, torch=torch.__version__, rows=rows,
-                           rounds={impl: dict(zip(("prefill_s", "gen_s"), t)) for impl, t in timings.items()}),
-                      f, indent=2)
+            json.dump(out, f, indent=2)
         log(f"wrote {args.json}")
-    return rows
+    return rows, static_rows
 
 
 def kernel_names(model, args):
-    """The forced kernel, or what "auto" picks for this model's prefill and decode calls."""
+    """The forced kernel, or what "auto" picks for this model's prefill and decode calls; and for
+    a static-cache decode call (it sees all --cache-len slots, and a mask)."""
     if args.kernel != "auto":
-        return args.kernel
-    H = model.config.num_attention_heads
-    D = getattr(model.config, "head_dim", None) or model.config.hidden_size // H
+        return args.kernel, args.kernel
+    H, config = model.config.num_attention_heads, model.config
+    Hkv = getattr(config, "num_key_value_heads", None) or H
+    D = getattr(config, "head_dim", None) or config.hidden_size // H
     q = torch.empty(args.batch, H, args.seq, D, device=args.device, dtype=DTYPES[args.dtype])  # (B, H, L, D)
-    kv = torch.empty(args.batch, H, args.prompt_len + args.new_tokens, D, device=args.device, dtype=q.dtype)
-    prefill = flashmin_nn.choose_kernel(q, q, q, is_causal=True)
+    k = torch.empty(args.batch, Hkv, args.seq, D, device=args.device, dtype=q.dtype)
+    kv = torch.empty(args.batch, Hkv, args.prompt_len + args.new_tokens, D, device=args.device, dtype=q.dtype)
+    slots = torch.empty(args.batch, Hkv, args.cache_len, D, device=args.device, dtype=q.dtype)
+    slot_mask = torch.ones(args.batch, 1, 1, args.cache_len, device=args.device, dtype=torch.bool)
+    prefill = flashmin_nn.choose_kernel(q, k, k, is_causal=True)
     decode = flashmin_nn.choose_kernel(q[:, :, :1], kv, kv, is_causal=True)
-    return f"auto (prefill: {prefill}, decode: {decode})"
+    static = flashmin_nn.choose_kernel(q[:, :, :1], slots, slots, attn_mask=slot_mask)
+    return f"auto (prefill: {prefill}, decode: {decode})", f"auto (decode: {static})"
 
 
-def table(rows):
-    cols = [("impl", "{}", "impl"), ("max_abs_err", "{:.2e}", "max|err|"), ("rel_err", "{:.2e}", "rel err"),
-            ("top1_vs_sdpa", "{:.2f}", "top1=sdpa %"), ("gen_agree_vs_sdpa", "{}", "gen=sdpa tok"),
-            ("prefill_ms", "{:.2f}", "prefill ms"), ("gen_tok_s", "{:.0f}", "gen tok/s"),
-            ("prefill_speedup_vs_sdpa", "{:.2f}x", "prefill vs sdpa"), ("gen_speedup_vs_sdpa", "{:.2f}x", "gen vs sdpa"),
-            ("gen_speedup_rounds", "{}", "(rounds)")]
+COLUMNS = [("impl", "{}", "impl"), ("max_abs_err", "{:.2e}", "max|err|"), ("rel_err", "{:.2e}", "rel err"),
+           ("top1_vs_sdpa", "{:.2f}", "top1=sdpa %"), ("gen_agree_vs_sdpa", "{}", "gen=sdpa tok"),
+           ("prefill_ms", "{:.2f}", "prefill ms"), ("gen_tok_s", "{:.0f}", "gen tok/s"),
+           ("prefill_speedup_vs_sdpa", "{:.2f}x", "prefill vs sdpa"), ("gen_speedup_vs_sdpa", "{:.2f}x", "gen vs sdpa"),
+           ("gen_speedup_rounds", "{}", "(rounds)")]
+STATIC_COLUMNS = [("impl", "{}", "impl"), ("gen_agree_vs_sdpa", "{}", "gen=sdpa tok"),
+                  ("gen_agree_vs_dynamic", "{}", "gen=dyn tok"), ("gen_tok_s", "{:.0f}", "gen tok/s"),
+                  ("gen_speedup_vs_sdpa", "{:.2f}x", "gen vs sdpa"), ("gen_speedup_rounds", "{}", "(rounds)")]
+
+
+def table(rows, cols=COLUMNS):
     cells = [[title for _, _, title in cols]]
     cells += [[fmt.format(row[key]) if key in row else "-" for key, fmt, _ in cols] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(cols))]
