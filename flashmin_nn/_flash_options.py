@@ -24,6 +24,17 @@ def check_dropout(dropout_p):
                                   "pass dropout_p=0.0 (flash_attn's setting for evaluation)")
 
 
+def window_pair(window_size):
+    """window_size as two ints (left, right), any negative side as -1 (no limit)."""
+    try:
+        left, right = window_size
+    except (TypeError, ValueError):
+        raise TypeError(f"window_size={describe(window_size)} must be a pair (left, right) of ints; "
+                        "-1 means no limit") from None
+    left, right = integer(left, "window_size[0]"), integer(right, "window_size[1]")
+    return max(left, -1), max(right, -1)
+
+
 def flash_options(causal: bool, window_size, softcap, alibi_slopes, seqlen_k, q: Tensor, batch: int, heads: int):
     """(causal, extras) for flash_attn 2.8's window_size, softcap and alibi_slopes: extras is the op's
     (window_left, window_right, softcap, alibi_slopes, sinks), or NO_EXTRAS when the options come down
@@ -39,14 +50,9 @@ def flash_options(causal: bool, window_size, softcap, alibi_slopes, seqlen_k, q:
     if softcap != softcap or softcap == math.inf:
         raise ValueError(f"softcap={softcap} must be a finite number (0.0: no softcapping)")
     softcap = float(softcap) if softcap > 0 else 0.0
-    try:
-        left, right = window_size
-    except (TypeError, ValueError):
-        raise TypeError(f"window_size={describe(window_size)} must be a pair (left, right) of ints; "
-                        "-1 means no limit") from None
-    left, right = integer(left, "window_size[0]"), integer(right, "window_size[1]")
-    left = -1 if left < 0 or left >= seqlen_k else left
-    right = -1 if right < 0 or right >= seqlen_k else right
+    left, right = window_pair(window_size)
+    left = -1 if left >= seqlen_k else left
+    right = -1 if right >= seqlen_k else right
     if causal:
         right = 0
     if left < 0 and right == 0:
@@ -128,8 +134,7 @@ def rotate(q: Tensor, k, k_cache: Tensor, block_table, cos, sin, cache_seqlens, 
         start = cache_seqlens.to(device=q.device, dtype=torch.int64).reshape(-1, 1)
     else:
         start = torch.full((B, 1), int(integer(cache_seqlens, "cache_seqlens")), dtype=torch.int64, device=q.device)
-    left, right = window_size
-    local = not causal and any(0 <= integer(w, "window_size") < S for w in (left, right))
+    local = not causal and any(0 <= w < S for w in window_pair(window_size))
     steps = torch.arange(Lq, device=q.device) if causal or local else torch.zeros(Lq, dtype=torch.int64, device=q.device)
     q = _rotate(q, cos, sin, (start + steps).clamp(0, cos.shape[0] - 1), interleaved)
     if k is not None and isinstance(k, Tensor) and k.dim() == 4:

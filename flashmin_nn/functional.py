@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ._checks import check_qkv, describe, expand_mask, finite_scale, integer, not_a_bool
 from ._flash_options import NO_WINDOW as _NO_WINDOW
-from ._flash_options import check_sinks, flash_options
+from ._flash_options import check_sinks, flash_options, window_pair
 from .ops import NO_EXTRAS, attention_forward
 
 
@@ -88,11 +88,10 @@ def _check_seqlens_k(seqlens_k, q: Tensor, batch: int, S: int) -> Tensor:
 
 
 def _options(window_size, softcap, alibi_slopes, sinks, q: Tensor, batch: int, heads: int):
-    """The op's extras for attention(): the window taken as given (-1 or any negative side: no limit)."""
-    causal, extras = flash_options(False, window_size, softcap, alibi_slopes, math.inf, q, batch, heads)
-    left, right, cap, alibi, _ = extras if extras is not None else (-1, -1, 0.0, None, None)
-    if causal:                     # (no limit, 0): a right side at the diagonal, kept as a window here
-        right = 0
+    """The op's extras for attention(): the window taken as given (any negative side: no limit)."""
+    left, right = window_pair(window_size)
+    _, extras = flash_options(False, _NO_WINDOW, softcap, alibi_slopes, math.inf, q, batch, heads)
+    _, _, cap, alibi, _ = extras if extras is not None else (-1, -1, 0.0, None, None)
     sinks = None if sinks is None else check_sinks(sinks, q, heads)
     if left < 0 and right < 0 and cap == 0.0 and alibi is None and sinks is None:
         return NO_EXTRAS
