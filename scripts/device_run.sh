@@ -7,7 +7,8 @@
 #   BENCH_ARGS="--suite prefill --quick"  PYTEST_ARGS="-k cuda"  GPT2_ARGS="--batch 8"
 #   PYTEST_TARGETS="tests/test_decode.py"  (default: tests)
 #   STAGES=sanitize SANITIZE_ARGS="--kernels decode"  SANITIZE_TOOLS="memcheck racecheck synccheck"
-#     RACECHECK_ARGS="--quick" (the default; "" for every shape)
+#     RACECHECK_ARGS="--quick" (the default; "" for every shape), RACECHECK_TIMEOUT=400 (s, per kernel),
+#     RACECHECK_KERNELS="decode:decode_kernel ..." (flashmin kernel:symbol substring, one process each)
 #     (scripts/sanitize.py under compute-sanitizer, once per tool; COMPUTE_SANITIZER=/path overrides
 #     the binary, SANITIZER_ARGS adds options to it)
 #   STAGES=tune TUNE="--suite decode --kernels decode;--suite prefill --kernels tensor_core,prefill_sm90"
@@ -64,13 +65,34 @@ fi
 if has sanitize; then
     CS=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
     for tool in ${SANITIZE_TOOLS:-memcheck racecheck synccheck}; do
-        echo "=== sanitize: $CS --tool $tool --error-exitcode 1 scripts/sanitize.py ${SANITIZE_ARGS:-}"
         t0=$(stamp)
+        if [ "$tool" = racecheck ]; then
+            # racecheck is the slow one: one process per flashmin kernel, in parallel, each
+            # instrumenting only that kernel's own CUDA kernels (--kernel-name kns=, a substring of
+            # the symbol), over fewer shapes (RACECHECK_ARGS, default --quick), each under
+            # RACECHECK_TIMEOUT seconds (default 400; rc 124 = stopped by it, not finished).
+            pids=()
+            for spec in ${RACECHECK_KERNELS:-minimal:minimal_fwd_kernel prefill:prefill_kernel decode:decode_kernel decode:combine_splits_kernel prefill_sm90:prefill_sm90_kernel}; do
+                k=${spec%%:*}; sym=${spec#*:}
+                echo "=== sanitize: racecheck --kernel-name kns=$sym scripts/sanitize.py --kernels $k ${RACECHECK_ARGS---quick}"
+                ( PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout ${RACECHECK_TIMEOUT:-400} "$CS" --tool racecheck --error-exitcode 1 \
+                    --kernel-name kns=$sym ${SANITIZER_ARGS:-} $PY scripts/sanitize.py --kernels $k --parts prefill,decode \
+                    --progress ${RACECHECK_ARGS---quick} > "$OUT/sanitize-racecheck-$sym.log" 2>&1
+                  echo "rc=$?" >> "$OUT/sanitize-racecheck-$sym.log" ) &
+                pids+=($!)
+            done
+            wait "${pids[@]}"
+            t1=$(stamp)
+            for f in "$OUT"/sanitize-racecheck-*.log; do
+                lines=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|sanitize.py:|^rc=" "$f" | sed 's/^=* *//' | paste -sd ';' -)
+                summary+=("sanitize racecheck $(basename "$f" .log | sed 's/sanitize-racecheck-//'): $(elapsed $t0 $t1) s (all in parallel); ${lines:-no summary line}")
+            done
+            continue
+        fi
+        echo "=== sanitize: $CS --tool $tool --error-exitcode 1 scripts/sanitize.py ${SANITIZE_ARGS:-}"
         # No caching allocator: every tensor is its own allocation, so memcheck sees its bounds.
-        # racecheck is the slow one: fewer shapes (RACECHECK_ARGS, default --quick).
-        extra=""; [ "$tool" = racecheck ] && extra=${RACECHECK_ARGS---quick}
         PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$CS" --tool "$tool" --error-exitcode 1 ${SANITIZER_ARGS:-} \
-            $PY scripts/sanitize.py ${SANITIZE_ARGS:-} $extra > "$OUT/sanitize-$tool.log" 2>&1
+            $PY scripts/sanitize.py ${SANITIZE_ARGS:-} > "$OUT/sanitize-$tool.log" 2>&1
         rc=$?
         t1=$(stamp)
         tail -8 "$OUT/sanitize-$tool.log"

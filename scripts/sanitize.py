@@ -81,9 +81,11 @@ def refusal(name, q, k, v, mask):
         return f"no kernel {name!r} in this build"
 
 
-def run_case(name, label, spec, dev, stats):
+def run_case(name, label, spec, dev, stats, progress=False):
     if name in spec.get("skip", ()):
         return
+    if progress:
+        print(f"  {name} {label}", flush=True)
     q, k, v, mask, causal, gqa = make(spec, dev)
     why = refusal(name, q, k, v, mask)
     if why is not None:
@@ -134,6 +136,7 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="for racecheck, which is slow: lengths 1, 17, 97 (no 1000) and 4099-key caches only "
                          "(split and unsplit, no 33000-key or full-grid cases)")
+    ap.add_argument("--progress", action="store_true", help="print each case before it runs (to see where a slow tool is)")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         print("sanitize.py needs a CUDA device")
@@ -149,7 +152,7 @@ def main():
     for name in names:
         stats = {"ran": 0, "refused": 0, "failed": 0}
         for label, spec in cases:
-            run_case(name, label, spec, dev, stats)
+            run_case(name, label, spec, dev, stats, args.progress)
         print(f"{name:14s} ran {stats['ran']:3d}, refused {stats['refused']:3d}, failed {stats['failed']:3d}"
               f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
         for key in total:
