@@ -38,8 +38,30 @@ struct AttnParams {
 
     // Causal: query i sees key j iff j <= i + causal_offset. With seqlens_k, the offset is
     // taken per batch as causal_offset + (seqlens_k[b] - len_k) (bottom-right stays bottom-right).
+    // A local window's right side is this same limit: the binding sets is_causal and moves
+    // causal_offset to the diagonal plus window_right (or keeps the diagonal's when causal too).
     bool is_causal;
     int causal_offset;
+
+    // The diagonal of query row i is key i + diag_offset (+ seqlens_k[b] - len_k): the anchor of
+    // ALiBi's distance and of the window's left side. has_window_left: query i sees key j only if
+    // j >= i + diag_offset - window_left; key tiles wholly below every row's window are skipped.
+    int diag_offset;
+    bool has_window_left;
+    int window_left;
+
+    // Score modifications, applied to the scaled score x = s * scale in this order, before
+    // attn_mask (the general path, common/softmax.cuh): softcap > 0: x -> softcap * tanh(x / softcap);
+    // alibi_slopes (fp32, slope of (b, h) at b * alibi_batch_stride + h): x -> x - slope * |j - d_i|.
+    float softcap;
+    const float* alibi_slopes;
+    int64_t alibi_batch_stride;
+    // Attention sinks (fp32 (Hq,), natural-log units, null if none): one more logit per query head
+    // in the softmax's denominator, with no value. rows_are_heads (decode's GQA packing): the block's
+    // rows are the query heads h * rows_are_heads + r of kv head h, all at query position 0 (0: rows
+    // are query positions of head h).
+    const float* sinks;
+    int rows_are_heads;
 
     MaskKind mask_kind;
     DType dtype;

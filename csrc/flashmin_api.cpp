@@ -3,7 +3,9 @@
 //
 // The Python layer (flashmin_nn/_checks.py) validates the public API's arguments first with the
 // same messages; these checks guard what the kernels assume, for anyone calling _C directly.
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include <c10/cuda/CUDAStream.h>
@@ -35,6 +37,11 @@ std::string txt(const void* ptr) {
     return buf;
 }
 std::string txt(at::ScalarType t) { return c10::toString(t); }
+std::string txt_f(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%g", v);
+    return buf;
+}
 
 // The CUDA kernels by the names (and aliases) of flashmin_nn/backends.py's KERNEL_SPECS, whose
 // limits the checks below restate for anyone calling the op directly.
@@ -106,8 +113,7 @@ const DeviceFacts& device_facts(int device) {
 // CUDA implementation of torch.ops.flashmin.attention_fwd (schema in flashmin_nn/ops.py):
 // (q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel, window_left,
 // window_right, softcap, alibi_slopes, sinks) -> (out, lse). The last five (a local window around
-// the diagonal, logit softcapping, ALiBi, attention sinks) are served by the CPU path only so far:
-// here they must have their defaults (the Python layer raises NotImplementedError before this).
+// the diagonal, logit softcapping, ALiBi, attention sinks) are fused in every CUDA kernel.
 // q: (B, Hq, L, D), k/v: (B, Hkv, S, D) with stride(-1) == 1; attn_mask: None or (B, Hq, L, S)
 // (broadcast dims may have stride 0). out: (B, Hq, L, D) laid out as (B, L, Hq, D); lse: (B, Hq, L) fp32.
 std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
@@ -117,11 +123,6 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
         int64_t window_left, int64_t window_right, double softcap,
         const c10::optional<at::Tensor>& alibi_slopes, const c10::optional<at::Tensor>& sinks) {
     const Kernel kernel = kernel_from_name(kernel_name);
-    TORCH_CHECK(window_left < 0 && window_right < 0, "window_left and window_right must be -1: the CUDA kernels do "
-                "not implement local attention yet (CPU tensors do)");
-    TORCH_CHECK(softcap == 0.0, "softcap must be 0: the CUDA kernels do not implement logit softcapping yet (CPU tensors do)");
-    TORCH_CHECK(!alibi_slopes.has_value() && !sinks.has_value(), "alibi_slopes and sinks must be None: the CUDA kernels "
-                "do not implement ALiBi or attention sinks yet (CPU tensors do)");
     check_qkv(q, "q", q);
     check_qkv(k, "k", q);
     check_qkv(v, "v", q);
@@ -158,6 +159,30 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
                     "; got shape ", txt(sl.sizes()), ", dtype ", txt(sl.scalar_type()), ", device ", txt(sl.device()));
     }
 
+    // The options: a window side of -1 (or any negative value) has no limit; softcap >= 0
+    // (0: none); alibi_slopes fp32 (Hq,) or (B, Hq); sinks fp32 (Hq,).
+    TORCH_CHECK(std::isfinite(softcap) && softcap >= 0.0, "softcap must be a finite number >= 0; got softcap=", txt_f(softcap));
+    if (alibi_slopes.has_value()) {
+        const at::Tensor& a = *alibi_slopes;
+        const bool shape_ok = (a.dim() == 1 && a.size(0) == Hq) || (a.dim() == 2 && a.size(0) == B && a.size(1) == Hq);
+        TORCH_CHECK(a.device() == q.device() && a.scalar_type() == at::kFloat && shape_ok && a.stride(-1) == 1,
+                    "alibi_slopes must be a float32 tensor of shape (Hq,)=(", txt(Hq), ",) or (B, Hq)=(", txt(B), ", ", txt(Hq),
+                    ") with a contiguous last dim on ", txt(q.device()), "; got shape ", txt(a.sizes()), ", dtype ",
+                    txt(a.scalar_type()), ", device ", txt(a.device()));
+    }
+    if (sinks.has_value()) {
+        const at::Tensor& t = *sinks;
+        TORCH_CHECK(t.device() == q.device() && t.scalar_type() == at::kFloat && t.dim() == 1 && t.size(0) == Hq && t.is_contiguous(),
+                    "sinks must be a contiguous float32 tensor of shape (Hq,)=(", txt(Hq), ",) on ", txt(q.device()),
+                    "; got shape ", txt(t.sizes()), ", dtype ", txt(t.scalar_type()), ", device ", txt(t.device()));
+    }
+    // A side at least L + S wide hides nothing: no limit. Every offset the kernels derive (the
+    // diagonal, the window's sides, plus any row or key index) then stays within int range.
+    const bool has_left = window_left >= 0 && window_left < L + S;
+    const bool has_right = window_right >= 0 && window_right < L + S;
+    TORCH_CHECK(!(has_left || has_right || alibi_slopes.has_value()) || std::abs(causal_offset) < (1LL << 30) - 2 * (L + S),
+                "causal_offset=", txt(causal_offset), " out of range for a window or ALiBi");
+
     const c10::cuda::CUDAGuard guard(q.device());
     at::Tensor out = at::empty({B, L, Hq, D}, q.options()).transpose(1, 2);  // (B, Hq, L, D) view
     at::Tensor lse = at::empty({B, Hq, L}, q.options().dtype(at::kFloat));
@@ -180,9 +205,20 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
     p.group = Hq / Hkv;
     p.scale = static_cast<float>(scale);
     p.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
-    p.is_causal = is_causal;
     TORCH_CHECK(causal_offset > -(1LL << 31) && causal_offset < (1LL << 31), "causal_offset=", txt(causal_offset), " out of range");
-    p.causal_offset = static_cast<int>(causal_offset);
+    // The right side of the window is the causal limit moved: query i sees j <= i + causal_offset
+    // + window_right (causal as well: the tighter of the two, the diagonal's).
+    p.is_causal = is_causal || has_right;
+    p.causal_offset = static_cast<int>(is_causal || !has_right ? causal_offset : causal_offset + window_right);
+    p.diag_offset = static_cast<int>(causal_offset);
+    p.has_window_left = has_left;
+    p.window_left = has_left ? static_cast<int>(window_left) : 0;
+    p.softcap = static_cast<float>(softcap);
+    if (alibi_slopes.has_value()) {
+        p.alibi_slopes = alibi_slopes->data_ptr<float>();
+        p.alibi_batch_stride = alibi_slopes->dim() == 2 ? alibi_slopes->stride(0) : 0;
+    }
+    p.sinks = sinks.has_value() ? sinks->data_ptr<float>() : nullptr;
     p.mask_kind = mask_kind;
     p.dtype = dtype;
     const DeviceFacts& dev = device_facts(q.get_device());

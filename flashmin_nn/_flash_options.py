@@ -42,8 +42,7 @@ def flash_options(causal: bool, window_size, softcap, alibi_slopes, seqlen_k, q:
     (>= seqlen_k) has no limit, any negative side has none, causal sets the right side to 0, and
     (no limit, 0) is causal; the free side of a one-sided window is seqlen_k, as flash_attn's
     kernel runs it; softcap <= 0 is off. The window is relative to the bottom-right
-    diagonal (query i's is key i + Sk - Sq), as causal is. CPU tensors run them all; on CUDA they raise
-    NotImplementedError naming the option (no CUDA kernel implements them yet)."""
+    diagonal (query i's is key i + Sk - Sq), as causal is. Every kernel runs them."""
     if isinstance(softcap, bool) or not isinstance(softcap, (numbers.Real, torch.SymFloat)):
         raise TypeError(f"softcap={describe(softcap)} must be a float (0.0: no softcapping); "
                         f"got {type(softcap).__name__}")
@@ -79,7 +78,7 @@ def check_alibi(alibi_slopes, q: Tensor, batch: int, heads: int) -> Tensor:
                          f"{heads}); got dtype={alibi_slopes.dtype}, shape={tuple(alibi_slopes.shape)}")
     if alibi_slopes.device != q.device:
         raise ValueError(f"alibi_slopes.device={alibi_slopes.device} must equal q.device={q.device}")
-    return alibi_slopes
+    return alibi_slopes.contiguous()
 
 
 def check_sinks(sinks, q: Tensor, heads: int) -> Tensor:
@@ -90,7 +89,7 @@ def check_sinks(sinks, q: Tensor, heads: int) -> Tensor:
                          f"shape={tuple(sinks.shape)}")
     if sinks.device != q.device:
         raise ValueError(f"sinks.device={sinks.device} must equal q.device={q.device}")
-    return sinks
+    return sinks.float().contiguous()     # the kernels read fp32 (a model's bf16 parameter is converted)
 
 
 def check_kvcache_options(num_splits, rotary_interleaved):

@@ -16,7 +16,7 @@ from torch import Tensor
 from ._checks import check_indexed_cache, check_qkv, describe, finite_scale, integer, not_a_bool
 from ._flash_options import (NO_WINDOW as _NO_WINDOW, check_cu_seqlens, check_dropout, check_kvcache_options,
                              flash_options, host_seqlens, check_leftpad, leftpad_shift, rotate)
-from .ops import NO_EXTRAS, attention_forward, refuse_unserved_extras
+from .ops import NO_EXTRAS, attention_forward
 
 _is_compiling = torch.compiler.is_compiling
 
@@ -39,8 +39,8 @@ def flash_attn_func(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0, sof
     window_size (left, right): query i sees key j only if i + Sk - Sq - left <= j <= i + Sk - Sq + right
     (-1: no limit; causal sets right = 0); softcap > 0: each scaled score s becomes
     softcap * tanh(s / softcap) before masking; alibi_slopes: float32 (Hq,) or (B, Hq), adds
-    -slope * |i + Sk - Sq - j| to the scaled scores. On CUDA tensors a real window, softcap or ALiBi
-    raises NotImplementedError naming it (the CPU path runs them; so does use_kernel("reference")).
+    -slope * |i + Sk - Sq - j| to the scaled scores. Every kernel runs them (fused in the CUDA
+    kernels: key tiles outside a window are skipped, not masked).
     dropout_p must be 0 (NotImplementedError otherwise). deterministic is accepted either way
     (flashmin's forward is deterministic; the flag concerns flash_attn's backward).
     Returns out (B, Sq, Hq, D) contiguous. With return_attn_probs, (out, softmax_lse, S_dmask) as
@@ -140,7 +140,6 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
     extras = NO_EXTRAS
     if (window_size is not _NO_WINDOW and window_size != _NO_WINDOW) or softcap != 0.0 or alibi_slopes is not None:
         causal, extras = flash_options(causal, window_size, softcap, alibi_slopes, S_max, q, B, q.shape[2])
-        refuse_unserved_extras(q.transpose(1, 2), k_cache.transpose(1, 2), v_cache.transpose(1, 2), extras)
     if (k is None) != (v is None):
         raise ValueError("k and v must be given together (new keys and values for the cache)")
     n_new = 0

@@ -46,8 +46,8 @@ def attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Ten
     i + causal_offset + right; softcap > 0: scores s -> softcap * tanh(s / softcap) before the mask;
     alibi_slopes float32 (Hq,) or (B, Hq): -slope * |j - i - causal_offset| added to the scores;
     sinks (Hq,) float: a logit per head that joins the softmax's denominator with no value (as
-    gpt-oss's attention sinks; lse includes it). These run on CPU tensors (and with
-    use_kernel("reference")); on CUDA they raise NotImplementedError naming the option.
+    gpt-oss's attention sinks; lse includes it). Every kernel runs them (fused in the CUDA kernels;
+    key tiles outside a window are skipped, not masked).
     seqlens_k: an int32 tensor (B,) on query's device: batch row b attends to its first seqlens_k[b]
     keys only (the rest of key/value, e.g. a preallocated cache's empty slots, is never read), and
     the diagonal moves with it: query i's is key i + causal_offset + seqlens_k[b] - S. Read on the

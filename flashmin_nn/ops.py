@@ -18,8 +18,8 @@ whether or not is_causal is set. window_left / window_right (-1: no limit): quer
 only if d_i - window_left <= j <= d_i + window_right. softcap > 0: each scaled score s becomes
 softcap * tanh(s / softcap), before the bias and the masks. alibi_slopes: fp32 (Hq,) or (B, Hq),
 -slope * |j - d_i| added to the scaled score. sinks: fp32 (Hq,), one more logit per head in the
-softmax's denominator that contributes no value (lse includes it). These five are served by the
-CPU path (and a forced "reference" on any device) so far; the CUDA kernels refuse them.
+softmax's denominator that contributes no value (lse includes it). These five are served by every
+kernel: the CPU path, a forced "reference" on any device, and fused in each CUDA kernel.
 
 The schema is defined here; the CPU implementation is flashmin_nn/reference.py; the CUDA one is
 registered by the extension in C++ (csrc/flashmin_api.cpp) when it is loaded, so an eager call
@@ -131,8 +131,7 @@ def attention_forward(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tenso
     """Pick the kernel and run it. Arguments already validated (flashmin_nn/_checks.py).
 
     extras: (window_left, window_right, softcap, alibi_slopes, sinks) as the op takes them, validated
-    (NO_EXTRAS: none). No CUDA kernel serves them yet: on CUDA tensors they raise
-    NotImplementedError naming the option, unless "reference" is forced.
+    (NO_EXTRAS: none); every kernel serves them.
 
     causal_offset: an int, or a SymInt under torch.compile. When it lets every query see every key
     (a decode step) the causal flag is dropped, but only for plain ints: a branch on a SymInt would
@@ -144,30 +143,9 @@ def attention_forward(q: Tensor, k: Tensor, v: Tensor, attn_mask: Optional[Tenso
         is_causal = False
     scale = float(scale)            # a SymFloat (1 / sqrt of a symbolic head dim) becomes a constant
     kernel = backends.resolve(q, k, v, attn_mask)
-    if extras is not None and kernel != "reference":
-        _refuse_extras_on_cuda(kernel, extras)
     if kernel != "reference" and q.is_cuda:
         _ext.load()                 # registers the CUDA implementation; a no-op after the first call
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad
                                     or (attn_mask is not None and attn_mask.requires_grad)):
         return _AttentionFn.apply(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel, extras)
     return _forward(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel, extras)
-
-
-def refuse_unserved_extras(q: Tensor, k: Tensor, v: Tensor, extras) -> None:
-    """Raise the NotImplementedError attention_forward would raise for these extras, before any
-    side effect (flash_attn_with_kvcache checks first, then writes the new keys into the cache)."""
-    if extras is not None:
-        kernel = backends.resolve(q, k, v, None)
-        if kernel != "reference":
-            _refuse_extras_on_cuda(kernel, extras)
-
-
-def _refuse_extras_on_cuda(kernel: str, extras) -> None:
-    left, right, softcap, alibi_slopes, sinks = extras
-    names = [name for name, on in (("window_size", left >= 0 or right >= 0), ("softcap", softcap > 0),
-                                   ("alibi_slopes", alibi_slopes is not None), ("sinks", sinks is not None)) if on]
-    if names:
-        raise NotImplementedError(
-            f"{', '.join(names)}: not implemented in flashmin's CUDA kernels yet (kernel {kernel!r}); CPU tensors "
-            "run it, and so does use_kernel('reference') on a GPU (plain PyTorch ops, slow)")

@@ -11,7 +11,9 @@ forced with use_kernel over:
     2 kv heads);
   - decode: q_len 1 and 7 against long caches (4099 and 33000 keys, split and unsplit), with and
     without GQA, a full grid over 32k keys (8 splits), and flash_attn_with_kvcache with
-    per-batch cache lengths.
+    per-batch cache lengths;
+  - flash_attn's options (a local window, softcap, ALiBi, attention sinks) in prefill shapes, with
+    a bool mask, and over split and unsplit decode caches.
 A kernel that refuses a case is skipped for it (counted). Outputs are only checked to be finite:
 correctness is tests/ and scripts/smoke.py; this looks for out-of-bounds accesses, shared-memory
 races and barrier misuse. Run with PYTORCH_NO_CUDA_MEMORY_CACHING=1 (device_run.sh does), so that
@@ -49,6 +51,13 @@ def prefill_cases(lengths=LENGTHS):
     for L, S in ((17, 97), (97, 1000), (1000, 17), (1, 1000)):
         yield f"bool mask L={L} S={S} D=64", dict(shape=(2, 2, 2, L, S, 64), dtype=torch.float16, mask=True)
         yield f"gqa 4/2 L={L} S={S} D=128 causal", dict(shape=(1, 4, 2, L, S, 128), dtype=torch.bfloat16, causal=True)
+    # flash_attn's options: a window (tiles before it skipped), softcap, ALiBi and sinks, with a mask.
+    for L, S in ((97, 1000), (1000, 1000), (17, 97)) if 1000 in lengths else ((17, 97), (97, 300)):
+        yield f"window (100, 3) L={L} S={S} D=128", dict(shape=(1, 4, 2, L, S, 128), dtype=torch.float16, opts="window")
+        yield f"all options causal L={L} S={S} D=64", dict(shape=(2, 2, 2, L, S, 64), dtype=torch.bfloat16, causal=True,
+                                                             opts="all")
+        yield f"all options bool mask L={L} S={S} D=64", dict(shape=(2, 2, 2, L, S, 64), dtype=torch.float16, mask=True,
+                                                                opts="all")
 
 
 def decode_cases(quick=False):
@@ -56,6 +65,11 @@ def decode_cases(quick=False):
     for q_len, S, D, (hq, hkv) in itertools.product((1, 7), (4099,) if quick else (4099, 33000), HEAD_DIMS, ((4, 4), (8, 2))):
         yield f"decode q_len={q_len} S={S} D={D} H={hq}/{hkv}", dict(shape=(2, hq, hkv, q_len, S, D), dtype=torch.float16,
                                                                     causal=q_len > 1, skip=("minimal",) if S > 5000 else ())
+    for S in (4099,) if quick else (4099, 33000):   # options over split and unsplit caches, packed GQA
+        yield f"decode all options S={S} D=128 H=8/2", dict(shape=(2, 8, 2, 1, S, 128), dtype=torch.float16, causal=True,
+                                                            opts="all", skip=("minimal",) if S > 5000 else ())
+        yield f"decode window + sinks S={S} D=64 H=8/2", dict(shape=(2, 8, 2, 1, S, 64), dtype=torch.bfloat16, causal=True,
+                                                              opts="window_sinks", skip=("minimal",) if S > 5000 else ())
     if quick:
         return
     # A grid that fills the GPU (4 x 36 = 144 blocks) over a long cache: the 8-split sweep-order plan.
@@ -71,6 +85,17 @@ def make(spec, dev):
     v = torch.randn(B, hkv, S, D, device=dev, dtype=dt)
     mask = torch.rand(B, 1, L, S, device=dev) > 0.3 if spec.get("mask") else None
     return q, k, v, mask, spec.get("causal", False), hq != hkv
+
+
+def options(kind, heads, dev):
+    """attention()'s keyword options for a case: a window, or a window with sinks, or all four."""
+    window = dict(window_size=(100, 3))
+    if kind == "window":
+        return window
+    sinks = dict(sinks=torch.randn(heads, device=dev))
+    if kind == "window_sinks":
+        return dict(window, **sinks)
+    return dict(window, **sinks, softcap=20.0, alibi_slopes=torch.rand(heads, device=dev) * 0.5)
 
 
 def refusal(name, q, k, v, mask):
@@ -93,7 +118,11 @@ def run_case(name, label, spec, dev, stats, progress=False):
         return
     try:
         with fm.use_kernel(name):
-            out = fm.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, enable_gqa=gqa)
+            if spec.get("opts"):
+                out = fm.attention(q, k, v, attn_mask=mask, is_causal=causal, causal_offset=k.shape[2] - q.shape[2],
+                                   **options(spec["opts"], q.shape[1], dev))
+            else:
+                out = fm.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, enable_gqa=gqa)
         torch.cuda.synchronize()
     except RuntimeError as e:
         if "cannot run this call" in str(e):

@@ -336,6 +336,23 @@ def op_args(q, k, v, attn_mask=None, scale=None, is_causal=False, causal_offset=
     return tuple(args)
 
 
+def record_op_as_if_cuda(monkeypatch, kernel="prefill"):
+    """Route flashmin calls on CPU tensors as for CUDA ones (resolve() answers `kernel`, no
+    extension is loaded) and record the op's positional arguments, each call then run by the CPU
+    path. Returns the list the calls are appended to (schema order: see op_args)."""
+    import flashmin_nn.ops as ops
+    seen = []
+
+    def op(*args):
+        seen.append(args)
+        return ops._reference(*args[:8], *args[9:])   # everything but `kernel`
+
+    monkeypatch.setattr(ops.backends, "resolve", lambda *a, **kw: kernel)
+    monkeypatch.setattr(ops._ext, "load", lambda: None)
+    monkeypatch.setattr(ops, "_attention_fwd", op)
+    return seen
+
+
 def kvcache_expected(q, k_cache, v_cache, k_new, v_new, cache_seqlens, *, scale=None, causal=False):
     """What flash_attn_with_kvcache must do, from its definition, in float64.
 

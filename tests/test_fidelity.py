@@ -20,6 +20,7 @@ from helpers import (
     kvcache_expected,
     make_qkv,
     randn,
+    record_op_as_if_cuda,
     ref_attention,
     torch_sdpa,
 )
@@ -85,34 +86,41 @@ def test_flash_attn_func_unimplemented_values_raise_not_implemented():
     assert "tensor(" not in str(info.value)
 
 
-# The options the CPU path runs and no CUDA kernel serves yet: on a call that would go to a CUDA
-# kernel (here: resolve() answering as it would for CUDA tensors), NotImplementedError naming them.
-_CUDA_UNSERVED = [
-    (dict(window_size=(4, 0)), "window_size"),
-    (dict(window_size=(2, 3), causal=False), "window_size"),
-    (dict(window_size=(-1, 2)), "window_size"),
-    (dict(softcap=30.0), "softcap"),
-    (dict(alibi_slopes="slopes"), "alibi_slopes"),
+# flash_attn's options on a call a CUDA kernel serves (here: resolve() answering "prefill" for CPU
+# tensors, and the op recorded, then run by the CPU path): they reach the op as its window_left,
+# window_right, softcap and alibi_slopes, in flash_attn's reading (causal sets the right side to 0;
+# the free side of a one-sided window is seqlen_k).
+_OPTIONS = [
+    (dict(window_size=(4, 0)), (4, 0, 0.0, False)),
+    (dict(window_size=(2, 3), causal=False), (2, 3, 0.0, False)),
+    (dict(window_size=(-1, 2)), (-1, 2, 0.0, False)),
+    (dict(window_size=(5, -1)), (5, "Sk", 0.0, False)),
+    (dict(softcap=30.0), (-1, -1, 30.0, False)),
+    (dict(alibi_slopes="slopes"), (-1, -1, 0.0, True)),
 ]
-
-
-def _as_if_cuda(monkeypatch):
-    monkeypatch.setattr(flashmin_nn.ops.backends, "resolve", lambda *a, **k: "prefill")
-    monkeypatch.setattr(flashmin_nn.ops._ext, "load", lambda: pytest.fail("reached the extension"))
 
 
 def _with_slopes(kw, heads):
     return dict(alibi_slopes=torch.rand(heads, dtype=torch.float32)) if kw.get("alibi_slopes") == "slopes" else kw
 
 
-@pytest.mark.parametrize("kw,name", _CUDA_UNSERVED)
-def test_flash_attn_func_options_the_cuda_kernels_lack_raise_not_implemented(monkeypatch, kw, name):
+def _check_options(args, want, Sk):
+    assert args[8] == "prefill"
+    left, right, cap, alibi = want
+    assert args[9:12] == (left, Sk if right == "Sk" else right, cap), args[9:12]
+    assert (args[12] is not None) == alibi and args[13] is None
+
+
+@pytest.mark.parametrize("kw,want", _OPTIONS)
+def test_flash_attn_func_options_reach_the_cuda_kernels(monkeypatch, kw, want):
     _, _, _, (qf, kf, vf) = _blhd()
-    flashmin_nn.flash_attn_func(qf, kf, vf, **_with_slopes(kw, 4))        # the CPU path runs them
-    _as_if_cuda(monkeypatch)
-    with pytest.raises(NotImplementedError, match=name) as info:
-        flashmin_nn.flash_attn_func(qf, kf, vf, **_with_slopes(kw, 4))
-    assert "tensor(" not in str(info.value) and "CPU" in str(info.value)
+    kw = _with_slopes(kw, 4)
+    cpu = flashmin_nn.flash_attn_func(qf, kf, vf, **kw)
+    seen = record_op_as_if_cuda(monkeypatch)
+    out = flashmin_nn.flash_attn_func(qf, kf, vf, **kw)
+    assert len(seen) == 1
+    _check_options(seen[0], want, kf.shape[1])
+    torch.testing.assert_close(out, cpu, rtol=0, atol=0)
 
 
 def test_flash_attn_func_values_that_mean_the_default_are_accepted():
@@ -205,15 +213,18 @@ def _kv_unimplemented(q, kc):
     ]
 
 
-@pytest.mark.parametrize("kw,name", _CUDA_UNSERVED)
-def test_kvcache_options_the_cuda_kernels_lack_raise_before_the_cache_is_written(monkeypatch, kw, name):
+@pytest.mark.parametrize("kw,want", _OPTIONS)
+def test_kvcache_options_reach_the_cuda_kernels(monkeypatch, kw, want):
     q, kc, vc, kn, vn = _kv_case()
-    flashmin_nn.flash_attn_with_kvcache(q, kc.clone(), vc.clone(), kn, vn, cache_seqlens=3, **_with_slopes(kw, 4))
-    _as_if_cuda(monkeypatch)
-    before = kc.clone(), vc.clone()
-    with pytest.raises(NotImplementedError, match=name):
-        flashmin_nn.flash_attn_with_kvcache(q, kc, vc, kn, vn, cache_seqlens=3, **_with_slopes(kw, 4))
-    assert torch.equal(kc, before[0]) and torch.equal(vc, before[1]), f"{name}: cache written before the error"
+    kw = _with_slopes(kw, 4)
+    kc_cpu, vc_cpu = kc.clone(), vc.clone()
+    cpu = flashmin_nn.flash_attn_with_kvcache(q, kc_cpu, vc_cpu, kn, vn, cache_seqlens=3, **kw)
+    seen = record_op_as_if_cuda(monkeypatch)
+    out = flashmin_nn.flash_attn_with_kvcache(q, kc, vc, kn, vn, cache_seqlens=3, **kw)
+    assert len(seen) == 1
+    _check_options(seen[0], want, kc.shape[1])
+    torch.testing.assert_close(out, cpu, rtol=0, atol=0)
+    assert torch.equal(kc, kc_cpu) and torch.equal(vc, vc_cpu)
 
 
 def test_kvcache_unimplemented_values_raise_not_implemented_and_leave_the_cache():

@@ -24,6 +24,7 @@ from transformers.masking_utils import sliding_window_causal_mask_function  # no
 
 import flashmin_nn  # noqa: E402
 from flashmin_nn.integrations import transformers as fm_hf  # noqa: E402
+from helpers import record_op_as_if_cuda  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -201,14 +202,18 @@ def test_attention_forward_options_match_their_definition(kw, mask_kind):
     torch.testing.assert_close(out.double(), exp.transpose(1, 2), rtol=1e-5, atol=1e-5)
 
 
-def test_attention_forward_options_the_cuda_kernels_lack_say_so(monkeypatch):
+def test_attention_forward_options_reach_the_cuda_kernels(monkeypatch):
+    """softcap, s_aux and sliding_window become the op's options on a call a CUDA kernel serves
+    (here: resolve() answering "prefill" for CPU tensors; the op is recorded, then run by the CPU path)."""
     q = k = v = torch.randn(1, 2, 3, 8)
-    monkeypatch.setattr(flashmin_nn.ops.backends, "resolve", lambda *a, **kw: "prefill")   # as for CUDA tensors
-    monkeypatch.setattr(flashmin_nn.ops._ext, "load", lambda: pytest.fail("reached the extension"))
-    for kw, name in ((dict(softcap=2.0), "softcap"), (dict(s_aux=torch.zeros(2)), "sinks"),
-                     (dict(sliding_window=2), "window_size")):
-        with pytest.raises(NotImplementedError, match=name):
-            fm_hf.attention_forward(_Layer(), q, k, v, None, **kw)
+    seen = record_op_as_if_cuda(monkeypatch)
+    sinks = torch.randn(2)
+    fm_hf.attention_forward(_Layer(), q, k, v, None, softcap=2.0)
+    assert seen[-1][8] == "prefill" and seen[-1][11] == 2.0
+    fm_hf.attention_forward(_Layer(), q, k, v, None, s_aux=sinks)
+    assert torch.equal(seen[-1][13], sinks)
+    fm_hf.attention_forward(_Layer(), q, k, v, None, sliding_window=2)
+    assert seen[-1][9] >= 0, seen[-1][9:11]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,21 +328,11 @@ def test_patched_context_manager():
     assert not fm_hf.is_patched(m) and m.config._attn_implementation == "sdpa"
 
 
-def test_unsupported_models_raise_and_change_nothing(monkeypatch):
-    from transformers import BloomConfig, BloomForCausalLM, Gemma2Config, Gemma2ForCausalLM
-    from transformers import GptOssConfig, GptOssForCausalLM
+def test_unsupported_models_raise_and_change_nothing():
+    from transformers import BloomConfig, BloomForCausalLM
 
-    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                 num_key_value_heads=1, vocab_size=64)
     cases = [
         (BloomForCausalLM(BloomConfig(hidden_size=32, n_head=2, n_layer=1, vocab_size=64)), "ALL_ATTENTION_FUNCTIONS"),
-    ]
-    # softcapping and sinks: the CUDA kernels lack them, so a model on a GPU is refused (a CPU one is served)
-    from flashmin_nn.integrations import patching
-    monkeypatch.setattr(patching, "_on_gpu", lambda model: True)
-    cases += [
-        (Gemma2ForCausalLM(Gemma2Config(**small, head_dim=16)), "softcapping.*CUDA"),
-        (GptOssForCausalLM(GptOssConfig(**small, head_dim=16, num_local_experts=2, num_experts_per_tok=1)), "sinks.*CUDA"),
     ]
     for model, why in cases:
         before = impls(model)

@@ -13,17 +13,25 @@
 
 namespace flashmin {
 
-// The keys one batch row holds, and the causal offset that goes with them.
+// The keys one batch row holds, and the limits of what each query row sees among them.
 struct KeyRange {
     int len_k;           // seqlens_k[b] when given, else len_k
-    // Causal: query i sees key j iff j <= i + causal_offset. With seqlens_k the offset moves with
-    // the batch row's length (causal_offset + seqlens_k[b] - len_k): bottom-right stays bottom-right.
+    // Causal (or a window's right side): query i sees key j iff j <= i + causal_offset. With
+    // seqlens_k the offsets move with the batch row's length (+ seqlens_k[b] - len_k):
+    // bottom-right stays bottom-right.
     int causal_offset;
+    int diag_offset;     // query i's diagonal key: i + diag_offset (ALiBi's anchor)
+    int lower_offset;    // with p.has_window_left: query i sees key j only if j >= i + lower_offset
 
     // One past the last key that any of the query rows [row0, row0 + rows) can see. Key tiles at
     // or past it are skipped, not masked (with causal attention, the tiles above the diagonal).
     __device__ __forceinline__ int end(const AttnParams& p, int row0, int rows) const {
         return p.is_causal ? max(0, min(len_k, row0 + rows + causal_offset)) : len_k;
+    }
+    // The first key that any of the query rows from row0 on can see (0 without a window's left
+    // side): key tiles wholly before it are skipped.
+    __device__ __forceinline__ int begin(const AttnParams& p, int row0) const {
+        return p.has_window_left ? max(0, min(len_k, row0 + lower_offset)) : 0;
     }
 };
 
@@ -33,10 +41,13 @@ struct BlockInfo {
     __device__ __forceinline__ BlockInfo(const AttnParams& p, int b_, int h_) : b(b_), h(h_), hk(h_ / p.group) {}
 
     __device__ __forceinline__ KeyRange keys(const AttnParams& p) const {
-        KeyRange r{p.len_k, p.causal_offset};
+        KeyRange r{p.len_k, p.causal_offset, p.diag_offset, p.diag_offset - p.window_left};
         if (p.seqlens_k) {
             r.len_k = p.seqlens_k[b];
-            r.causal_offset += r.len_k - p.len_k;
+            const int shift = r.len_k - p.len_k;
+            r.causal_offset += shift;
+            r.diag_offset += shift;
+            r.lower_offset += shift;
         }
         return r;
     }

@@ -101,6 +101,13 @@ __device__ __forceinline__ float fast_exp2(float x) {
     return y;
 }
 
+// tanh in one MUFU instruction (tanh.approx, sm75+; relative error about 2^-11), for softcapping.
+__device__ __forceinline__ float fast_tanh(float x) {
+    float y;
+    asm("tanh.approx.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
 __device__ __forceinline__ int64_t opaque64(int64_t x) {
     asm volatile("" : "+l"(x));
     return x;

@@ -26,7 +26,56 @@ __device__ __forceinline__ float quad_sum(float x) {
     return x + __shfl_xor_sync(0xffffffff, x, 2);
 }
 
-__device__ __forceinline__ float mask_value(const AttnParams& p, int64_t at) {   // base-2 units
+// ---- one 16-row MMA slice of S: masking and the online softmax ---------------------------------
+// Shared by the prefill and decode kernels. s holds the slice's scores in the MMA C layout: this
+// lane's rows are row_base + lane / 4 (elements 0, 1) and + 8 (elements 2, 3), its columns
+// j0 + nt * 8 + (lane % 4) * 2 (+1).
+
+// The score modifications of one (batch, head) (AttnParams: softcap, ALiBi), in the base-2 units
+// the kernels work in: the scaled score x (already times log2(e)) becomes cap * tanh(x / cap)
+// with cap = softcap * log2(e), then x - slope * log2(e) * |j - d_i|. Per lane, the slopes of its
+// two rows (half hf: row lane / 4 + 8 hf), which differ only where a block's rows are query heads
+// (decode's GQA packing: rows_for_heads).
+struct ScoreMod {
+    float cap, inv_cap;   // 0, 0: no softcap
+    bool alibi;
+    float slope[2];
+    int diag;             // query i's diagonal key: i + diag (KeyRange::diag_offset)
+    int row_step;         // 1: row r is query position row_base + r; 0: every row is at row_base
+
+    __device__ __forceinline__ ScoreMod(const AttnParams& p, int b, int h, int diag_offset)
+        : alibi(p.alibi_slopes != nullptr), diag(diag_offset), row_step(1) {
+        cap = p.softcap > 0.f ? p.softcap * kLog2e : 0.f;
+        inv_cap = p.softcap > 0.f ? 1.f / cap : 0.f;
+        slope[0] = slope[1] = alibi ? p.alibi_slopes[b * p.alibi_batch_stride + h] * kLog2e : 0.f;
+    }
+    // Rows r = row0 + lane / 4 + 8 hf are the query heads h * heads + r of kv head h (r < heads),
+    // all at one query position.
+    __device__ __forceinline__ void rows_for_heads(const AttnParams& p, int b, int h, int heads, int row0, int lane) {
+        row_step = 0;
+        if (!alibi) return;
+#pragma unroll
+        for (int hf = 0; hf < 2; ++hf)
+            slope[hf] = p.alibi_slopes[b * p.alibi_batch_stride + h * heads + min(row0 + lane / 4 + hf * 8, heads - 1)] * kLog2e;
+    }
+};
+
+// Whether the general path runs at all: attn_mask, softcap or ALiBi (one template flag, kGeneral,
+// in each kernel: the plain path carries none of this code).
+inline bool general_path(const AttnParams& p) {
+    return p.mask_kind != MaskKind::kNone || p.softcap > 0.f || p.alibi_slopes != nullptr;
+}
+
+// Whether the scores must be scaled before anything else: an additive mask, softcap and ALiBi act
+// on scaled scores (and a scale that is not positive would flip the max). Otherwise the scores stay
+// raw and the scale is folded into exp2's argument (one FFMA).
+__host__ __device__ __forceinline__ bool scale_scores_first(const AttnParams& p, bool general) {
+    const bool additive = p.mask_kind != MaskKind::kNone && p.mask_kind != MaskKind::kBool;
+    return (general && (additive || p.softcap > 0.f || p.alibi_slopes != nullptr)) || !(p.scale_log2 > 0.f);
+}
+
+// attn_mask at `at`, in base-2 units (0 or -inf for a bool mask, the bias times log2(e) otherwise).
+__device__ __forceinline__ float mask_value(const AttnParams& p, int64_t at) {
     switch (p.mask_kind) {
         case MaskKind::kBool: return static_cast<const uint8_t*>(p.mask)[at] ? 0.f : -INFINITY;
         case MaskKind::kAddF32: return static_cast<const float*>(p.mask)[at] * kLog2e;
@@ -36,45 +85,93 @@ __device__ __forceinline__ float mask_value(const AttnParams& p, int64_t at) {  
     }
 }
 
-// ---- one 16-row MMA slice of S: masking and the online softmax ---------------------------------
-// Shared by the prefill and decode kernels. s holds the slice's scores in the MMA C layout: this
-// lane's rows are row_base + lane / 4 (elements 0, 1) and + 8 (elements 2, 3), its columns
-// j0 + nt * 8 + (lane % 4) * 2 (+1).
-
-// The general path, element by element: the scale (when it must go first) and attn_mask.
-template <bool kHasMask, int kNT>
+// The general path: the scale (when it must go first), softcap, ALiBi and attn_mask, in that
+// order, each its own pass over the slice behind one uniform branch: softcap and ALiBi are short
+// straight loops, kept apart from the mask's, whose per-element switch over the mask kinds is
+// large code (with the three in one loop, softcap and ALiBi measured 0.18-0.25x of plain prefill,
+// 2026-12-02, H200).
+template <bool kGeneral, int kNT>
 __device__ __forceinline__ void scale_and_mask(float (&s)[kNT][4], const AttnParams& p, int b, int h, int row_base, int j0,
-                                               int N, bool scale_first, int lane) {
+                                               int N, bool scale_first, int lane, const ScoreMod& mod) {
+    if (scale_first) {
 #pragma unroll
-    for (int nt = 0; nt < kNT; ++nt)
+        for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const int i = row_base + lane / 4 + (e / 2) * 8;
-            const int j = j0 + nt * 8 + (lane % 4) * 2 + (e % 2);
-            float x = scale_first ? s[nt][e] * p.scale_log2 : s[nt][e];
-            if (kHasMask && i < p.len_q && j < N)   // never read past the mask
-                x += mask_value(p, b * p.mask_batch_stride + h * p.mask_head_stride + i * p.mask_row_stride +
-                                       j * p.mask_col_stride);
-            s[nt][e] = x;
+            for (int e = 0; e < 4; ++e) s[nt][e] *= p.scale_log2;
+    }
+    if constexpr (kGeneral) {
+        if (mod.cap > 0.f) {
+#pragma unroll
+            for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) s[nt][e] = mod.cap * fast_tanh(s[nt][e] * mod.inv_cap);
         }
+        if (mod.alibi) {
+            // -slope |j - i - diag|: per row one float offset, then per element an add of the
+            // column (a compile-time constant plus this lane's first column) and a |.|.
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) {
+                const int i = row_base + (lane / 4 + hf * 8) * mod.row_step;
+                const float c0 = static_cast<float>(j0 + (lane % 4) * 2 - i - mod.diag);
+#pragma unroll
+                for (int nt = 0; nt < kNT; ++nt) {
+                    s[nt][2 * hf] -= mod.slope[hf] * fabsf(c0 + static_cast<float>(nt * 8));
+                    s[nt][2 * hf + 1] -= mod.slope[hf] * fabsf(c0 + static_cast<float>(nt * 8 + 1));
+                }
+            }
+        }
+        if (p.mask_kind != MaskKind::kNone) {
+#pragma unroll
+            for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const int i = row_base + lane / 4 + (e / 2) * 8;
+                    const int j = j0 + nt * 8 + (lane % 4) * 2 + (e % 2);
+                    if (i < p.len_q && j < N)   // never read past the mask
+                        s[nt][e] += mask_value(p, b * p.mask_batch_stride + h * p.mask_head_stride + i * p.mask_row_stride +
+                                                      j * p.mask_col_stride);
+                }
+        }
+    }
 }
 
-// Keys past N and (causal) above the diagonal j <= i + offset get -inf: per row one limit, then
-// one compare per element against a compile-time column.
+// Keys past N, (causal) above the diagonal j <= i + offset and (with a window's left side) before
+// j >= i + lower get -inf: per row two limits, then compares per element against a compile-time
+// column. row_step 0: every row is at query position row_base (decode's packed GQA rows).
 template <int kNT>
-__device__ __forceinline__ void hide_keys(float (&s)[kNT][4], int row_base, int j0, int N, bool causal, int offset, int lane) {
+__device__ __forceinline__ void hide_keys(float (&s)[kNT][4], int row_base, int j0, int N, bool causal, int offset, int lane,
+                                          bool lower = false, int lower_offset = 0, int row_step = 1) {
     const int col0 = j0 + (lane % 4) * 2;   // this lane's first key column in the tile
 #pragma unroll
     for (int hf = 0; hf < 2; ++hf) {
-        const int i = row_base + lane / 4 + hf * 8;
+        const int i = row_base + (lane / 4 + hf * 8) * row_step;
         int limit = N - col0;                                   // columns >= limit are hidden
         if (causal) limit = min(limit, i + offset + 1 - col0);
+        const int first = lower ? i + lower_offset - col0 : -(1 << 30);   // columns < first are hidden
 #pragma unroll
         for (int nt = 0; nt < kNT; ++nt) {
-            if (nt * 8 >= limit) s[nt][2 * hf] = -INFINITY;
-            if (nt * 8 + 1 >= limit) s[nt][2 * hf + 1] = -INFINITY;
+            if (nt * 8 >= limit || nt * 8 < first) s[nt][2 * hf] = -INFINITY;
+            if (nt * 8 + 1 >= limit || nt * 8 + 1 < first) s[nt][2 * hf + 1] = -INFINITY;
         }
     }
+}
+
+// The end of a row: its running max m (in base-2 scaled units: m_run * sl) and sum l, and a sink
+// logit (base 2; -inf: none) that joins the denominator. Returns the factor O must take (1 / l
+// without a sink) and lse (natural log). A row that saw no key: O = 0, lse = the sink (-inf if none).
+struct RowEnd { float o_scale, lse; };
+__device__ __forceinline__ RowEnd finish_row(float m, float l, float sink) {
+    if (!(l > 0.f)) m = -INFINITY;
+    const float top = fmaxf(m, sink);
+    if (top == -INFINITY) return {0.f, -INFINITY};
+    const float keep = m == -INFINITY ? 0.f : exp2f(m - top);   // exp2f(-inf) is 0: no sink adds nothing
+    const float total = l * keep + exp2f(sink - top);
+    return {keep / total, (top + log2f(total)) * kLn2};
+}
+
+// The sink of query head h in base 2 (-inf without sinks).
+__device__ __forceinline__ float sink_log2(const AttnParams& p, int h) {
+    return p.sinks ? p.sinks[h] * kLog2e : -INFINITY;
 }
 
 // The row max of half hf (row lane / 4 + 8 hf) over the slice and the running max m.

@@ -13,7 +13,8 @@ namespace decode {
 // One warp per row; lane j reads the lse of split s0 + j (one load for 32 splits), the weights go
 // round by shuffles, and each lane owns head-dim columns lane, lane + 32, ...; the O loads do not
 // depend on the lse loads, so the row costs about one memory round trip. More than 32 splits are
-// merged 32 at a time with the running sums rescaled (online softmax over the chunks).
+// merged 32 at a time with the running sums rescaled (online softmax over the chunks). An
+// attention sink (AttnParams::sinks) joins the denominator here, once, as one more term with no value.
 // (A second launch: merging in the decode kernel itself, by the last split to finish a row
 // block, measured 1-6% slower; with programmatic dependent launch this kernel is already
 // resident, waiting, when the decode grid finishes.)
@@ -52,6 +53,17 @@ __global__ void __launch_bounds__(128) combine_splits_kernel(const AttnParams p)
             for (int c = 0; c < kHeadDim / 32; ++c) acc[c] += wj * src[j * rows * kHeadDim + 32 * c];
         }
         m = m_new;
+    }
+    if (p.sinks) {   // natural-log units, like lse_accum
+        const float sink = p.sinks[p.rows_are_heads ? h * p.rows_are_heads + i : h];
+        const float top = fmaxf(m, sink);
+        if (top != -INFINITY) {
+            const float keep = m == -INFINITY ? 0.f : __expf(m - top);
+            wsum = wsum * keep + __expf(sink - top);
+#pragma unroll
+            for (int c = 0; c < kHeadDim / 32; ++c) acc[c] *= keep;
+            m = top;
+        }
     }
     const float inv = wsum > 0.f ? 1.f / wsum : 0.f;
     T* dst = static_cast<T*>(p.o) + b * p.o_batch_stride + h * p.o_head_stride + i * p.o_row_stride;

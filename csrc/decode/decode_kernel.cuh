@@ -36,7 +36,9 @@
 namespace flashmin {
 namespace decode {
 
-template <typename Tr, typename T, bool kHasMask, bool kSplitKV>
+// kGeneral: attn_mask, softcap, ALiBi (the general path of common/softmax.cuh). A window's sides
+// and attention sinks need no flag (with splits, the sinks join in combine_splits_kernel).
+template <typename Tr, typename T, bool kGeneral, bool kSplitKV>
 __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     if constexpr (kSplitKV) allow_dependent_launch();
@@ -54,13 +56,19 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     const BlockInfo blk(p, b, h);
     const KeyRange keys = blk.keys(p);
     const int N = keys.len_k, offset = keys.causal_offset;
-    int t_begin = 0, t_end = (keys.end(p, row0, Tr::kBlockM) + Tr::kWarpN - 1) / Tr::kWarpN, t_step = Tr::kNWarps;
+    // Packed GQA rows (rows_are_heads) all sit at query position 0.
+    const int pos0 = p.rows_are_heads ? 0 : row0, row_step = p.rows_are_heads ? 0 : 1;
+    // The key tiles of this row block, [t_lo, t_end): those above the causal diagonal and those
+    // wholly before every row's window are never read; the splits divide what is left.
+    int t_end = (keys.end(p, pos0, p.rows_are_heads ? 1 : Tr::kBlockM) + Tr::kWarpN - 1) / Tr::kWarpN;
+    const int t_lo = min(t_end, keys.begin(p, pos0) / Tr::kWarpN);
+    int t_begin = t_lo, t_step = Tr::kNWarps;
     if (sweep) {                       // tile groups split, split + num_splits, ...
-        t_begin = split * Tr::kNWarps;
+        t_begin = t_lo + split * Tr::kNWarps;
         t_step = p.num_splits * Tr::kNWarps;
     } else if constexpr (kSplitKV) {   // one contiguous range
-        const int per_split = (t_end + p.num_splits - 1) / p.num_splits;
-        t_begin = min(t_end, split * per_split);
+        const int per_split = (t_end - t_lo + p.num_splits - 1) / p.num_splits;
+        t_begin = min(t_end, t_lo + split * per_split);
         t_end = min(t_end, t_begin + per_split);
     }
     // This warp's tiles: t_begin + warp + i * t_step, i < n_mine.
@@ -117,9 +125,13 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     for (int dt = 0; dt < Tr::kDT; ++dt) o[0][dt][0] = o[0][dt][1] = o[0][dt][2] = o[0][dt][3] = 0.f;
     float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};   // rows lane/4 and lane/4 + 8
 
-    const bool additive = kHasMask && p.mask_kind != MaskKind::kBool;
-    const bool scale_first = additive || !(p.scale_log2 > 0.f);
+    const bool scale_first = scale_scores_first(p, kGeneral);
     const float sl = scale_first ? 1.f : p.scale_log2;
+    ScoreMod mod(p, b, h, keys.diag_offset);
+    if (p.rows_are_heads) mod.rows_for_heads(p, b, h, p.rows_are_heads, row0, lane);
+    const bool lower = p.has_window_left;
+    const int lower_offset = keys.lower_offset;
+    const int pos_last = pos0 + row_step * (Tr::kBlockM - 1);   // the last row's query position
 
     for (int i = 0; i < n_mine; ++i) {
         // Refill the slot tile i-1 used (every lane left it at the __syncwarp below), then wait
@@ -134,9 +146,13 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
         float s[1][Tr::kNT][4];
         warp_qk<T, Tr::kKS, true, 0, kRowBytes, true>(s, qf, 0, opaque(k_lane + slot_off), k_xor);
 
-        if (kHasMask || scale_first) scale_and_mask<kHasMask>(s[0], p, b, h, row0, j0, N, scale_first, lane);
-        if (j0 + Tr::kWarpN > N || (p.is_causal && j0 + Tr::kWarpN - 1 > row0 + offset))
+        if (kGeneral || scale_first) scale_and_mask<kGeneral>(s[0], p, b, h, pos0, j0, N, scale_first, lane, mod);
+        if (lower) {   // its own copy: the window's limit costs the plain path no registers
+            if (j0 + Tr::kWarpN > N || (p.is_causal && j0 + Tr::kWarpN - 1 > pos_last + offset) || j0 < pos_last + lower_offset)
+                hide_keys(s[0], pos0, j0, N, p.is_causal, offset, lane, true, lower_offset, row_step);
+        } else if (j0 + Tr::kWarpN > N || (p.is_causal && j0 + Tr::kWarpN - 1 > row0 + offset)) {
             hide_keys(s[0], row0, j0, N, p.is_causal, offset, lane);
+        }
 #pragma unroll
         for (int hf = 0; hf < 2; ++hf) softmax_step(s[0], o[0], m_run[hf], l_run[hf], row_max(s[0], hf, m_run[hf]), hf, sl, true);
 
@@ -146,7 +162,8 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     cp_async_wait<0>();
     __syncthreads();   // every warp is done with its ring: the merge area may overwrite them
 
-    // Merge the warps: row r's result is sum_w 2^((m_w - M) sl) O_w / sum_w 2^((m_w - M) sl) l_w.
+    // Merge the warps: row r's result is sum_w 2^((m_w - M) sl) O_w / sum_w 2^((m_w - M) sl) l_w
+    // (unsplit, with a sink's term joining the denominator: common/softmax.cuh finish_row).
     float* mO = reinterpret_cast<float*>(smem_raw);                               // [warp][row][kMergeStride]
     float* mM = mO + Tr::kNWarps * Tr::kBlockM * Tr::kMergeStride;                 // [warp][row]
     float* mL = mM + Tr::kNWarps * Tr::kBlockM;                                     // [warp][row]
@@ -174,10 +191,13 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
             wts[w] = m == -INFINITY ? 0.f : fast_exp2((m - M) * sl);
             total += wts[w] * mL[w * Tr::kBlockM + r];
         }
-        const float inv = total > 0.f ? 1.f / total : 0.f;   // a row that saw no key: zeros
+        // A row that saw no key: zeros. The sink of the row's query head joins here when unsplit
+        // (split: in the merge of the splits). Rows past len_q are never written.
+        const int head = p.rows_are_heads ? h * p.rows_are_heads + min(row0 + r, p.len_q - 1) : h;
+        const RowEnd end = finish_row(M * sl, total, kSplitKV ? -INFINITY : sink_log2(p, head));
 #pragma unroll
-        for (int w = 0; w < Tr::kNWarps; ++w) mW[w * Tr::kBlockM + r] = wts[w] * inv;
-        rowLse[r] = total > 0.f ? (M * sl + log2f(total)) * kLn2 : -INFINITY;
+        for (int w = 0; w < Tr::kNWarps; ++w) mW[w * Tr::kBlockM + r] = wts[w] * end.o_scale;
+        rowLse[r] = end.lse;
     }
     __syncthreads();
 

@@ -13,8 +13,10 @@
 namespace flashmin {
 namespace {
 
-// (1) GQA packing. Valid when the mask, if any, is the same for every head and row, and the
-// causal limit (if any) hides nothing from the single query.
+// (1) GQA packing. Valid when the mask, if any, is the same for every head and row, and the causal
+// limit (if any) hides nothing from the single query. A window's left side, ALiBi and attention
+// sinks pack: the rows keep their query position (0) and their query head's slope and sink
+// (AttnParams::rows_are_heads).
 bool packs_gqa(const AttnParams& p) {
     const bool mask_shared = p.mask_kind == MaskKind::kNone || (p.mask_head_stride == 0 && p.mask_row_stride == 0);
     const bool sees_all = !p.is_causal || p.causal_offset >= p.len_k - 1;
@@ -32,6 +34,7 @@ AttnParams packed_gqa(AttnParams p) {
     p.len_q = group;
     p.group = 1;
     p.is_causal = false;
+    p.rows_are_heads = group;
     return p;
 }
 
@@ -71,7 +74,13 @@ template <typename Tr>
 void plan_splits(const AttnParams& p, DecodePlan& plan) {
     constexpr long kLongTiles = 32768 / Tr::kWarpN, kSweepTiles = 16384 / Tr::kWarpN, kLongSplits = 8;
     const long blocks = static_cast<long>(p.batch) * p.heads_q * ((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM);
-    const long tiles = (p.len_k + Tr::kWarpN - 1) / Tr::kWarpN;
+    // The keys a row block reads: all of them, or with a window's left side about its width.
+    long keys = p.len_k;
+    if (p.has_window_left && p.is_causal)
+        keys = std::min<long>(keys, std::max(0L, static_cast<long>(p.causal_offset) - (p.diag_offset - p.window_left) + p.len_q));
+    else if (p.has_window_left)
+        keys = std::min<long>(keys, std::max(0L, static_cast<long>(p.len_k) - (p.diag_offset - p.window_left)));
+    const long tiles = (keys + Tr::kWarpN - 1) / Tr::kWarpN;
     long splits = 1;
     if (blocks < p.num_sms) {
         const long by_sms = p.num_sms / std::max(1L, blocks);

@@ -8,7 +8,9 @@
 // It descends from flash-attention-minimal and keeps its shape, with what that kernel lacked:
 // any length (tiles are zero-padded, out-of-range keys masked), causal attention with whole tiles
 // above the diagonal skipped, masks, GQA, per-batch key lengths, head dims up to 256, the query
-// tile Br chosen at run time from the head dim, the grid size and the shared-memory limit.
+// tile Br chosen at run time from the head dim, the grid size and the shared-memory limit; and
+// flash_attn's options: a local window (tiles before it skipped too), softcap, ALiBi, and
+// attention sinks.
 // Arithmetic is fp32 whatever the input dtype, in natural base with an accurate expf: this kernel
 // is also the fp32 reference-grade path, and folding log2(e) into the scale (what the fast kernels
 // do) adds a systematic rounding of the scale that large scores amplify.
@@ -76,8 +78,9 @@ __global__ void __launch_bounds__(kMaxBr) minimal_fwd_kernel(const AttnParams p,
     const T* q = blk.q<T>(p);
     const T* k = blk.k<T>(p);
     const T* v = blk.v<T>(p);
-    const KeyRange keys = blk.keys(p);         // keys of this batch row, and the causal offset
+    const KeyRange keys = blk.keys(p);         // keys of this batch row, and the limits of each row
     const int N = keys.len_k, offset = keys.causal_offset;
+    const float slope = p.alibi_slopes ? p.alibi_slopes[b * p.alibi_batch_stride + h] : 0.f;
 
     // Step 1: load Qi; Oi = 0; m = -inf, l = 0.
     load_tile(Qi, q, p.q_row_stride, row0, Br, p.len_q, p.head_dim, Dp, Ds);
@@ -85,9 +88,12 @@ __global__ void __launch_bounds__(kMaxBr) minimal_fwd_kernel(const AttnParams p,
     float m = -INFINITY, l = 0.f;
 
     // Causal: the tile's last row sees keys up to row0 + Br - 1 + offset; later tiles are skipped.
+    // A window's left side: the tile's first row sees keys from row0 + lower_offset; earlier
+    // tiles are skipped.
     const int n_end = keys.end(p, row0, Br);
+    const int n_begin = keys.begin(p, row0) / Bc * Bc;
 
-    for (int j0 = 0; j0 < n_end; j0 += Bc) {
+    for (int j0 = n_begin; j0 < n_end; j0 += Bc) {
         // Step 2: load Kj, Vj (after everyone is done with the previous ones).
         __syncthreads();
         load_tile(Kj, k, p.k_row_stride, j0, Bc, N, p.head_dim, Dp, Ds);
@@ -115,13 +121,15 @@ __global__ void __launch_bounds__(kMaxBr) minimal_fwd_kernel(const AttnParams p,
             for (int c = 0; c < Bc; ++c) s[c] += t[c];
         }
 
-        // Step 4: scale, mask, and this tile's row max m_ij.
+        // Step 4: scale (then softcap, ALiBi), mask, and this tile's row max m_ij.
         float m_ij = -INFINITY;
 #pragma unroll
         for (int c = 0; c < Bc; ++c) {
             const int j = j0 + c;
             float x = s[c] * p.scale;
-            if (j >= N || (p.is_causal && j > i + offset)) x = -INFINITY;
+            if (p.softcap > 0.f) x = p.softcap * tanhf(x / p.softcap);
+            if (p.alibi_slopes) x -= slope * fabsf(static_cast<float>(j - i - keys.diag_offset));
+            if (j >= N || (p.is_causal && j > i + offset) || (p.has_window_left && j < i + keys.lower_offset)) x = -INFINITY;
             else if (p.mask_kind != MaskKind::kNone && i < p.len_q) x += mask_value(p, b, h, i, j);
             s[c] = x;
             m_ij = fmaxf(m_ij, x);
@@ -152,8 +160,20 @@ __global__ void __launch_bounds__(kMaxBr) minimal_fwd_kernel(const AttnParams p,
         }
     }
 
-    // Step 7: O_i = diag(l)^-1 Oi and lse = m + log(l). A row that saw no key (l == 0) gets zeros
-    // and lse = -inf.
+    // Step 7: O_i = diag(l)^-1 Oi and lse = m + log(l). An attention sink joins l first, as one
+    // more logit with no value (m and l moved to the larger of the two maxima). A row that saw no
+    // key (l == 0) gets zeros and lse = -inf (the sink, with one).
+    if (p.sinks) {
+        const float sink = p.sinks[h];
+        const float m_old = l > 0.f ? m : -INFINITY;
+        const float top = fmaxf(m_old, sink);
+        if (top != -INFINITY) {
+            const float keep = m_old == -INFINITY ? 0.f : expf(m_old - top);
+            for (int d = 0; d < Dp; ++d) Oi[r * Ds + d] *= keep;
+            l = l * keep + expf(sink - top);
+            m = top;
+        }
+    }
     if (i < p.len_q) {
         const float inv_l = l > 0.f ? 1.f / l : 0.f;
         T* o = blk.o<T>(p) + i * p.o_row_stride;

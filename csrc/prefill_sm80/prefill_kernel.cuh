@@ -35,9 +35,10 @@ namespace sm80 {
 
 // ---- the kernel ---------------------------------------------------------------------------------
 
-// kHasMask: attn_mask is read (the general, element-by-element path); without it the kernel
-// carries no mask code at all.
-template <typename Tr, typename T, bool kHasMask>
+// kGeneral: the general, element-by-element path (attn_mask, softcap, ALiBi: common/softmax.cuh);
+// without it the kernel carries no such code at all. A window's sides and attention sinks need
+// no flag: skipped tiles, the ragged-tile masking and the last normalisation serve them.
+template <typename Tr, typename T, bool kGeneral>
 __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams p) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     T* sQ = reinterpret_cast<T*>(smem_raw);   // kBlockM x kStride (later: the O tile on its way out)
@@ -55,16 +56,20 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
     const BlockInfo blk(p, b, h);
     const KeyRange keys = blk.keys(p);
     const int N = keys.len_k, offset = keys.causal_offset;
-    const int t_end = (keys.end(p, row0, Tr::kBlockM) + Tr::kBlockN - 1) / Tr::kBlockN;   // key tiles of this block
+    // Key tiles [t_begin, t_end) of this block: those above the causal diagonal and those wholly
+    // before the window of every row are never read.
+    const int t_end = (keys.end(p, row0, Tr::kBlockM) + Tr::kBlockN - 1) / Tr::kBlockN;
+    const int t_begin = min(t_end, keys.begin(p, row0) / Tr::kBlockN);
 
     const T* gQ = blk.q<T>(p);
     const T* gK = blk.k<T>(p);
     const T* gV = blk.v<T>(p);
 
     load_tile<Tr, Tr::kBlockM, false, Tr::kThreads>(sQ, gQ, p.q_row_stride, row0, p.len_q, p.head_dim);
-    if (t_end > 0) {
-        load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV, Tr::kThreads>(sK, gK, p.k_row_stride, 0, N, p.head_dim);
-        if constexpr (Tr::kStages == 2) load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV, Tr::kThreads>(sV, gV, p.v_row_stride, 0, N, p.head_dim);
+    if (t_begin < t_end) {
+        const int j_first = t_begin * Tr::kBlockN;
+        load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV, Tr::kThreads>(sK, gK, p.k_row_stride, j_first, N, p.head_dim);
+        if constexpr (Tr::kStages == 2) load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV, Tr::kThreads>(sV, gV, p.v_row_stride, j_first, N, p.head_dim);
     }
     cp_async_commit();
     cp_async_wait_all();
@@ -104,19 +109,21 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
         l_run[mt][0] = l_run[mt][1] = 0.f;
     }
 
-    // Scores are kept raw and scaled inside exp2 (one FFMA), unless an additive mask must be added
-    // in scaled units first (or the scale is not positive, which would flip the max).
-    const bool additive = kHasMask && p.mask_kind != MaskKind::kBool;
-    const bool scale_first = additive || !(p.scale_log2 > 0.f);
+    // Scores are kept raw and scaled inside exp2 (one FFMA), unless the general path must act on
+    // scaled scores first (common/softmax.cuh: scale_scores_first).
+    const bool scale_first = scale_scores_first(p, kGeneral);
     const float sl = scale_first ? 1.f : p.scale_log2;   // exp2 argument = (s - m) * sl
+    const ScoreMod mod(p, b, h, keys.diag_offset);
+    const bool lower = p.has_window_left;
+    const int lower_offset = keys.lower_offset;
 
-    for (int t = 0; t < t_end; ++t) {
+    for (int t = t_begin; t < t_end; ++t) {
         const int j0 = t * Tr::kBlockN;
-        const int slot = Tr::kStages == 2 ? t & 1 : 0;
+        const int slot = Tr::kStages == 2 ? (t - t_begin) & 1 : 0;
         // One stage: K_t has landed, every warp is done with V_{t-1}; fetch V_t now.
         // Two stages: K_t and V_t have landed, every warp is done with tile t-1 (the other slot);
         // fetch tile t+1 into it.
-        if (t > 0) { cp_async_wait_all(); __syncthreads(); }
+        if (t > t_begin) { cp_async_wait_all(); __syncthreads(); }
         if constexpr (Tr::kStages == 1) {
             load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV, Tr::kThreads>(sV, gV, p.v_row_stride, j0, N, p.head_dim);
         } else if (t + 1 < t_end) {
@@ -131,18 +138,24 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
         float s[Tr::kMT][Tr::kNT][4];
         warp_qk<T, Tr::kKS, Tr::kQInRegs, kRowBytes, kKVRowBytes, kSwz>(s, qf, q_base, k_base, k_xor);
 
-        // attn_mask (and, when the scale goes first, the scale): the general path, element by element.
-        if (kHasMask || scale_first) {
+        // The general path (attn_mask, softcap, ALiBi; and, when the scale goes first, the scale),
+        // element by element.
+        if (kGeneral || scale_first) {
 #pragma unroll
             for (int mt = 0; mt < Tr::kMT; ++mt)
-                scale_and_mask<kHasMask>(s[mt], p, b, h, row0 + warp_row0 + mt * 16, j0, N, scale_first, lane);
+                scale_and_mask<kGeneral>(s[mt], p, b, h, row0 + warp_row0 + mt * 16, j0, N, scale_first, lane, mod);
         }
-        // Keys past N and above the causal diagonal, only on tiles that have any: per row one
-        // limit, then one compare per element against a compile-time column.
-        const bool ragged = j0 + Tr::kBlockN > N || (p.is_causal && j0 + Tr::kBlockN - 1 > row0 + offset);
-        if (ragged) {
+        // Keys past N, above the causal diagonal or before a row's window, only on tiles that have
+        // any: per row the limits, then compares per element against a compile-time column.
+        const bool ragged = j0 + Tr::kBlockN > N || (p.is_causal && j0 + Tr::kBlockN - 1 > row0 + offset) ||
+                            (lower && j0 < row0 + Tr::kBlockM - 1 + lower_offset);
+        if (ragged && !lower) {
 #pragma unroll
             for (int mt = 0; mt < Tr::kMT; ++mt) hide_keys(s[mt], row0 + warp_row0 + mt * 16, j0, N, p.is_causal, offset, lane);
+        } else if (ragged) {   // a separate copy: the window's limit costs the plain path no registers
+#pragma unroll
+            for (int mt = 0; mt < Tr::kMT; ++mt)
+                hide_keys(s[mt], row0 + warp_row0 + mt * 16, j0, N, p.is_causal, offset, lane, true, lower_offset);
         }
 
         // Online softmax: new row max, rescale the running state, P = exp2((S - m) * sl).
@@ -175,27 +188,28 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
     }
     cp_async_wait_all();
 
-    // O = O / l; a row that saw no key has l = 0 and O = 0. Stage this warp's rows in sQ (only this
+    // O = O / l (with a sink, its term joins l: common/softmax.cuh finish_row); a row that saw no
+    // key has l = 0 and O = 0. Stage this warp's rows in sQ (only this
     // warp ever read them), then 16-byte stores to global memory. The __syncwarp orders the staging
     // writes after every lane's last ldmatrix read of those Q rows (at each k-step of the last tile
     // when Q is re-read from shared memory, at the start otherwise): without it a lane may write a
     // row another lane of the warp is still reading.
     T* gO = blk.o<T>(p);
     float* gL = p.lse + blk.lse_row0(p);
+    const float sink = sink_log2(p, h);
     __syncwarp();
 #pragma unroll
     for (int mt = 0; mt < Tr::kMT; ++mt) {
 #pragma unroll
         for (int hf = 0; hf < 2; ++hf) {
-            const float l = quad_sum(l_run[mt][hf]);
-            const float inv = l > 0.f ? 1.f / l : 0.f;
+            const RowEnd end = finish_row(m_run[mt][hf] * sl, quad_sum(l_run[mt][hf]), sink);
+            const float inv = end.o_scale;
             const int r = warp_row0 + mt * 16 + lane / 4 + hf * 8;
 #pragma unroll
             for (int dt = 0; dt < Tr::kDT; ++dt)
                 *reinterpret_cast<uint32_t*>(&sQ[r * Tr::kStride + dt * 8 + (lane % 4) * 2]) =
                     pack2<T>(o[mt][dt][2 * hf] * inv, o[mt][dt][2 * hf + 1] * inv);
-            if (lane % 4 == 0 && row0 + r < p.len_q)
-                gL[row0 + r] = l > 0.f ? (m_run[mt][hf] * sl + log2f(l)) * kLn2 : -INFINITY;
+            if (lane % 4 == 0 && row0 + r < p.len_q) gL[row0 + r] = end.lse;
         }
     }
     __syncwarp();

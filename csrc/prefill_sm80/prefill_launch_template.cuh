@@ -1,6 +1,6 @@
 // prefill_launch_template.cuh: launching the sm80 prefill kernel for one configuration.
 //
-// launch_prefill<Tr> picks the instantiation for a call's dtype and mask (so each per-head-dim
+// launch_prefill<Tr> picks the instantiation for a call's dtype and path (plain, or general: attn_mask, softcap, ALiBi) (so each per-head-dim
 // file, prefill_hdim*.cu, names only its configuration), opts in to the shared memory it needs and
 // launches one block per (kBlockM query rows, head, batch).
 #pragma once
@@ -13,9 +13,9 @@
 namespace flashmin {
 namespace sm80 {
 
-template <typename Tr, typename T, bool kHasMask>
+template <typename Tr, typename T, bool kGeneral>
 cudaError_t launch_prefill_kernel(const AttnParams& p, cudaStream_t stream) {
-    constexpr auto kernel = prefill_kernel<Tr, T, kHasMask>;
+    constexpr auto kernel = prefill_kernel<Tr, T, kGeneral>;
     if (Tr::kSmemBytes > p.max_smem_per_block) return cudaErrorInvalidConfiguration;
     const cudaError_t err = opt_in_smem<kernel>(Tr::kSmemBytes);
     if (err != cudaSuccess) return err;
@@ -27,8 +27,8 @@ cudaError_t launch_prefill_kernel(const AttnParams& p, cudaStream_t stream) {
 template <typename Tr>
 cudaError_t launch_prefill(const AttnParams& p, cudaStream_t stream) {
     return DTYPE_SWITCH(p.dtype, T, [&] {
-        return BOOL_SWITCH(p.mask_kind != MaskKind::kNone, kHasMask, [&] {
-            return launch_prefill_kernel<Tr, T, kHasMask>(p, stream);
+        return BOOL_SWITCH(general_path(p), kGeneral, [&] {
+            return launch_prefill_kernel<Tr, T, kGeneral>(p, stream);
         });
     });
 }

@@ -109,7 +109,8 @@ __device__ __forceinline__ int round_tile(int round) {
 }
 struct TileInfo {
     int m_block, h, b;
-    int N, offset, t_end;   // this batch row's key count and causal offset (KeyRange), and K/V tiles to read
+    KeyRange keys;          // this batch row's key count and the limits of its rows (KeyRange)
+    int t_begin, t_end;     // the K/V tiles to read: [t_begin, t_end)
 };
 
 template <int kBlockM, int kBlockN>
@@ -124,15 +125,15 @@ __device__ __forceinline__ TileInfo tile_info(const AttnParams& p, int tile, boo
     ti.m_block = num_m - 1 - m_idx;
     ti.h = bh_idx % p.heads_q;
     ti.b = bh_idx / p.heads_q;
-    const KeyRange keys = BlockInfo(p, ti.b, ti.h).keys(p);
-    ti.N = keys.len_k;
-    ti.offset = keys.causal_offset;
-    ti.t_end = (keys.end(p, ti.m_block * kBlockM, kBlockM) + kBlockN - 1) / kBlockN;
+    ti.keys = BlockInfo(p, ti.b, ti.h).keys(p);
+    ti.t_end = (ti.keys.end(p, ti.m_block * kBlockM, kBlockM) + kBlockN - 1) / kBlockN;
+    ti.t_begin = min(ti.t_end, ti.keys.begin(p, ti.m_block * kBlockM) / kBlockN);
     return ti;
 }
 
-// kHasMask: attn_mask is read element by element (the general path of common/softmax.cuh).
-template <typename Tr, typename T, bool kHasMask>
+// kGeneral: attn_mask, softcap and ALiBi, element by element (the general path of
+// common/softmax.cuh). A window's sides and attention sinks need no flag.
+template <typename Tr, typename T, bool kGeneral>
 __global__ void __launch_bounds__(Tr::kThreads, 1)
 prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant__ TmaMaps maps, int num_tiles, bool m_fastest) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -183,14 +184,14 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 auto load_q = [&] {
                     const int q = k % Tr::kQStages;
                     if (k >= Tr::kQStages) mbar_wait(bar_q_free + q, (k / Tr::kQStages - 1) & 1);
-                    if (ti.t_end == 0) { mbar_arrive(bar_q + q); return; }   // nothing to read: the phase completes empty
+                    if (ti.t_begin == ti.t_end) { mbar_arrive(bar_q + q); return; }   // nothing to read: the phase completes empty
                     mbar_arrive_expect_tx(bar_q + q, Tr::kQElems * 2);
 #pragma unroll
                     for (int c = 0; c < Tr::kPanels; ++c)
                         tma_load_4d(sQ + q * Tr::kQElems + c * kBlockM * 64, &maps.q, bar_q + q, c * 64, ti.m_block * kBlockM, ti.h, ti.b);
                 };
-                if (ti.t_end == 0) load_q();
-                for (int t = 0; t < ti.t_end; ++t, ++it) {
+                if (ti.t_begin == ti.t_end) load_q();
+                for (int t = ti.t_begin; t < ti.t_end; ++t, ++it) {
                     const int s = it % kStages;
                     const uint32_t phase = (it / kStages) & 1;
                     if (it >= kStages) mbar_wait(bar_k_free + s, phase ^ 1);
@@ -198,7 +199,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
 #pragma unroll
                     for (int c = 0; c < Tr::kPanels; ++c)
                         tma_load_4d(sK + s * Tr::kKVElems + c * kBlockN * 64, &maps.k, bar_k + s, c * 64, t * kBlockN, hk, ti.b);
-                    if (t == 0) load_q();
+                    if (t == ti.t_begin) load_q();
                     if (it >= kStages) mbar_wait(bar_v_free + s, phase ^ 1);
                     mbar_arrive_expect_tx(bar_v + s, Tr::kKVBytes);
 #pragma unroll
@@ -226,11 +227,11 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             }
         };
 
-        // Scores stay raw and are scaled inside exp2, unless an additive mask must be added in
-        // scaled units first (or the scale is not positive, which would flip the max).
-        const bool additive = kHasMask && p.mask_kind != MaskKind::kBool;
-        const bool scale_first = additive || !(p.scale_log2 > 0.f);
+        // Scores stay raw and are scaled inside exp2, unless the general path must act on scaled
+        // scores first (common/softmax.cuh: scale_scores_first).
+        const bool scale_first = scale_scores_first(p, kGeneral);
         const float sl = scale_first ? 1.f : p.scale_log2;
+        const bool lower = p.has_window_left;
 
         float o[Tr::kHeadDim / 8][4];
         float m_run[2], l_run[2];
@@ -289,7 +290,9 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             const int tile = round_tile(round);
             if (tile >= num_tiles) continue;
             const TileInfo ti = tile_info<kBlockM, kBlockN>(p, tile, m_fastest);
-            const int b = ti.b, h = ti.h, N = ti.N, offset = ti.offset, t_end = ti.t_end;
+            const int b = ti.b, h = ti.h, N = ti.keys.len_k, offset = ti.keys.causal_offset;
+            const int lower_offset = ti.keys.lower_offset, t_begin = ti.t_begin, t_end = ti.t_end;
+            const ScoreMod mod(p, b, h, ti.keys.diag_offset);
             const int wg_row0 = ti.m_block * kBlockM + cw * 64;   // this warpgroup's first query row
             const int warp_row0 = wg_row0 + warp * 16;          // this warp's 16-row slice (the helpers' row_base)
 #pragma unroll
@@ -300,9 +303,11 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             // Mask and the online softmax of the tile at key j0: P = exp2((S - m) sl) in place, l
             // updated; alpha (per row half) is the factor O must take before P V is added.
             auto softmax = [&](float (&sc)[kBlockN / 8][4], int j0, float (&alpha)[2]) {
-                if (kHasMask || scale_first) scale_and_mask<kHasMask>(sc, p, b, h, warp_row0, j0, N, scale_first, lane);
-                const bool ragged = j0 + kBlockN > N || (p.is_causal && j0 + kBlockN - 1 > wg_row0 + offset);
-                if (ragged) hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane);
+                if (kGeneral || scale_first) scale_and_mask<kGeneral>(sc, p, b, h, warp_row0, j0, N, scale_first, lane, mod);
+                const bool ragged = j0 + kBlockN > N || (p.is_causal && j0 + kBlockN - 1 > wg_row0 + offset) ||
+                                    (lower && j0 < wg_row0 + 63 + lower_offset);
+                if (ragged && !lower) hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane);
+                else if (ragged) hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane, true, lower_offset);   // its own copy
 #pragma unroll
                 for (int hf = 0; hf < 2; ++hf) {
                     const float mx = row_max(sc, hf, m_run[hf]);
@@ -317,7 +322,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             const int qs = k % Tr::kQStages;
             q_addr = smem_u32(sQ + qs * Tr::kQElems) + cw * 64 * 128;
             mbar_wait(bar_q + qs, (k / Tr::kQStages) & 1);
-            if (t_end > 0) {
+            if (t_begin < t_end) {
                 float sc[kBlockN / 8][4];
                 uint32_t pa[kBlockN / 16][4];
                 float alpha[2];
@@ -328,10 +333,10 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 wgmma_wait<0>();
                 fence_regs(sc);
                 release(bar_k_free + s);
-                if (Tr::kDirectO && t_end == 1) release(bar_q_free + qs);
-                softmax(sc, 0, alpha);   // O is 0: nothing to rescale
+                if (Tr::kDirectO && t_end - t_begin == 1) release(bar_q_free + qs);
+                softmax(sc, t_begin * kBlockN, alpha);   // O is 0: nothing to rescale
                 pack_all(sc, pa);
-                for (int t = 1; t < t_end; ++t) {
+                for (int t = t_begin + 1; t < t_end; ++t) {
                     const int sp = s, itp = it;
                     ++it;
                     s = it % kStages;
@@ -364,7 +369,8 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 release(bar_q_free + qs);
             }
 
-            // O = O / l (a row that saw no key: l = 0, O = 0, lse = -inf). Two Q slots: into this
+            // O = O / l (with a sink, its term joins l: common/softmax.cuh finish_row; a row that saw
+            // no key: l = 0, O = 0, lse = the sink or -inf). Two Q slots: into this
             // warpgroup's rows of the slot with the 128-byte swizzle (chunk c of row r at c ^ (r % 8)),
             // then one bulk store per panel (only this warpgroup read those rows, and its last wgmma
             // has completed). One slot: straight from the registers, 16 bytes per row per quad.
@@ -373,13 +379,14 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             T* gO = bi.o<T>(p);
             release_stored();
             unsigned char* sO = reinterpret_cast<unsigned char*>(sQ + qs * Tr::kQElems) + cw * 64 * 128;
+            const float sink = sink_log2(p, h);
 #pragma unroll
             for (int hf = 0; hf < 2; ++hf) {
-                const float l = quad_sum(l_run[hf]);
-                const float inv = l > 0.f ? 1.f / l : 0.f;
+                const RowEnd end = finish_row(m_run[hf] * sl, quad_sum(l_run[hf]), sink);
+                const float inv = end.o_scale;
                 const int r = warp * 16 + lane / 4 + hf * 8;   // row within this warpgroup's 64
                 const int row = wg_row0 + r;
-                if (lane % 4 == 0 && row < p.len_q) gL[row] = l > 0.f ? (m_run[hf] * sl + log2f(l)) * kLn2 : -INFINITY;
+                if (lane % 4 == 0 && row < p.len_q) gL[row] = end.lse;
 #pragma unroll
                 for (int dt = 0; dt < Tr::kHeadDim / 8; ++dt) {
                     const uint32_t v = pack2<T>(o[dt][2 * hf] * inv, o[dt][2 * hf + 1] * inv);
@@ -416,10 +423,10 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
 bool make_tensor_map(CUtensorMap* map, const void* ptr, DType dtype, int head_dim, int rows, int heads, int batch,
                      int64_t row_stride, int64_t head_stride, int64_t batch_stride, int box_rows);
 
-// Dispatches on dtype and mask; each per-head-dim file names only its configuration.
-template <typename Tr, typename T, bool kHasMask>
+// Dispatches on dtype and path (plain, or general); each per-head-dim file names only its configuration.
+template <typename Tr, typename T, bool kGeneral>
 cudaError_t launch_prefill_kernel(const AttnParams& p, const TmaMaps& maps, bool persistent, cudaStream_t stream) {
-    constexpr auto kernel = prefill_sm90_kernel<Tr, T, kHasMask>;
+    constexpr auto kernel = prefill_sm90_kernel<Tr, T, kGeneral>;
     if (Tr::kSmemBytes > p.max_smem_per_block) return cudaErrorInvalidConfiguration;
     const cudaError_t err = opt_in_smem<kernel>(Tr::kSmemBytes);
     if (err != cudaSuccess) return err;
@@ -448,8 +455,8 @@ cudaError_t launch_prefill_sm90(const AttnParams& p, bool persistent, cudaStream
                         p.o_batch_stride, 64);
     if (!ok) return cudaErrorInvalidValue;
     return DTYPE_SWITCH(p.dtype, T, [&] {
-        return BOOL_SWITCH(p.mask_kind != MaskKind::kNone, kHasMask, [&] {
-            return launch_prefill_kernel<Tr, T, kHasMask>(p, maps, persistent, stream);
+        return BOOL_SWITCH(general_path(p), kGeneral, [&] {
+            return launch_prefill_kernel<Tr, T, kGeneral>(p, maps, persistent, stream);
         });
     });
 }

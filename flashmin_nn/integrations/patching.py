@@ -40,30 +40,24 @@ def patch_model(model):
     """Switch any transformers model whose attention goes through `ALL_ATTENTION_FUNCTIONS`
     (GPT-2, Llama, Qwen2, Mistral, Gemma 2, gpt-oss, ...) to flashmin, in place.
 
-    Sliding-window layers are served everywhere (their mask is materialised, as for sdpa);
-    logit softcapping and attention sinks on a model whose parameters are on the CPU (flashmin's
-    CUDA kernels do not implement them yet, so a model on a GPU is refused).
+    Sliding-window layers (their mask is materialised, as for sdpa), logit softcapping and
+    attention sinks are served on any device.
 
     Every config of the model and its sub-models is switched, or none is: a model flashmin
     cannot serve raises before anything changes (TypeError: not a transformers model;
-    ValueError: naming the class and the config value it cannot honour: softcapping or sinks on
-    a GPU, chunked attention, other layer types, different q/k and v head dims, or attention
+    ValueError: naming the class and the config value it cannot honour: chunked attention, other layer types, different q/k and v head dims, or attention
     that does not use the interface). Patching a patched model is a no-op. Returns the model.
     """
     if not isinstance(model, PreTrainedModel):
         raise TypeError(f"patch_model expects a transformers PreTrainedModel, got {type(model).__name__}")
     if is_patched(model):
         return model
-    on_gpu = _on_gpu(model)
     for sub in model.modules():
         if isinstance(sub, PreTrainedModel) and not type(sub)._can_set_attn_implementation():
             raise ValueError(_not_routed(type(sub)))
-        if on_gpu and hasattr(sub, "sinks"):
-            raise ValueError(f"{type(model).__name__} cannot use flashmin: {type(sub).__name__} uses attention sinks, "
-                             "which flashmin's CUDA kernels do not implement yet (a model on the CPU is served)")
     configs = _configs(model)
     for config in configs:
-        problem = _unsupported(config, on_gpu)
+        problem = _unsupported(config)
         if problem is not None:
             raise ValueError(f"{type(model).__name__} cannot use flashmin: {problem}")
 
@@ -107,10 +101,6 @@ def patched(model):
             unpatch(model)
 
 
-def _on_gpu(model) -> bool:
-    return any(p.is_cuda for p in model.parameters())
-
-
 def _configs(model):
     """Every distinct config the model's modules read, with their sub-configs."""
     found = {}
@@ -126,13 +116,9 @@ def _configs(model):
     return list(found.values())
 
 
-def _unsupported(config, on_gpu: bool):
-    """A sentence naming the config value flashmin cannot honour (on a GPU: on_gpu), or None."""
+def _unsupported(config):
+    """A sentence naming the config value flashmin cannot honour, or None."""
     name = type(config).__name__
-    softcap = getattr(config, "attn_logit_softcapping", None)
-    if softcap and on_gpu:
-        return (f"attention logit softcapping ({name}.attn_logit_softcapping={softcap}) is not implemented in "
-                "flashmin's CUDA kernels yet (a model on the CPU is served)")
     layer_types = getattr(config, "layer_types", None) or []
     chunk = getattr(config, "attention_chunk_size", None)
     if chunk is not None:

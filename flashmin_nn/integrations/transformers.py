@@ -86,8 +86,7 @@ ATTN_IMPLEMENTATION = "fmin_attention"
 # None is ignored; a value is never ignored: sliding_window (Mistral, Gemma 2/3, gpt-oss, ...) is
 # already in the materialised mask flashmin_mask returns for such layers (as for sdpa), or else
 # becomes flashmin's window; softcap (Gemma 2) and s_aux / sinks (gpt-oss's attention sinks)
-# become flashmin's softcap and sinks, which the CPU path runs and the CUDA kernels refuse by name
-# (NotImplementedError) until they implement them.
+# become flashmin's softcap and sinks, which every kernel runs.
 _OPTION_KWARGS = ("softcap", "s_aux", "sinks", "sliding_window")
 
 # Every keyword that needs a look: those options, an additive position bias (T5 and its family
