@@ -3,7 +3,7 @@
 # run the test suite, every kernel under compute-sanitizer, the benchmark and the GPT-2 example,
 # and print a short summary last.
 #
-#   STAGES="build jit test sanitize bench gpt2" bash scripts/device_run.sh      (the default)
+#   STAGES="build jit test sanitize bench options gpt2" bash scripts/device_run.sh      (the default)
 #   BENCH_ARGS="--suite prefill --quick"  PYTEST_ARGS="-k cuda"  GPT2_ARGS="--batch 8"
 #   PYTEST_TARGETS="tests/test_decode.py"  (default: tests)
 #   STAGES=sanitize SANITIZE_ARGS="--kernels decode"  SANITIZE_TOOLS="memcheck racecheck synccheck"
@@ -14,13 +14,19 @@
 #   STAGES=tune TUNE="--suite decode --kernels decode;--suite prefill --kernels tensor_core,prefill_sm90"
 #     (scripts/tune.py once per ;-separated argument list)
 #   STAGES=smoke  (scripts/smoke.py: every CUDA kernel against float64 on awkward shapes)
+#   STAGES=options  (scripts/bench_options.py: the window, softcap, ALiBi and sinks against plain)
+#   PYTEST_TIMEOUT=300 (s): the test stage is interrupted (SIGINT) after it, so pytest still
+#     prints its summary and the slowest tests; PYTEST_WORKERS=15 (pytest-xdist -n, 0: none)
 #
-# Logs and JSON go to $OUT (the device tool brings that folder back), else to ./bench_out.
+# Results go to $OUT (the device tool brings that folder back; it takes few files), else to
+# ./bench_out: summary.txt, pytest.txt (counts, failures, slowest tests), sanitize.txt,
+# bench.txt/.json, gpt2.txt/.json, options.txt. Raw logs stay in $LOGS (default /tmp/flashmin-logs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/bench_out}
-mkdir -p "$OUT"
-STAGES=${STAGES:-"build jit test sanitize bench gpt2"}
+LOGS=${LOGS:-/tmp/flashmin-logs}
+mkdir -p "$OUT" "$LOGS"
+STAGES=${STAGES:-"build jit test sanitize bench options gpt2"}
 export PYTHONUNBUFFERED=1
 PY=${PY:-python3}
 summary=()
@@ -29,37 +35,49 @@ has() { [[ " $STAGES " == *" $1 "* ]]; }
 stamp() { date +%s.%N; }
 elapsed() { $PY -c "print(f'{$2 - $1:.1f}')"; }
 
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | tee "$OUT/gpu.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | tee "$LOGS/gpu.txt"
 $PY -c "import torch, sys; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'python', sys.version.split()[0])"
 nproc
 
 if has build; then
     echo "=== build: pip install -e . (ahead-of-time CUDA extension)"
     t0=$(stamp)
-    FLASHMIN_FORCE_BUILD=1 $PY -m pip install -e . --no-build-isolation --no-deps -q > "$OUT/build.log" 2>&1
+    FLASHMIN_FORCE_BUILD=1 $PY -m pip install -e . --no-build-isolation --no-deps -q > "$LOGS/build.log" 2>&1
     rc=$?
     t1=$(stamp)
-    tail -5 "$OUT/build.log"
+    tail -5 "$LOGS/build.log"
     summary+=("build (AOT, pip install -e .): rc=$rc, $(elapsed $t0 $t1) s")
-    [ $rc -eq 0 ] || { echo "BUILD FAILED"; tail -60 "$OUT/build.log"; exit 1; }
+    [ $rc -eq 0 ] || { echo "BUILD FAILED"; tail -60 "$LOGS/build.log"; exit 1; }
 fi
 
 if has jit; then
     echo "=== jit: build the extension with ninja from an empty cache"
     jd=$(mktemp -d)
     t0=$(stamp)
-    FLASHMIN_BUILD_DIR=$jd $PY -c "from flashmin_nn import _ext; _ext._jit_build()" > "$OUT/jit.log" 2>&1
+    FLASHMIN_BUILD_DIR=$jd $PY -c "from flashmin_nn import _ext; _ext._jit_build()" > "$LOGS/jit.log" 2>&1
     rc=$?
     t1=$(stamp)
-    tail -3 "$OUT/jit.log"
+    tail -3 "$LOGS/jit.log"
     summary+=("JIT build from a clean cache: rc=$rc, $(elapsed $t0 $t1) s")
     rm -rf "$jd"
 fi
 
 if has test; then
     echo "=== test: pytest"
-    $PY -m pytest -q ${PYTEST_TARGETS:-tests} -p no:cacheprovider ${PYTEST_ARGS:-} 2>&1 | tee "$OUT/pytest.log"
-    summary+=("pytest: $(grep -E '^(=+ )?[0-9]+ (passed|failed)|[0-9]+ (passed|failed|error)' "$OUT/pytest.log" | tail -1)")
+    # -v streams one line per test, so failures are named even when the time limit stops the run.
+    workers=${PYTEST_WORKERS:-15}
+    xd=""; [ "$workers" != 0 ] && xd="-n $workers"
+    t0=$(stamp)
+    timeout -s INT ${PYTEST_TIMEOUT:-300} $PY -m pytest -v $xd ${PYTEST_TARGETS:-tests} -p no:cacheprovider -rfE \
+        --tb=short --durations=20 ${PYTEST_ARGS:-} > "$LOGS/pytest.log" 2>&1
+    rc=$?
+    t1=$(stamp)
+    { grep -E "^(=+ )?[0-9]+ (passed|failed)|[0-9]+ (passed|failed|error)" "$LOGS/pytest.log" | tail -1
+      [ $rc -eq 124 ] || [ $rc -eq 130 ] && echo "STOPPED by PYTEST_TIMEOUT=${PYTEST_TIMEOUT:-300} s: not a full run"
+      grep -E "(FAILED|ERROR) " "$LOGS/pytest.log" | sed 's/^\[gw[0-9]*\] \[ *[0-9]*%\] //' | sort -u | head -80
+      sed -n '/short test summary/,$p' "$LOGS/pytest.log" | head -60
+      grep -A 22 "slowest" "$LOGS/pytest.log" | head -22; } > "$OUT/pytest.txt"
+    summary+=("pytest: rc=$rc, $(elapsed $t0 $t1) s; $(head -2 "$OUT/pytest.txt" | paste -sd ' ' -)")
 fi
 
 if has sanitize; then
@@ -77,13 +95,13 @@ if has sanitize; then
                 echo "=== sanitize: racecheck --kernel-name kns=$sym scripts/sanitize.py --kernels $k ${RACECHECK_ARGS---quick}"
                 ( PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout ${RACECHECK_TIMEOUT:-400} "$CS" --tool racecheck --error-exitcode 1 \
                     --kernel-name kns=$sym ${SANITIZER_ARGS:-} $PY scripts/sanitize.py --kernels $k --parts prefill,decode \
-                    --progress ${RACECHECK_ARGS---quick} > "$OUT/sanitize-racecheck-$sym.log" 2>&1
-                  echo "rc=$?" >> "$OUT/sanitize-racecheck-$sym.log" ) &
+                    --progress ${RACECHECK_ARGS---quick} > "$LOGS/sanitize-racecheck-$sym.log" 2>&1
+                  echo "rc=$?" >> "$LOGS/sanitize-racecheck-$sym.log" ) &
                 pids+=($!)
             done
             wait "${pids[@]}"
             t1=$(stamp)
-            for f in "$OUT"/sanitize-racecheck-*.log; do
+            for f in "$LOGS"/sanitize-racecheck-*.log; do
                 lines=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|sanitize.py:|^rc=" "$f" | sed 's/^=* *//' | paste -sd ';' -)
                 summary+=("sanitize racecheck $(basename "$f" .log | sed 's/sanitize-racecheck-//'): $(elapsed $t0 $t1) s (all in parallel); ${lines:-no summary line}")
             done
@@ -92,33 +110,39 @@ if has sanitize; then
         echo "=== sanitize: $CS --tool $tool --error-exitcode 1 scripts/sanitize.py ${SANITIZE_ARGS:-}"
         # No caching allocator: every tensor is its own allocation, so memcheck sees its bounds.
         PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$CS" --tool "$tool" --error-exitcode 1 ${SANITIZER_ARGS:-} \
-            $PY scripts/sanitize.py ${SANITIZE_ARGS:-} > "$OUT/sanitize-$tool.log" 2>&1
+            $PY scripts/sanitize.py ${SANITIZE_ARGS:-} > "$LOGS/sanitize-$tool.log" 2>&1
         rc=$?
         t1=$(stamp)
-        tail -8 "$OUT/sanitize-$tool.log"
-        lines=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|sanitize.py:" "$OUT/sanitize-$tool.log" | sed 's/^=* *//' | paste -sd ';' -)
+        tail -8 "$LOGS/sanitize-$tool.log"
+        lines=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|sanitize.py:" "$LOGS/sanitize-$tool.log" | sed 's/^=* *//' | paste -sd ';' -)
         summary+=("sanitize $tool: rc=$rc, $(elapsed $t0 $t1) s; ${lines:-no summary line (see sanitize-$tool.log)}")
     done
 fi
 
 if has bench; then
     echo "=== bench: python -m flashmin_nn.bench ${BENCH_ARGS:-}"
-    $PY -m flashmin_nn.bench ${BENCH_ARGS:-} --json "$OUT/bench.json" 2> "$OUT/bench.err" | tee "$OUT/bench.txt"
-    tail -3 "$OUT/bench.err"
+    $PY -m flashmin_nn.bench ${BENCH_ARGS:-} --json "$OUT/bench.json" 2> "$LOGS/bench.err" | tee "$OUT/bench.txt"
+    tail -3 "$LOGS/bench.err"
 fi
 
 if has gpt2; then
     echo "=== gpt2: examples/gpt2_infer.py ${GPT2_ARGS:-}"
-    $PY examples/gpt2_infer.py ${GPT2_ARGS:-} --json "$OUT/gpt2.json" 2> "$OUT/gpt2.err" | tee "$OUT/gpt2.txt"
-    tail -3 "$OUT/gpt2.err"
+    $PY examples/gpt2_infer.py ${GPT2_ARGS:-} --json "$OUT/gpt2.json" 2> "$LOGS/gpt2.err" | tee "$OUT/gpt2.txt"
+    tail -3 "$LOGS/gpt2.err"
 fi
 
 if has tune; then
     IFS=';' read -ra specs <<< "${TUNE:-}"
     for spec in "${specs[@]}"; do
         echo "=== tune: scripts/tune.py $spec"
-        $PY scripts/tune.py $spec 2>> "$OUT/tune.err" | tee -a "$OUT/tune.txt"
+        $PY scripts/tune.py $spec 2>> "$LOGS/tune.err" | tee -a "$OUT/tune.txt"
     done
+fi
+
+if has options; then
+    echo "=== options: scripts/bench_options.py ${OPTIONS_ARGS:-}"
+    $PY scripts/bench_options.py ${OPTIONS_ARGS:-} 2> "$LOGS/options.err" | tee "$OUT/options.txt"
+    tail -3 "$LOGS/options.err"
 fi
 
 if has smoke; then
@@ -129,8 +153,10 @@ fi
 echo
 echo "================ summary ================"
 for s in "${summary[@]}"; do echo "$s"; done
+printf '%s\n' "${summary[@]}" > "$OUT/summary.txt"
 [ -f "$OUT/bench.txt" ] && tail -n 60 "$OUT/bench.txt"
 [ -f "$OUT/gpt2.txt" ] && tail -n 20 "$OUT/gpt2.txt"
+[ -f "$OUT/options.txt" ] && tail -n 40 "$OUT/options.txt"
 [ -f "$OUT/smoke.txt" ] && tail -n 30 "$OUT/smoke.txt"
 [ -f "$OUT/tune.txt" ] && cat "$OUT/tune.txt"
 exit 0
