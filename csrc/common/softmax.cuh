@@ -31,14 +31,34 @@ __device__ __forceinline__ float quad_sum(float x) {
 // lane's rows are row_base + lane / 4 (elements 0, 1) and + 8 (elements 2, 3), its columns
 // j0 + nt * 8 + (lane % 4) * 2 (+1).
 
+// Whether the general path runs at all: attn_mask, softcap, ALiBi or a window's left side (one
+// template flag, kGeneral, in each kernel: the plain path carries none of this code; the left
+// side's masking alone cost the sm80 kernel 16 bytes of spills at hdim 128 on sm_90a).
+inline bool general_path(const AttnParams& p) {
+    return p.mask_kind != MaskKind::kNone || p.softcap > 0.f || p.alibi_slopes != nullptr || p.has_window_left;
+}
+
+// Whether the scores must be scaled before anything else: an additive mask and softcap act on
+// scaled scores (and a scale that is not positive would flip the max). Otherwise the scores stay
+// raw and the scale is folded into exp2's argument (one FFMA); ALiBi then works in raw units.
+__host__ __device__ __forceinline__ bool scale_scores_first(const AttnParams& p, bool general) {
+    const bool additive = p.mask_kind != MaskKind::kNone && p.mask_kind != MaskKind::kBool;
+    return (general && (additive || p.softcap > 0.f)) || !(p.scale_log2 > 0.f);
+}
+
 // The score modifications of one (batch, head) (AttnParams: softcap, ALiBi), in the base-2 units
-// the kernels work in: the scaled score x (already times log2(e)) becomes cap * tanh(x / cap)
-// with cap = softcap * log2(e), then x - slope * log2(e) * |j - d_i|. Per lane, the slopes of its
-// two rows (half hf: row lane / 4 + 8 hf), which differ only where a block's rows are query heads
-// (decode's GQA packing: rows_for_heads).
+// the kernels work in: with softcap the raw score s becomes cap * tanh(s * scale * log2(e) / cap)
+// with cap = softcap * log2(e) (scaled and capped in one pass); ALiBi then subtracts
+// slope * |j - d_i| in whatever units the scores are in. Per lane, the slopes of its two rows
+// (half hf: row lane / 4 + 8 hf), which differ only where a block's rows are query heads (decode's
+// GQA packing: rows_for_heads).
 struct ScoreMod {
-    float cap, inv_cap;   // 0, 0: no softcap
+    float cap;            // 0: no softcap
+    float cap_arg;        // the raw score's factor inside the tanh: scale * log2(e) / cap
     bool alibi;
+    // slope * log2(e) in the units the scores are in when ALiBi runs: scaled when they must be
+    // scaled first (softcap, an additive mask), else raw (divided by scale * log2(e)), so that
+    // no pass has to scale them for ALiBi alone.
     float slope[2];
     int diag;             // query i's diagonal key: i + diag (KeyRange::diag_offset)
     int row_step;         // 1: row r is query position row_base + r; 0: every row is at row_base
@@ -46,8 +66,11 @@ struct ScoreMod {
     __device__ __forceinline__ ScoreMod(const AttnParams& p, int b, int h, int diag_offset)
         : alibi(p.alibi_slopes != nullptr), diag(diag_offset), row_step(1) {
         cap = p.softcap > 0.f ? p.softcap * kLog2e : 0.f;
-        inv_cap = p.softcap > 0.f ? 1.f / cap : 0.f;
-        slope[0] = slope[1] = alibi ? p.alibi_slopes[b * p.alibi_batch_stride + h] * kLog2e : 0.f;
+        cap_arg = p.softcap > 0.f ? p.scale_log2 / cap : 0.f;
+        slope[0] = slope[1] = alibi ? p.alibi_slopes[b * p.alibi_batch_stride + h] * slope_units(p) : 0.f;
+    }
+    __device__ __forceinline__ static float slope_units(const AttnParams& p) {
+        return scale_scores_first(p, true) ? kLog2e : kLog2e / p.scale_log2;
     }
     // Rows r = row0 + lane / 4 + 8 hf are the query heads h * heads + r of kv head h (r < heads),
     // all at one query position.
@@ -56,23 +79,10 @@ struct ScoreMod {
         if (!alibi) return;
 #pragma unroll
         for (int hf = 0; hf < 2; ++hf)
-            slope[hf] = p.alibi_slopes[b * p.alibi_batch_stride + h * heads + min(row0 + lane / 4 + hf * 8, heads - 1)] * kLog2e;
+            slope[hf] = p.alibi_slopes[b * p.alibi_batch_stride + h * heads + min(row0 + lane / 4 + hf * 8, heads - 1)] *
+                        slope_units(p);
     }
 };
-
-// Whether the general path runs at all: attn_mask, softcap or ALiBi (one template flag, kGeneral,
-// in each kernel: the plain path carries none of this code).
-inline bool general_path(const AttnParams& p) {
-    return p.mask_kind != MaskKind::kNone || p.softcap > 0.f || p.alibi_slopes != nullptr;
-}
-
-// Whether the scores must be scaled before anything else: an additive mask, softcap and ALiBi act
-// on scaled scores (and a scale that is not positive would flip the max). Otherwise the scores stay
-// raw and the scale is folded into exp2's argument (one FFMA).
-__host__ __device__ __forceinline__ bool scale_scores_first(const AttnParams& p, bool general) {
-    const bool additive = p.mask_kind != MaskKind::kNone && p.mask_kind != MaskKind::kBool;
-    return (general && (additive || p.softcap > 0.f || p.alibi_slopes != nullptr)) || !(p.scale_log2 > 0.f);
-}
 
 // attn_mask at `at`, in base-2 units (0 or -inf for a bool mask, the bias times log2(e) otherwise).
 __device__ __forceinline__ float mask_value(const AttnParams& p, int64_t at) {
@@ -85,27 +95,26 @@ __device__ __forceinline__ float mask_value(const AttnParams& p, int64_t at) {
     }
 }
 
-// The general path: the scale (when it must go first), softcap, ALiBi and attn_mask, in that
-// order, each its own pass over the slice behind one uniform branch: softcap and ALiBi are short
+// The general path: the scale (when it must go first; with softcap, inside its pass), softcap,
+// ALiBi and attn_mask, in that order, each its own pass over the slice behind one uniform branch: softcap and ALiBi are short
 // straight loops, kept apart from the mask's, whose per-element switch over the mask kinds is
 // large code (with the three in one loop, softcap and ALiBi measured 0.18-0.25x of plain prefill,
 // 2026-12-02, H200).
 template <bool kGeneral, int kNT>
 __device__ __forceinline__ void scale_and_mask(float (&s)[kNT][4], const AttnParams& p, int b, int h, int row_base, int j0,
                                                int N, bool scale_first, int lane, const ScoreMod& mod) {
-    if (scale_first) {
+    if (kGeneral && mod.cap > 0.f) {   // the scale and the cap in one pass: cap * tanh(s * scale log2(e) / cap)
+#pragma unroll
+        for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) s[nt][e] = mod.cap * fast_tanh(s[nt][e] * mod.cap_arg);
+    } else if (scale_first) {
 #pragma unroll
         for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll
             for (int e = 0; e < 4; ++e) s[nt][e] *= p.scale_log2;
     }
     if constexpr (kGeneral) {
-        if (mod.cap > 0.f) {
-#pragma unroll
-            for (int nt = 0; nt < kNT; ++nt)
-#pragma unroll
-                for (int e = 0; e < 4; ++e) s[nt][e] = mod.cap * fast_tanh(s[nt][e] * mod.inv_cap);
-        }
         if (mod.alibi) {
             // -slope |j - i - diag|: per row one float offset, then per element an add of the
             // column (a compile-time constant plus this lane's first column) and a |.|.

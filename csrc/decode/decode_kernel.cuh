@@ -36,8 +36,9 @@
 namespace flashmin {
 namespace decode {
 
-// kGeneral: attn_mask, softcap, ALiBi (the general path of common/softmax.cuh). A window's sides
-// and attention sinks need no flag (with splits, the sinks join in combine_splits_kernel).
+// kGeneral: attn_mask, softcap, ALiBi, a window's left side (the general path of
+// common/softmax.cuh). A window's right side and attention sinks need no flag (with splits, the
+// sinks join in combine_splits_kernel).
 template <typename Tr, typename T, bool kGeneral, bool kSplitKV>
 __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -129,7 +130,7 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     const float sl = scale_first ? 1.f : p.scale_log2;
     ScoreMod mod(p, b, h, keys.diag_offset);
     if (p.rows_are_heads) mod.rows_for_heads(p, b, h, p.rows_are_heads, row0, lane);
-    const bool lower = p.has_window_left;
+    const bool lower = p.has_window_left;   // only ever set with kGeneral (general_path)
     const int lower_offset = keys.lower_offset;
     const int pos_last = pos0 + row_step * (Tr::kBlockM - 1);   // the last row's query position
 
@@ -147,7 +148,7 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
         warp_qk<T, Tr::kKS, true, 0, kRowBytes, true>(s, qf, 0, opaque(k_lane + slot_off), k_xor);
 
         if (kGeneral || scale_first) scale_and_mask<kGeneral>(s[0], p, b, h, pos0, j0, N, scale_first, lane, mod);
-        if (lower) {   // its own copy: the window's limit costs the plain path no registers
+        if (kGeneral && lower) {   // its own copy, in the general path only
             if (j0 + Tr::kWarpN > N || (p.is_causal && j0 + Tr::kWarpN - 1 > pos_last + offset) || j0 < pos_last + lower_offset)
                 hide_keys(s[0], pos0, j0, N, p.is_causal, offset, lane, true, lower_offset, row_step);
         } else if (j0 + Tr::kWarpN > N || (p.is_causal && j0 + Tr::kWarpN - 1 > row0 + offset)) {

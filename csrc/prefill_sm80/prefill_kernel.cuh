@@ -35,9 +35,9 @@ namespace sm80 {
 
 // ---- the kernel ---------------------------------------------------------------------------------
 
-// kGeneral: the general, element-by-element path (attn_mask, softcap, ALiBi: common/softmax.cuh);
-// without it the kernel carries no such code at all. A window's sides and attention sinks need
-// no flag: skipped tiles, the ragged-tile masking and the last normalisation serve them.
+// kGeneral: the general, element-by-element path (attn_mask, softcap, ALiBi, a window's left side:
+// common/softmax.cuh); without it the kernel carries no such code at all. A window's right side
+// and attention sinks need no flag: the causal limit and the last normalisation serve them.
 template <typename Tr, typename T, bool kGeneral>
 __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams p) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -114,7 +114,7 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
     const bool scale_first = scale_scores_first(p, kGeneral);
     const float sl = scale_first ? 1.f : p.scale_log2;   // exp2 argument = (s - m) * sl
     const ScoreMod mod(p, b, h, keys.diag_offset);
-    const bool lower = p.has_window_left;
+    const bool lower = p.has_window_left;   // only ever set with kGeneral (general_path)
     const int lower_offset = keys.lower_offset;
 
     for (int t = t_begin; t < t_end; ++t) {
@@ -152,7 +152,7 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
         if (ragged && !lower) {
 #pragma unroll
             for (int mt = 0; mt < Tr::kMT; ++mt) hide_keys(s[mt], row0 + warp_row0 + mt * 16, j0, N, p.is_causal, offset, lane);
-        } else if (ragged) {   // a separate copy: the window's limit costs the plain path no registers
+        } else if (kGeneral && ragged) {   // its own copy, in the general path only
 #pragma unroll
             for (int mt = 0; mt < Tr::kMT; ++mt)
                 hide_keys(s[mt], row0 + warp_row0 + mt * 16, j0, N, p.is_causal, offset, lane, true, lower_offset);

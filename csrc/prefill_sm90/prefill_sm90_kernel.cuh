@@ -131,8 +131,8 @@ __device__ __forceinline__ TileInfo tile_info(const AttnParams& p, int tile, boo
     return ti;
 }
 
-// kGeneral: attn_mask, softcap and ALiBi, element by element (the general path of
-// common/softmax.cuh). A window's sides and attention sinks need no flag.
+// kGeneral: attn_mask, softcap, ALiBi and a window's left side (the general path of
+// common/softmax.cuh). A window's right side and attention sinks need no flag.
 template <typename Tr, typename T, bool kGeneral>
 __global__ void __launch_bounds__(Tr::kThreads, 1)
 prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant__ TmaMaps maps, int num_tiles, bool m_fastest) {
@@ -231,7 +231,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         // scores first (common/softmax.cuh: scale_scores_first).
         const bool scale_first = scale_scores_first(p, kGeneral);
         const float sl = scale_first ? 1.f : p.scale_log2;
-        const bool lower = p.has_window_left;
+        const bool lower = p.has_window_left;   // only ever set with kGeneral (general_path)
 
         float o[Tr::kHeadDim / 8][4];
         float m_run[2], l_run[2];
@@ -307,7 +307,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 const bool ragged = j0 + kBlockN > N || (p.is_causal && j0 + kBlockN - 1 > wg_row0 + offset) ||
                                     (lower && j0 < wg_row0 + 63 + lower_offset);
                 if (ragged && !lower) hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane);
-                else if (ragged) hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane, true, lower_offset);   // its own copy
+                else if (kGeneral && ragged) hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane, true, lower_offset);
 #pragma unroll
                 for (int hf = 0; hf < 2; ++hf) {
                     const float mx = row_max(sc, hf, m_run[hf]);
