@@ -114,6 +114,10 @@ __device__ __forceinline__ void regs_alloc() { asm volatile("setmaxnreg.inc.sync
 __device__ __forceinline__ void named_sync(int id, int threads) {
     asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
+// Arrive at a named barrier without waiting for it (the threads that bar.sync on it wait).
+__device__ __forceinline__ void named_arrive(int id, int threads) {
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
 
 }  // namespace sm90
 }  // namespace flashmin

@@ -12,6 +12,8 @@
 // one block per tile. Head dims that are multiples of 8 run in the next compiled size up: the
 // tensor maps know the real head dim, so the copy engine fills the missing columns with zeros
 // and stores only the real ones.
+#include <cstdlib>
+
 #include <cuda.h>
 
 #include "flashmin.h"
@@ -50,6 +52,14 @@ EncodeTiled encode_tiled() {
 }
 
 }  // namespace
+
+bool pingpong_requested() {
+    static const bool on = [] {
+        const char* v = std::getenv("FLASHMIN_SM90_PINGPONG");
+        return v != nullptr && v[0] == '1';
+    }();
+    return on;
+}
 
 bool make_tensor_map(CUtensorMap* map, const void* ptr, DType dtype, int head_dim, int rows, int heads, int batch,
                      int64_t row_stride, int64_t head_stride, int64_t batch_stride, int box_rows) {

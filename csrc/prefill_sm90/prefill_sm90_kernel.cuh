@@ -47,7 +47,7 @@ struct TmaMaps {
     CUtensorMap q, k, v, o;
 };
 
-template <int kHeadDim_, int kBlockN_, int kStages_, int kConsumers_, int kQStages_>
+template <int kHeadDim_, int kBlockN_, int kStages_, int kConsumers_, int kQStages_, bool kPingPong_ = false>
 struct PrefillTraits {
     static constexpr int kHeadDim = kHeadDim_;   // compiled head dim; smaller ones arrive zero-padded by TMA
     static constexpr int kBlockN = kBlockN_;     // keys per K/V tile
@@ -60,6 +60,11 @@ struct PrefillTraits {
     // its O rows straight to global memory, so the slot is free (for the next tile's Q) as soon
     // as the tile's last Q K^T has run.
     static constexpr bool kDirectO = kQStages == 1;
+    // Ping-pong: the math warpgroups take turns to issue their products (named barriers
+    // kSchedBarrier + w, in a ring), so that one warpgroup's softmax runs while another's
+    // products keep the tensor cores busy (FlashAttention-3's inter-warpgroup schedule).
+    static constexpr bool kPingPong = kPingPong_;
+    static constexpr int kSchedBarrier = 8;
     static constexpr int kBlockM = 64 * kConsumers;
     static constexpr int kThreads = 128 * (kConsumers + 1);
     static constexpr int kPanels = kHeadDim / 64;   // 64-column (128-byte) swizzle panels per row
@@ -254,7 +259,10 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         // contiguous): 8 keys are 1024 bytes apart (sbo), 64-column panels kBlockN * 128 (lbo).
         // Per-batch key lengths: rows N .. len_k of the last tile hold whatever the cache holds
         // (possibly NaN, and 0 * NaN is NaN in P V): the first consumer zeroes them first.
-        auto issue_pv = [&](const uint32_t (&pa)[kBlockN / 16][4], int slot, int j0, int N) {
+        // Per-batch key lengths: rows N .. len_k of the last tile hold whatever the cache holds
+        // (possibly NaN, and 0 * NaN is NaN in P V): the first consumer zeroes them first (every
+        // consumer meets at the barrier).
+        auto zero_v_tail = [&](int slot, int j0, int N) {
             T* v_tile = sV + slot * Tr::kKVElems;
             if (N < p.len_k && j0 + kBlockN > N) {
                 if (cw == 0) {
@@ -267,7 +275,10 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 }
                 named_sync(1, 128 * Tr::kConsumers);
             }
-            const uint32_t v_addr = smem_u32(v_tile);
+        };
+        auto issue_pv = [&](const uint32_t (&pa)[kBlockN / 16][4], int slot, int j0, int N) {
+            if constexpr (!Tr::kPingPong) zero_v_tail(slot, j0, N);   // ping-pong: before the turn is taken
+            const uint32_t v_addr = smem_u32(sV + slot * Tr::kKVElems);
             wgmma_fence();
 #pragma unroll
             for (int kk = 0; kk < kBlockN / 16; ++kk)
@@ -278,6 +289,14 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             __syncwarp();
             if (lane == 0) mbar_arrive(bar);
         };
+        // Ping-pong turns: wait for this warpgroup's, then hand it to the next one.
+        auto take_turn = [&] {
+            if constexpr (Tr::kPingPong) named_sync(Tr::kSchedBarrier + cw, 256);
+        };
+        auto pass_turn = [&] {
+            if constexpr (Tr::kPingPong) named_arrive(Tr::kSchedBarrier + (cw + 1) % Tr::kConsumers, 256);
+        };
+        if (Tr::kPingPong && cw == Tr::kConsumers - 1) named_arrive(Tr::kSchedBarrier, 256);   // the first turn: warpgroup 0's
         // P as wgmma A fragments: key columns 16 kk .. 16 kk + 15 (the m16n8k16 A layout).
         auto pack_all = [&](const float (&sc)[kBlockN / 8][4], uint32_t (&pa)[kBlockN / 16][4]) {
 #pragma unroll
@@ -328,7 +347,9 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 float alpha[2];
                 int s = it % kStages;
                 mbar_wait(bar_k + s, (it / kStages) & 1);
+                take_turn();
                 issue_qk(sc, s);
+                pass_turn();
                 release_stored();   // the previous tile's O store, while this product runs
                 wgmma_wait<0>();
                 fence_regs(sc);
@@ -341,9 +362,18 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                     ++it;
                     s = it % kStages;
                     mbar_wait(bar_k + s, (it / kStages) & 1);
-                    issue_qk(sc, s);
-                    mbar_wait(bar_v + sp, (itp / kStages) & 1);
-                    issue_pv(pa, sp, (t - 1) * kBlockN, N);
+                    if constexpr (Tr::kPingPong) {   // both products in one turn, the data there first
+                        mbar_wait(bar_v + sp, (itp / kStages) & 1);
+                        zero_v_tail(sp, (t - 1) * kBlockN, N);
+                        take_turn();
+                        issue_qk(sc, s);
+                        issue_pv(pa, sp, (t - 1) * kBlockN, N);
+                        pass_turn();
+                    } else {
+                        issue_qk(sc, s);
+                        mbar_wait(bar_v + sp, (itp / kStages) & 1);
+                        issue_pv(pa, sp, (t - 1) * kBlockN, N);
+                    }
                     wgmma_wait<1>();   // S_t is done; P_{t-1} V_{t-1} may still run
                     fence_regs(sc);
                     release(bar_k_free + s);
@@ -360,7 +390,10 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                     pack_all(sc, pa);
                 }
                 mbar_wait(bar_v + s, (it / kStages) & 1);
+                if constexpr (Tr::kPingPong) zero_v_tail(s, (t_end - 1) * kBlockN, N);
+                take_turn();
                 issue_pv(pa, s, (t_end - 1) * kBlockN, N);
+                pass_turn();
                 wgmma_wait<0>();
                 fence_regs(o);
                 release(bar_v_free + s);
@@ -411,6 +444,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             }
             ++k;
         }
+        if (Tr::kPingPong && cw == 0) take_turn();   // the last warpgroup's last hand-over: the barrier ends complete
         if (tid == 0) tma_store_wait_read();   // shared memory must outlive the last store's reads
     }
 #endif
@@ -439,6 +473,21 @@ cudaError_t launch_prefill_kernel(const AttnParams& p, const TmaMaps& maps, bool
     const int grid = persistent ? std::min(num_tiles, p.num_sms) : num_tiles;
     kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p, maps, num_tiles, /*m_fastest=*/true);
     return cudaGetLastError();
+}
+
+// Experiment switch: FLASHMIN_SM90_PINGPONG=1 in the environment runs the ping-pong schedule
+// (PrefillTraits::kPingPong) in every configuration (read once, prefill_sm90.cu).
+bool pingpong_requested();
+
+template <typename Tr>
+cudaError_t launch_prefill_sm90(const AttnParams& p, bool persistent, cudaStream_t stream);
+
+// A configuration with or without ping-pong, as pingpong_requested() says.
+template <int kHeadDim, int kBlockN, int kStages, int kConsumers, int kQStages>
+cudaError_t launch_prefill_sm90_config(const AttnParams& p, bool persistent, cudaStream_t stream) {
+    if (pingpong_requested())
+        return launch_prefill_sm90<PrefillTraits<kHeadDim, kBlockN, kStages, kConsumers, kQStages, true>>(p, persistent, stream);
+    return launch_prefill_sm90<PrefillTraits<kHeadDim, kBlockN, kStages, kConsumers, kQStages, false>>(p, persistent, stream);
 }
 
 template <typename Tr>
