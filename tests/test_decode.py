@@ -791,3 +791,41 @@ def test_decode_step_replayed_in_a_cuda_graph_matches_eager(Hq, Hkv, D):
         assert torch.isfinite(out).all(), i
         torch.testing.assert_close(out, exp, rtol=0, atol=2e-3, msg=lambda m: f"replay {i}: {m}")
     torch.testing.assert_close(kc, ke, rtol=0, atol=0)   # the captured appends landed where eager's did
+
+
+@needs_cuda
+@pytest.mark.parametrize("q_len", [1, 4])
+@pytest.mark.parametrize("layout", ["bhsd", "static"])
+@pytest.mark.parametrize("group", [1, 4])
+def test_decode_bool_mask_keys_outside_it_are_never_read(q_len, layout, group):
+    """A bool attn_mask narrows the key range the decode kernel reads (csrc/common/softmax.cuh
+    mask_key_range): a static cache's empty slots past each row's last visible key and left
+    padding before its first are never loaded. Those keys and values hold NaN, which any read
+    would carry into the output (0 * NaN in P V); the result must equal the float64 reference over
+    the visible keys. Rows: a short prefix, a middle window (left padding + empty tail), the full
+    cache, and one row that sees nothing (zeros)."""
+    B, Hkv, D, S = 4, 2, 128, 3000
+    Hq = Hkv * group
+    k = rnd(B, Hkv, S, D, dtype=torch.float16, device=DEV)
+    v = rnd(B, Hkv, S, D, dtype=torch.float16, device=DEV)
+    q = rnd(B, Hq, q_len, D, dtype=torch.float16, device=DEV, scale=1.5)
+    spans = [(0, 37), (500, 1777), (0, S), (0, 0)]                 # visible keys [lo, hi) per row
+    keep = torch.zeros(B, 1, q_len if layout == "static" else 1, S, dtype=torch.bool, device=DEV)
+    for b, (lo, hi) in enumerate(spans):
+        keep[b, ..., lo:hi] = True
+    if layout == "static" and q_len > 1:                           # causal within the filled span
+        for b, (lo, hi) in enumerate(spans):
+            for i in range(q_len):
+                keep[b, 0, i, max(lo, hi - q_len + i + 1):hi] = False
+    k_bad, v_bad = k.clone(), v.clone()
+    for b, (lo, hi) in enumerate(spans):
+        for t in (k_bad, v_bad):
+            t[b, :, :lo] = float("nan")
+            t[b, :, hi:] = float("nan")
+    mask = keep.expand(B, Hq, q_len, S)
+    with flashmin_nn.use_kernel("decode"):
+        out = flashmin_nn.scaled_dot_product_attention(q, k_bad, v_bad, attn_mask=mask, enable_gqa=group > 1)
+    ref, _, dead = ref_attention(q, k, v, attn_mask=mask)
+    assert torch.isfinite(out).all(), "a key outside the mask's range was read"
+    tout = torch_sdpa(q, k, v, attn_mask=mask)
+    assert_attention_close(out, ref, dead, torch_out=tout, dtype=torch.float16)

@@ -95,11 +95,45 @@ __device__ __forceinline__ float mask_value(const AttnParams& p, int64_t at) {
     }
 }
 
+// The first and last keys (x, y) among [0, N) that a bool attn_mask lets any of the rows
+// row0 .. row0 + rows - 1 of (b, h) see ((N, -1) when none), for a block of kThreads threads:
+// 16-byte loads where the row is aligned, a block reduction through two ints of `scratch`
+// (shared memory, free until the function returns; every thread of the block must call it).
+template <int kThreads>
+__device__ __forceinline__ int2 mask_key_range(const AttnParams& p, int b, int h, int row0, int rows, int N, int* scratch) {
+    int lo = N, hi = -1;
+    for (int r = 0; r < rows; ++r) {
+        const uint8_t* m = static_cast<const uint8_t*>(p.mask) + b * p.mask_batch_stride + h * p.mask_head_stride +
+                           static_cast<int64_t>(row0 + r) * p.mask_row_stride;
+        const int vec = (reinterpret_cast<uintptr_t>(m) & 15) == 0 ? N / 16 : 0;   // whole 16-byte chunks
+        for (int c = threadIdx.x; c < vec; c += kThreads) {
+            const uint4 w = reinterpret_cast<const uint4*>(m)[c];
+            const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+            for (int q = 0; q < 4; ++q)
+                if (words[q]) {   // bytes are 0 or 1; the lowest set byte is the first key (little endian)
+                    lo = min(lo, c * 16 + q * 4 + (__ffs(words[q]) - 1) / 8);
+                    hi = max(hi, c * 16 + q * 4 + (31 - __clz(words[q])) / 8);
+                }
+        }
+        for (int j = vec * 16 + threadIdx.x; j < N; j += kThreads)
+            if (m[j]) { lo = min(lo, j); hi = max(hi, j); }
+    }
+    if (threadIdx.x == 0) { scratch[0] = N; scratch[1] = -1; }
+    __syncthreads();
+    atomicMin(scratch, lo);
+    atomicMax(scratch + 1, hi);
+    __syncthreads();
+    const int2 range = make_int2(scratch[0], scratch[1]);
+    __syncthreads();   // every thread has read it: the caller may reuse the memory
+    return range;
+}
+
 // The general path: the scale (when it must go first; with softcap, inside its pass), softcap,
-// ALiBi and attn_mask, in that order, each its own pass over the slice behind one uniform branch: softcap and ALiBi are short
-// straight loops, kept apart from the mask's, whose per-element switch over the mask kinds is
-// large code (with the three in one loop, softcap and ALiBi measured 0.18-0.25x of plain prefill,
-// 2026-12-02, H200).
+// ALiBi and attn_mask, in that order, each its own pass over the slice behind one uniform branch:
+// softcap and ALiBi are short straight loops, kept apart from the mask's, whose per-element switch
+// over the mask kinds is large code (with the three in one loop, softcap and ALiBi measured
+// 0.18-0.25x of plain prefill, 2026-12-02, H200).
 template <bool kGeneral, int kNT>
 __device__ __forceinline__ void scale_and_mask(float (&s)[kNT][4], const AttnParams& p, int b, int h, int row_base, int j0,
                                                int N, bool scale_first, int lane, const ScoreMod& mod) {

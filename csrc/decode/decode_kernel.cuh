@@ -62,7 +62,18 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     // The key tiles of this row block, [t_lo, t_end): those above the causal diagonal and those
     // wholly before every row's window are never read; the splits divide what is left.
     int t_end = (keys.end(p, pos0, p.rows_are_heads ? 1 : Tr::kBlockM) + Tr::kWarpN - 1) / Tr::kWarpN;
-    const int t_lo = min(t_end, keys.begin(p, pos0) / Tr::kWarpN);
+    int t_lo = min(t_end, keys.begin(p, pos0) / Tr::kWarpN);
+    if constexpr (kGeneral) {
+        // A bool attn_mask narrows the range to the keys some row of the block may see (a static
+        // cache's empty slots, left padding): read once from the mask, before any K/V.
+        if (p.mask_kind == MaskKind::kBool && p.mask_col_stride == 1) {
+            const int rows = p.rows_are_heads || p.mask_row_stride == 0 ? 1 : min(Tr::kBlockM, p.len_q - row0);
+            const int2 seen = mask_key_range<Tr::kThreads>(p, b, h, pos0, rows, N, reinterpret_cast<int*>(smem_raw));
+            t_lo = max(t_lo, seen.x / Tr::kWarpN);
+            t_end = min(t_end, (seen.y + Tr::kWarpN) / Tr::kWarpN);   // seen.y = -1 (nothing seen): no tiles
+            t_lo = min(t_lo, t_end);
+        }
+    }
     int t_begin = t_lo, t_step = Tr::kNWarps;
     if (sweep) {                       // tile groups split, split + num_splits, ...
         t_begin = t_lo + split * Tr::kNWarps;
