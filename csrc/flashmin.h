@@ -63,6 +63,13 @@ struct AttnParams {
     const float* sinks;
     int rows_are_heads;
 
+    // A bool attn_mask's visible key range per kMaskRangeRows query rows (csrc/common/mask_ranges.cu),
+    // null if not computed: (first, last) of (b, mask head hm, group g) at
+    // 2 * ((b * mask_range_heads + hm) * ceil(len_q / kMaskRangeRows) + g); mask_range_heads is
+    // 1 when the mask is the same for every head (then hm = 0), else heads_q.
+    int* mask_ranges;
+    int mask_range_heads;
+
     MaskKind mask_kind;
     DType dtype;
 
@@ -83,6 +90,8 @@ struct AttnParams {
     bool kv_evict_first;     // decode: K/V loads marked evict-first in L2 (a small cache, read once)
 };
 
+constexpr int kMaskRangeRows = 64;
+
 // Each kernel family exposes a launcher that returns the launch status (cudaGetLastError).
 cudaError_t run_minimal_fwd(const AttnParams& params, cudaStream_t stream);   // csrc/minimal/
 cudaError_t run_prefill_fwd(const AttnParams& params, cudaStream_t stream);   // csrc/prefill_sm80/
@@ -90,5 +99,7 @@ cudaError_t run_prefill_sm90(const AttnParams& params, cudaStream_t stream);  //
 // Decode: the split-KV decode kernel (csrc/decode/decode_kernel.cuh) plus the merge of its
 // partials when params.num_splits > 1; params as the host planner left them (csrc/decode/decode_plan.h).
 cudaError_t run_decode_fwd(const AttnParams& params, cudaStream_t stream);     // csrc/decode/
+// The mask ranges above, into params.mask_ranges (before a prefill kernel, on the same stream).
+cudaError_t run_mask_ranges(const AttnParams& params, cudaStream_t stream);   // csrc/common/
 
 }  // namespace flashmin

@@ -253,6 +253,19 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
         p = apply_decode_plan(p, plan, accum.defined() ? accum.data_ptr<float>() : nullptr);
     }
 
+    // A bool mask over a long key range: its visible range per 64 query rows first, so that the
+    // prefill kernels skip the tiles no row of a block may see (csrc/common/mask_ranges.cu).
+    at::Tensor ranges;
+    if ((kernel == Kernel::kPrefill || kernel == Kernel::kPrefillSm90) && mask_kind == MaskKind::kBool &&
+        p.mask_col_stride == 1 && S >= 256) {
+        p.mask_range_heads = p.mask_head_stride == 0 ? 1 : static_cast<int>(Hq);
+        const int64_t groups = (L + kMaskRangeRows - 1) / kMaskRangeRows;
+        ranges = at::empty({2 * B * p.mask_range_heads * groups}, q.options().dtype(at::kInt));
+        p.mask_ranges = ranges.data_ptr<int>();
+        const cudaError_t rerr = run_mask_ranges(p, stream);
+        TORCH_CHECK(rerr == cudaSuccess, "flashmin mask range launch failed: ", cudaGetErrorString(rerr));
+    }
+
     cudaError_t err = cudaSuccess;
     switch (kernel) {
         case Kernel::kMinimal: err = run_minimal_fwd(p, stream); break;

@@ -10,6 +10,8 @@ import os
 CPP_SOURCES = ["csrc/flashmin_api.cpp"]
 CUDA_SOURCES = [
     "csrc/minimal/attention_minimal.cu",
+    # A bool mask's key range per block of query rows, read before the prefill kernels.
+    "csrc/common/mask_ranges.cu",
     # The sm80 prefill kernel: the head-dim dispatch, one file per compiled head dim.
     "csrc/prefill_sm80/prefill_launch.cu",
     "csrc/prefill_sm80/prefill_hdim32.cu",

@@ -464,3 +464,43 @@ def test_zz_unaligned_pointers(kernel, dtype):
     # torch's own SDPA faults (misaligned address) on these fp32 views: give it aligned copies.
     t_out = torch_sdpa(q.contiguous(), k.contiguous(), v.contiguous(), causal_offset=0)
     assert_attention_close(out, ref, dead, torch_out=t_out, what=f"unaligned {kernel}")
+
+
+MARGIN = 256   # keys: more than the largest K/V tile of any kernel (176)
+
+
+@pytest.mark.parametrize("kernel", ["tensor_core", "prefill_sm90"])
+@pytest.mark.parametrize("D", [64, 128])
+@pytest.mark.parametrize("layout", ["static_cache", "left_padded"])
+def test_bool_mask_tiles_no_row_sees_are_never_read(kernel, D, layout):
+    """A bool attn_mask over many keys: the prefill kernels read its visible key range per 64
+    query rows first (csrc/common/mask_ranges.cu) and load only the K/V tiles inside it. Keys more
+    than a tile (MARGIN) away from every key any row may see hold NaN (0 * NaN in P V would carry
+    any read into the output; keys masked inside a loaded tile may be read, as any kernel reads
+    them): a static cache's prompt pass (128 queries over 2048 slots, the tail empty) and a
+    left-padded batch (keys before each row's first token). The result must equal the float64
+    reference on the clean tensors."""
+    B, H, L, S = 3, 4, 128 if layout == "static_cache" else 2048, 2048
+    dt = torch.float16
+    q, k, v = make_qkv(B, H, L, S, D, dtype=dt, device="cuda", scale=1.5)
+    i = torch.arange(L, device="cuda")[:, None]
+    j = torch.arange(S, device="cuda")[None, :]
+    if layout == "static_cache":
+        keep = (j <= i).expand(B, 1, L, S)                     # causal over the filled slots 0..L-1
+        bad = torch.zeros(B, S, dtype=torch.bool, device="cuda")
+        bad[:, L + MARGIN:] = True
+    else:
+        pads = torch.tensor([0, 600, 1500], device="cuda")
+        real = j[None] >= pads[:, None, None]                   # (B, 1, S)
+        keep = ((j <= i)[None] & real).unsqueeze(1)            # (B, 1, L, S); padded query rows see nothing
+        bad = j[0][None] < pads[:, None] - MARGIN               # padding keys a tile away from any real one
+    k_bad, v_bad = k.clone(), v.clone()
+    for b in range(B):
+        k_bad[b, :, bad[b]] = float("nan")
+        v_bad[b, :, bad[b]] = float("nan")
+    mask = keep.expand(B, H, L, S)
+    out = run_kernel(kernel, lambda: flashmin_nn.scaled_dot_product_attention(q, k_bad, v_bad, attn_mask=mask),
+                     dtype=dt, D=D, mask_kind="bool")
+    ref, _, dead = ref_attention(q, k, v, attn_mask=mask)
+    assert torch.isfinite(out).all(), "a key no row may see was read"
+    assert_attention_close(out, ref, dead, torch_out=torch_sdpa(q, k, v, attn_mask=mask), dtype=dt)

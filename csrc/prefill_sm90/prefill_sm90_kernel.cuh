@@ -118,7 +118,7 @@ struct TileInfo {
     int t_begin, t_end;     // the K/V tiles to read: [t_begin, t_end)
 };
 
-template <int kBlockM, int kBlockN>
+template <int kBlockM, int kBlockN, bool kGeneral>
 __device__ __forceinline__ TileInfo tile_info(const AttnParams& p, int tile, bool m_fastest) {
     // m_fastest: a head's query blocks side by side, its last (heaviest, with causality) first;
     // else every head's last query block first, then the ones before (heaviest first overall).
@@ -133,6 +133,7 @@ __device__ __forceinline__ TileInfo tile_info(const AttnParams& p, int tile, boo
     ti.keys = BlockInfo(p, ti.b, ti.h).keys(p);
     ti.t_end = (ti.keys.end(p, ti.m_block * kBlockM, kBlockM) + kBlockN - 1) / kBlockN;
     ti.t_begin = min(ti.t_end, ti.keys.begin(p, ti.m_block * kBlockM) / kBlockN);
+    if constexpr (kGeneral) narrow_by_mask(p, ti.b, ti.h, ti.m_block * kBlockM, kBlockM, kBlockN, ti.t_begin, ti.t_end);
     return ti;
 }
 
@@ -184,7 +185,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             for (int round = 0; round * static_cast<int>(gridDim.x) < num_tiles; ++round) {
                 const int tile = round_tile(round);
                 if (tile >= num_tiles) continue;
-                const TileInfo ti = tile_info<kBlockM, kBlockN>(p, tile, m_fastest);
+                const TileInfo ti = tile_info<kBlockM, kBlockN, kGeneral>(p, tile, m_fastest);
                 const int hk = ti.h / p.group;
                 auto load_q = [&] {
                     const int q = k % Tr::kQStages;
@@ -308,7 +309,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         for (int round = 0; round * static_cast<int>(gridDim.x) < num_tiles; ++round) {
             const int tile = round_tile(round);
             if (tile >= num_tiles) continue;
-            const TileInfo ti = tile_info<kBlockM, kBlockN>(p, tile, m_fastest);
+            const TileInfo ti = tile_info<kBlockM, kBlockN, kGeneral>(p, tile, m_fastest);
             const int b = ti.b, h = ti.h, N = ti.keys.len_k, offset = ti.keys.causal_offset;
             const int lower_offset = ti.keys.lower_offset, t_begin = ti.t_begin, t_end = ti.t_end;
             const ScoreMod mod(p, b, h, ti.keys.diag_offset);
