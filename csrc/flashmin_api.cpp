@@ -176,12 +176,16 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
                     "sinks must be a contiguous float32 tensor of shape (Hq,)=(", txt(Hq), ",) on ", txt(q.device()),
                     "; got shape ", txt(t.sizes()), ", dtype ", txt(t.scalar_type()), ", device ", txt(t.device()));
     }
-    // A side at least L + S wide hides nothing: no limit. Every offset the kernels derive (the
-    // diagonal, the window's sides, plus any row or key index) then stays within int range.
-    const bool has_left = window_left >= 0 && window_left < L + S;
-    const bool has_right = window_right >= 0 && window_right < L + S;
+    // A side that cannot hide any key is no limit: the left one binds only if some row's
+    // d_i - left > 0 (d_i <= causal_offset + L - 1; per-batch lengths only lower d_i), the right one
+    // only if some d_i + right < S - 1 (d_i >= causal_offset - S with per-batch lengths). Every
+    // offset the kernels derive (the diagonal, the window's sides, plus any row or key index) then
+    // stays within int range.
+    const bool has_left = window_left >= 0 && window_left < causal_offset + L;
+    const bool has_right = window_right >= 0 && window_right < 2 * S - causal_offset;
     TORCH_CHECK(!(has_left || has_right || alibi_slopes.has_value()) || std::abs(causal_offset) < (1LL << 30) - 2 * (L + S),
-                "causal_offset=", txt(causal_offset), " out of range for a window or ALiBi");
+                "causal_offset=", txt(causal_offset), " out of range for a window or ALiBi: |causal_offset| + 2 (L + S) "
+                "must stay below 2^30");
 
     const c10::cuda::CUDAGuard guard(q.device());
     at::Tensor out = at::empty({B, L, Hq, D}, q.options()).transpose(1, 2);  // (B, Hq, L, D) view

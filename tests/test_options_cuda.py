@@ -497,6 +497,25 @@ def test_sinks_rows_that_see_no_key(case, kernel):
     assert no_key.any(), f"{case}: no row without keys, the case tests nothing"
 
 
+# Windows wider than the keys that still bind, because the diagonal lies far outside them (the
+# binding must not read "wider than L + S" as "no limit"): a right side of 600 with the diagonal
+# 700 keys before key 0, a left side of 600 with it 700 past the keys, and a right side that cuts
+# through the keys (offset -650: j <= i - 50).
+FAR_CASES = {
+    "right-600-offset-700": (7, 17, -700, (-1, 600)),        # no row sees a key
+    "left-600-offset+700": (7, 17, 700, (600, -1)),          # no row sees a key
+    "right-600-offset-650": (7, 97, -650, (-1, 600)),        # rows see keys 0 .. i - 50: none (i < 7)
+    "right-700-offset-650": (16, 97, -650, (-1, 700)),       # j <= i + 50
+}
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("case", list(FAR_CASES))
+def test_window_far_from_the_diagonal(case, kernel):
+    Sq, Sk, offset, window = FAR_CASES[case]
+    attn_case(kernel, Sq, Sk, (8, 2), 64, FP16, offset=offset, window=window, sinks=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # 5. the options with attn_mask and with seqlens_k
 # ---------------------------------------------------------------------------------------------

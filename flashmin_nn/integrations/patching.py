@@ -45,8 +45,9 @@ def patch_model(model):
 
     Every config of the model and its sub-models is switched, or none is: a model flashmin
     cannot serve raises before anything changes (TypeError: not a transformers model;
-    ValueError: naming the class and the config value it cannot honour: chunked attention, other layer types, different q/k and v head dims, or attention
-    that does not use the interface). Patching a patched model is a no-op. Returns the model.
+    ValueError: naming the class and the config value it cannot honour: chunked attention, other
+    layer types, different q/k and v head dims, or attention that does not use the interface).
+    Patching a patched model is a no-op. Returns the model.
     """
     if not isinstance(model, PreTrainedModel):
         raise TypeError(f"patch_model expects a transformers PreTrainedModel, got {type(model).__name__}")
