@@ -243,6 +243,29 @@ def test_gpt2_greedy_generation_matches_sdpa(padded, cache):
     assert torch.equal(got, exp)
 
 
+@pytest.mark.parametrize("padded", [False, True], ids=["dense", "left_padded"])
+def test_static_cache_steps_hand_the_kernels_a_bool_mask_over_contiguous_keys(monkeypatch, padded):
+    """With a StaticCache every call's keys are the whole cache (S_max slots), the empty ones masked.
+    The kernels skip what a bool mask hides from every row of a block only when the mask is bool
+    with contiguous keys (csrc/common/softmax.cuh mask_key_range, csrc/common/mask_ranges.cu): each
+    call of a static-cache generation must bring such a mask, hiding every slot past the filled ones."""
+    model = tiny_gpt2()
+    ids, mask = batch(padded=padded)
+    seen = record_op_as_if_cuda(monkeypatch)
+    with fm_hf.patched(model):
+        greedy(model, ids, mask, cache_implementation="static")
+    layers = model.config.n_layer
+    assert seen and len(seen) % layers == 0
+    for n, args in enumerate(seen):
+        q, k, m = args[0], args[1], args[3]
+        assert m is not None and m.dtype == torch.bool and m.stride(-1) == 1, (m.dtype, m.stride())
+        step = n // layers                                     # 0: the prompt; then one new token each
+        filled = ids.shape[1] + step                           # keys in the cache after this step's write
+        assert q.shape[2] == (ids.shape[1] if step == 0 else 1) and k.shape[2] >= filled
+        assert not m[..., filled:].any(), f"step {step}: slots past the {filled} filled ones are visible"
+        assert m[..., filled - 1].any(), f"step {step}: the newest key is hidden"
+
+
 @pytest.mark.parametrize("head", ["GPT2Model", "GPT2ForSequenceClassification", "GPT2DoubleHeadsModel"])
 def test_other_gpt2_heads_match_sdpa(head):
     model = getattr(transformers, head)(tiny_gpt2().config).eval()
