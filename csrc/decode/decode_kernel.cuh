@@ -147,7 +147,7 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
         warp_qk<T, Tr::kKS, true, 0, kRowBytes, true>(s, qf, 0, opaque(k_lane + slot_off), k_xor);
 
         if (kGeneral || scale_first) scale_and_mask<kGeneral>(s[0], p, b, h, pos0, j0, N, scale_first, lane, mod);
-        if (lower) {   // its own copy: the window's limit costs the plain path no registers
+        if (lower) {   // its own copy, so the plain path's masking stays as it was
             if (j0 + Tr::kWarpN > N || (p.is_causal && j0 + Tr::kWarpN - 1 > pos_last + offset) || j0 < pos_last + lower_offset)
                 hide_keys(s[0], pos0, j0, N, p.is_causal, offset, lane, true, lower_offset, row_step);
         } else if (j0 + Tr::kWarpN > N || (p.is_causal && j0 + Tr::kWarpN - 1 > row0 + offset)) {
