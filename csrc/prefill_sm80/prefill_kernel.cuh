@@ -190,8 +190,8 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
     cp_async_wait_all();
 
     // O = O / l (with a sink, its term joins l: common/softmax.cuh finish_row); a row that saw no
-    // key has l = 0 and O = 0. Stage this warp's rows in sQ (only this
-    // warp ever read them), then 16-byte stores to global memory. The __syncwarp orders the staging
+    // key has l = 0 and O = 0. Stage this warp's rows in sQ (only this warp ever read them), then
+    // 16-byte stores to global memory. The __syncwarp orders the staging
     // writes after every lane's last ldmatrix read of those Q rows (at each k-step of the last tile
     // when Q is re-read from shared memory, at the start otherwise): without it a lane may write a
     // row another lane of the warp is still reading.

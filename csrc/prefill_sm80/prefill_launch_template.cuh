@@ -1,8 +1,9 @@
 // prefill_launch_template.cuh: launching the sm80 prefill kernel for one configuration.
 //
-// launch_prefill<Tr> picks the instantiation for a call's dtype and path (plain, or general: attn_mask, softcap, ALiBi) (so each per-head-dim
-// file, prefill_hdim*.cu, names only its configuration), opts in to the shared memory it needs and
-// launches one block per (kBlockM query rows, head, batch).
+// launch_prefill<Tr> picks the instantiation for a call's dtype and path (plain, or general:
+// attn_mask, softcap, ALiBi), so each per-head-dim file, prefill_hdim*.cu, names only its
+// configuration; it opts in to the shared memory it needs and launches one block per (kBlockM
+// query rows, head, batch).
 #pragma once
 
 #include "flashmin.h"
