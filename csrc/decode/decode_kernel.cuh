@@ -143,6 +143,8 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     if (p.rows_are_heads) mod.rows_for_heads(p, b, h, p.rows_are_heads, row0, lane);
     const bool lower = p.has_window_left;   // only ever set with kGeneral (general_path)
     const int lower_offset = keys.lower_offset;
+    // A tile needs masking past the first row's last key (the causal limit rises with the row)
+    // or before the last row's first key (so does the window's lower limit).
     const int pos_last = pos0 + row_step * (Tr::kBlockM - 1);   // the last row's query position
 
     for (int i = 0; i < n_mine; ++i) {
@@ -160,7 +162,7 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
 
         if (kGeneral || scale_first) scale_and_mask<kGeneral>(s[0], p, b, h, pos0, j0, N, scale_first, lane, mod);
         if (kGeneral && lower) {   // its own copy, in the general path only
-            if (j0 + Tr::kWarpN > N || (p.is_causal && j0 + Tr::kWarpN - 1 > pos_last + offset) || j0 < pos_last + lower_offset)
+            if (j0 + Tr::kWarpN > N || (p.is_causal && j0 + Tr::kWarpN - 1 > pos0 + offset) || j0 < pos_last + lower_offset)
                 hide_keys(s[0], pos0, j0, N, p.is_causal, offset, lane, true, lower_offset, row_step);
         } else if (j0 + Tr::kWarpN > N || (p.is_causal && j0 + Tr::kWarpN - 1 > row0 + offset)) {
             hide_keys(s[0], row0, j0, N, p.is_causal, offset, lane);
