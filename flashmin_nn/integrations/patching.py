@@ -65,6 +65,12 @@ def patch_model(model):
     saved = [(config, config._attn_implementation) for config in configs]
     try:
         model.set_attn_implementation(ATTN_IMPLEMENTATION)
+        # transformers before 5.2x passes the change on only to sub-models whose config is of
+        # another class: T5's encoder and decoder stacks hold deep copies of a T5Config and keep
+        # their implementation. Switch such sub-models one by one.
+        for sub in model.modules():
+            if isinstance(sub, PreTrainedModel) and sub.config._attn_implementation != ATTN_IMPLEMENTATION:
+                sub.set_attn_implementation(ATTN_IMPLEMENTATION)
         missed = [type(c).__name__ for c in configs if c._attn_implementation != ATTN_IMPLEMENTATION]
         if missed:
             raise ValueError(f"{type(model).__name__}: could not switch {', '.join(missed)} to flashmin")
