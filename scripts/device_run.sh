@@ -82,40 +82,39 @@ fi
 
 if has sanitize; then
     CS=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
+    # Every tool runs at once (they check correctness, not speed): memcheck and synccheck over all
+    # of scripts/sanitize.py, racecheck, the slow one, as one process per flashmin kernel, each
+    # instrumenting only that kernel's own CUDA kernels (--kernel-name kns=, a substring of the
+    # symbol), over fewer shapes (RACECHECK_ARGS, default --quick), each under RACECHECK_TIMEOUT
+    # seconds (default 400; rc 124 = stopped by it, not finished).
+    t0=$(stamp)
+    pids=(); logs=()
     for tool in ${SANITIZE_TOOLS:-memcheck racecheck synccheck}; do
-        t0=$(stamp)
         if [ "$tool" = racecheck ]; then
-            # racecheck is the slow one: one process per flashmin kernel, in parallel, each
-            # instrumenting only that kernel's own CUDA kernels (--kernel-name kns=, a substring of
-            # the symbol), over fewer shapes (RACECHECK_ARGS, default --quick), each under
-            # RACECHECK_TIMEOUT seconds (default 400; rc 124 = stopped by it, not finished).
-            pids=()
             for spec in ${RACECHECK_KERNELS:-minimal:minimal_fwd_kernel prefill:prefill_kernel decode:decode_kernel decode:combine_splits_kernel prefill_sm90:prefill_sm90_kernel}; do
-                k=${spec%%:*}; sym=${spec#*:}
+                k=${spec%%:*}; sym=${spec#*:}; log="$LOGS/sanitize-racecheck-$sym.log"
                 echo "=== sanitize: racecheck --kernel-name kns=$sym scripts/sanitize.py --kernels $k ${RACECHECK_ARGS---quick}"
                 ( PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout ${RACECHECK_TIMEOUT:-400} "$CS" --tool racecheck --error-exitcode 1 \
                     --kernel-name kns=$sym ${SANITIZER_ARGS:-} $PY scripts/sanitize.py --kernels $k --parts prefill,decode \
-                    --progress ${RACECHECK_ARGS---quick} > "$LOGS/sanitize-racecheck-$sym.log" 2>&1
-                  echo "rc=$?" >> "$LOGS/sanitize-racecheck-$sym.log" ) &
-                pids+=($!)
+                    --progress ${RACECHECK_ARGS---quick} > "$log" 2>&1
+                  echo "rc=$?" >> "$log" ) &
+                pids+=($!); logs+=("$log")
             done
-            wait "${pids[@]}"
-            t1=$(stamp)
-            for f in "$LOGS"/sanitize-racecheck-*.log; do
-                lines=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|sanitize.py:|^rc=" "$f" | sed 's/^=* *//' | paste -sd ';' -)
-                summary+=("sanitize racecheck $(basename "$f" .log | sed 's/sanitize-racecheck-//'): $(elapsed $t0 $t1) s (all in parallel); ${lines:-no summary line}")
-            done
-            continue
+        else
+            log="$LOGS/sanitize-$tool.log"
+            echo "=== sanitize: $CS --tool $tool --error-exitcode 1 scripts/sanitize.py ${SANITIZE_ARGS:-}"
+            # No caching allocator: every tensor is its own allocation, so memcheck sees its bounds.
+            ( PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$CS" --tool "$tool" --error-exitcode 1 ${SANITIZER_ARGS:-} \
+                $PY scripts/sanitize.py ${SANITIZE_ARGS:-} > "$log" 2>&1
+              echo "rc=$?" >> "$log" ) &
+            pids+=($!); logs+=("$log")
         fi
-        echo "=== sanitize: $CS --tool $tool --error-exitcode 1 scripts/sanitize.py ${SANITIZE_ARGS:-}"
-        # No caching allocator: every tensor is its own allocation, so memcheck sees its bounds.
-        PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$CS" --tool "$tool" --error-exitcode 1 ${SANITIZER_ARGS:-} \
-            $PY scripts/sanitize.py ${SANITIZE_ARGS:-} > "$LOGS/sanitize-$tool.log" 2>&1
-        rc=$?
-        t1=$(stamp)
-        tail -8 "$LOGS/sanitize-$tool.log"
-        lines=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|sanitize.py:" "$LOGS/sanitize-$tool.log" | sed 's/^=* *//' | paste -sd ';' -)
-        summary+=("sanitize $tool: rc=$rc, $(elapsed $t0 $t1) s; ${lines:-no summary line (see sanitize-$tool.log)}")
+    done
+    wait "${pids[@]}"
+    t1=$(stamp)
+    for f in "${logs[@]}"; do
+        lines=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|sanitize.py:|^rc=" "$f" | sed 's/^=* *//' | paste -sd ';' -)
+        summary+=("sanitize $(basename "$f" .log | sed 's/sanitize-//'): $(elapsed $t0 $t1) s (all tools at once); ${lines:-no summary line}")
     done
 fi
 
