@@ -28,8 +28,10 @@ CUDA_SOURCES = [
     # The Hopper prefill kernel: real code only in the sm_90a pass (empty elsewhere).
     "csrc/prefill_sm90/prefill_sm90.cu",
     "csrc/prefill_sm90/prefill_sm90_hdim64.cu",
+    "csrc/prefill_sm90/prefill_sm90_hdim64_rows128.cu",
     "csrc/prefill_sm90/prefill_sm90_hdim128.cu",
     "csrc/prefill_sm90/prefill_sm90_hdim256.cu",
+    "csrc/prefill_sm90/prefill_sm90_hdim256_keys64.cu",
 ]
 INCLUDE_DIRS = ["csrc"]
 

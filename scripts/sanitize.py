@@ -7,8 +7,8 @@
 Each kernel of flashmin_nn.backends.CUDA_KERNELS (and "prefill_sm90" where the build has it) is
 forced with use_kernel over:
   - prefill: L, S in {1, 17, 97, 1000}, causal or not, head dims 64 and 128, fp16 and bf16
-    alternating; plus a bool mask (B, 1, L, S) broadcast over heads, and GQA (4 query heads on
-    2 kv heads);
+    alternating; plus a bool mask (B, 1, L, S) broadcast over heads, GQA (4 query heads on
+    2 kv heads), head dim 256, and head dim 64 at 2000 queries;
   - decode: q_len 1 and 7 against long caches (4099 and 33000 keys, split and unsplit), with and
     without GQA, a full grid over 32k keys (8 splits), and flash_attn_with_kvcache with
     per-batch cache lengths;
@@ -51,6 +51,16 @@ def prefill_cases(lengths=LENGTHS):
     for L, S in ((17, 97), (97, 1000), (1000, 17), (1, 1000)):
         yield f"bool mask L={L} S={S} D=64", dict(shape=(2, 2, 2, L, S, 64), dtype=torch.float16, mask=True)
         yield f"gqa 4/2 L={L} S={S} D=128 causal", dict(shape=(1, 4, 2, L, S, 128), dtype=torch.bfloat16, causal=True)
+    # Every configuration of the prefill kernels' launchers that the shapes above miss: head dim 256
+    # (64- and 80-key tiles in prefill_sm90), and head dim 64 at 2000 queries (prefill_sm90's
+    # 192-row tiles, which --quick's lengths do not reach; the teaching kernel skips it, as slow
+    # under racecheck as the 33000-key caches).
+    for L, S in ((17, 250), (97, 1000)):
+        for causal in (False, True):
+            yield f"D=256 L={L} S={S} causal={int(causal)}", dict(shape=(1, 2, 2, L, S, 256), dtype=torch.bfloat16, causal=causal)
+    for causal in (False, True):
+        yield f"D=64 L=2000 S=2000 causal={int(causal)}", dict(shape=(1, 1, 1, 2000, 2000, 64), dtype=torch.float16,
+                                                               causal=causal, skip=("minimal",))
     # flash_attn's options: a window (tiles before it skipped), softcap, ALiBi and sinks, with a mask.
     for L, S in ((97, 1000), (1000, 1000), (17, 97)) if 1000 in lengths else ((17, 97), (97, 300)):
         yield f"window (100, 3) L={L} S={S} D=128", dict(shape=(1, 4, 2, L, S, 128), dtype=torch.float16, opts="window")

@@ -504,3 +504,35 @@ def test_bool_mask_tiles_no_row_sees_are_never_read(kernel, D, layout):
     ref, _, dead = ref_attention(q, k, v, attn_mask=mask)
     assert torch.isfinite(out).all(), "a key no row may see was read"
     assert_attention_close(out, ref, dead, torch_out=torch_sdpa(q, k, v, attn_mask=mask), dtype=dt)
+
+
+# ---------------------------------------------------------------------------------------------
+# every configuration of the Hopper kernel (csrc/prefill_sm90/prefill_sm90_hdim*.cu)
+# ---------------------------------------------------------------------------------------------
+# (D, L, S): the launcher picks by head dim, query and key length.
+SM90_CONFIGS = {
+    "d64-rows128-persistent": (64, 300, 1000),       # 192-row tiles would idle 22% of their rows
+    "d64-rows192-persistent": (64, 2000, 2000),      # 5.6% idle: 192-row tiles, <= 2k keys
+    "d64-rows192-per-tile": (64, 2305, 2305),        # 8.3% idle, one block per tile (> 2k keys)
+    "d128-persistent": (128, 700, 1000),
+    "d128-keys176": (128, 300, 4100),                # non-causal from 4k keys
+    "d256-keys64": (256, 130, 250),                  # 80-key tiles would pad 250 keys to 320
+    "d256-keys80": (256, 300, 1000),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=_ids)
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("config", list(SM90_CONFIGS))
+def test_prefill_sm90_configurations(config, causal, dtype):
+    D, L, S = SM90_CONFIGS[config]
+    B, H = 2, 2
+    q, k, v = make_qkv(B, H, L, S, D, dtype=dtype, device=DEV, scale=2.0)
+    co = S - L if causal else None
+    fn = lambda: flashmin_nn.attention(q, k, v, is_causal=causal, causal_offset=co or 0, return_lse=True)
+    out, lse = run_kernel("prefill_sm90", fn, dtype=dtype, D=D)
+    ref, ref_lse, dead = ref_attention(q, k, v, causal_offset=co)
+    what = f"prefill_sm90 {config} causal={causal} {DT_IDS[dtype]}"
+    assert_attention_close(out, ref, dead, torch_out=torch_sdpa(q, k, v, causal_offset=co), what=what)
+    assert_lse_close(lse, ref_lse, dead, dtype=dtype, what=what)
+

@@ -3,10 +3,14 @@
 // Configurations (kHeadDim, keys per tile, K/V slots, math warpgroups of 64 rows, Q slots), and
 // whether the grid is persistent (one block per SM looping over tiles) or one block per tile; the
 // choices and their measured reasons are beside each launch in prefill_sm90_hdim*.cu.
-//   hdim 64:  128 keys, 3 slots, 3 warpgroups (192 rows; 160 registers each), 2 Q slots.
+//   hdim 64:  128 keys, 3 slots, 3 warpgroups (192 rows; 160 registers each), 2 Q slots; where
+//             192-row tiles would leave more than 20% of their rows idle (up to 256 queries),
+//             2 warpgroups (128 rows).
 //   hdim 128: 128 keys, 2 slots, 2 warpgroups (240 registers each), 2 Q slots; without
 //             causality from 4k keys 176-key tiles with one Q slot (O stored from registers).
-//   hdim 256:  80 keys, 2 slots, 2 warpgroups, 1 Q slot (O alone is 128 registers a thread; 226 KB).
+//   hdim 256:  80 keys, 2 slots, 2 warpgroups, 1 Q slot (O alone is 128 registers a thread; 226 KB);
+//             64-key tiles (192 KB) where 80-key ones would pad the keys by more than 10%.
+// Every configuration runs the ping-pong schedule unless FLASHMIN_SM90_PINGPONG=0.
 // Short key ranges gain from the persistent grid (the next tile's Q and K/V land while this one
 // finishes); long ones lose there (the hardware's block scheduler balances better), so they run
 // one block per tile. Head dims that are multiples of 8 run in the next compiled size up: the
@@ -53,10 +57,10 @@ EncodeTiled encode_tiled() {
 
 }  // namespace
 
-bool pingpong_requested() {
+bool pingpong_enabled() {
     static const bool on = [] {
         const char* v = std::getenv("FLASHMIN_SM90_PINGPONG");
-        return v != nullptr && v[0] == '1';
+        return !(v != nullptr && v[0] == '0' && v[1] == '\0');
     }();
     return on;
 }

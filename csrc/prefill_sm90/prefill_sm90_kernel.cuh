@@ -17,7 +17,9 @@
 //   (the accumulators are in the m16n8 layout the sm80 helpers use); O += P V: wgmma m64 x
 //   kHeadDim x 16 with P from registers and V read transposed from shared memory. Inside a
 //   warpgroup S_{t+1} = Q K_{t+1}^T is issued before P_t V_t, so the softmax of one tile runs
-//   while the tensor cores compute; across warpgroups the scheduler interleaves the rest.
+//   while the tensor cores compute. Across warpgroups (kPingPong, the default) the math
+//   warpgroups take turns, on named barriers, to issue an iteration's two products, so one
+//   warpgroup's softmax runs while another's products keep the tensor cores busy.
 // - O is normalised once and leaves through the tile's Q slot and a bulk tensor store (two Q
 //   slots), or straight from registers (one slot); rows past len_q are not written. LSE goes
 //   straight to global memory.
@@ -46,6 +48,9 @@ namespace sm90 {
 struct TmaMaps {
     CUtensorMap q, k, v, o;
 };
+
+// n rounded up to whole tiles of `tile` (the rows or keys a configuration computes for n).
+inline int64_t padded_to(int n, int tile) { return (static_cast<int64_t>(n) + tile - 1) / tile * tile; }
 
 template <int kHeadDim_, int kBlockN_, int kStages_, int kConsumers_, int kQStages_, bool kPingPong_ = false>
 struct PrefillTraits {
@@ -476,17 +481,20 @@ cudaError_t launch_prefill_kernel(const AttnParams& p, const TmaMaps& maps, bool
     return cudaGetLastError();
 }
 
-// Experiment switch: FLASHMIN_SM90_PINGPONG=1 in the environment runs the ping-pong schedule
-// (PrefillTraits::kPingPong) in every configuration (read once, prefill_sm90.cu).
-bool pingpong_requested();
+// The ping-pong schedule (PrefillTraits::kPingPong) runs in every configuration unless
+// FLASHMIN_SM90_PINGPONG=0 is in the environment (read once, prefill_sm90.cu): the sequential
+// schedule stays as a rung of the ladder and the baseline to measure against. H200, 2026-12-02
+// (docs/perf-notes.md, Hopper prefill v7): ping-pong 1.02x / 1.08x / 1.04x faster (geometric mean
+// over N = 128-16k, causal and not) at head dims 64 / 128 / 256.
+bool pingpong_enabled();
 
 template <typename Tr>
 cudaError_t launch_prefill_sm90(const AttnParams& p, bool persistent, cudaStream_t stream);
 
-// A configuration with or without ping-pong, as pingpong_requested() says.
+// A configuration with or without ping-pong, as pingpong_enabled() says.
 template <int kHeadDim, int kBlockN, int kStages, int kConsumers, int kQStages>
 cudaError_t launch_prefill_sm90_config(const AttnParams& p, bool persistent, cudaStream_t stream) {
-    if (pingpong_requested())
+    if (pingpong_enabled())
         return launch_prefill_sm90<PrefillTraits<kHeadDim, kBlockN, kStages, kConsumers, kQStages, true>>(p, persistent, stream);
     return launch_prefill_sm90<PrefillTraits<kHeadDim, kBlockN, kStages, kConsumers, kQStages, false>>(p, persistent, stream);
 }
