@@ -15,7 +15,7 @@ The same weights and inputs go through each implementation, and one table report
     flashmin's speed-up over sdpa measured in the same run
   - the same correctness columns for a left-padded batch (rows marked "+pad")
 
-With --cache static or both, a second table generates with a StaticCache
+With --cache static or both (the default on CUDA), a second table generates with a StaticCache
 of --cache-len slots, for sdpa and flashmin: new tokens until the first divergence from sdpa's
 static-cache tokens and from the implementation's own DynamicCache tokens ("gen=dyn"), tokens/s
 and speed-up. As transformers 5.x documents it: generate(..., cache_implementation="static",
@@ -112,7 +112,7 @@ def parse_args(argv=None):
                                              "generation); medians over rounds; default: 12 on CUDA, 3 on CPU")
     p.add_argument("--cache", choices=("dynamic", "static", "both"),
                    help="KV cache of the generation: dynamic (DynamicCache, the first table), static (StaticCache, "
-                        "a second table, sdpa and flashmin) or both; default: dynamic")
+                        "a second table, sdpa and flashmin) or both; default: both on CUDA, dynamic on the CPU")
     p.add_argument("--cache-len", type=int, help="slots of the static cache, at least --prompt-len + --new-tokens; "
                                                  "default: 2048 on CUDA, 256 on CPU")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction,
@@ -161,8 +161,9 @@ def parse_args(argv=None):
         info = flashmin_nn.list_kernels()[args.kernel]
         if not info.available:
             p.error(f"--kernel {args.kernel} cannot run on this machine: {info.reason}")
-    # The static, compiled table is not the default yet: it has not run on a GPU (--cache both asks for it).
-    defaults = dict(dtype="fp16", batch=8, seq=1024, prompt_len=128, new_tokens=256, iters=12, cache="dynamic") if cuda \
+    # On CUDA both tables, the second with a static cache and a compiled forward (the fast path of
+    # transformers generation); on the CPU the first only (compiling there is slow, and optional).
+    defaults = dict(dtype="fp16", batch=8, seq=1024, prompt_len=128, new_tokens=256, iters=12, cache="both") if cuda \
         else dict(dtype="fp32", batch=2, seq=128, prompt_len=32, new_tokens=16, iters=3, cache="dynamic")
     for name, value in defaults.items():
         if getattr(args, name) is None:
