@@ -194,7 +194,7 @@ def test_defaults_on_cpu_and_on_cuda(monkeypatch):
     assert llama == dict(layers=4, heads=8, kv_heads=2, width=512, ffn=1024, vocab=8192, positions=2048)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)   # parse_args only: nothing runs
     gpu = ex.parse_args(["--device", "cuda", "--arch", "llama"])
-    assert (gpu.cache, gpu.compile, gpu.cache_len, gpu.dtype) == ("dynamic", False, 2048, "fp16")
+    assert (gpu.cache, gpu.compile, gpu.cache_len, gpu.dtype) == ("both", True, 2048, "fp16")   # both tables
     assert gpu.shape == dict(layers=22, heads=32, kv_heads=4, width=2048, ffn=5632, vocab=32000, positions=2048)
     both = ex.parse_args(["--device", "cuda", "--cache", "both"])
     assert (both.cache, both.compile) == ("both", True)           # on CUDA a static table is compiled
