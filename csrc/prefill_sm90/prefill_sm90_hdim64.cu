@@ -9,7 +9,7 @@ cudaError_t run_prefill_sm90_hdim64_rows128(const AttnParams& p, cudaStream_t st
 cudaError_t run_prefill_sm90_hdim64(const AttnParams& p, cudaStream_t stream) {
     // 192-row tiles leave rows idle where the queries do not fill them (128 or 256 queries use 67%
     // of their rows, 512 or 1024 89%). More than 20% idle: 128-row tiles. H200, 2026-12-02, fp16,
-    // against 192-row tiles in the run before (cuDNN within 1% in both): 1.18x / 1.11x at 128 / 256
+    // against 192-row tiles in the run before (cuDNN within 2% in both): 1.18x / 1.11x at 128 / 256
     // queries, 1.20x / 1.33x causal; at 512 and 1024 (11% idle) 0.89x / 0.91x without causality,
     // so those keep 192 rows.
     if (sm90::padded_to(p.len_q, 192) * 5 > static_cast<int64_t>(p.len_q) * 6) return run_prefill_sm90_hdim64_rows128(p, stream);
