@@ -23,6 +23,22 @@ struct AttnParams {
     float* lse;
     const void* mask;  // (B, Hq, L, S) with any strides (0 for broadcast dims); null if none
     const int32_t* seqlens_k;  // per-batch key count (<= len_k); null: every batch has len_k
+    // Packed sequences (flash_attn_varlen_func), null otherwise: int32 (batch + 1,) row offsets.
+    // Sequence b holds rows [cu_seqlens_q[b], cu_seqlens_q[b + 1]) of q, o and lse, and rows
+    // [cu_seqlens_k[b], cu_seqlens_k[b + 1]) of k and v; the tensors have one batch row (the batch
+    // strides are 0), len_q / len_k are the longest sequence's lengths (the grid's size; the causal
+    // and window offsets are those of a len_q x len_k sequence and move with each sequence's
+    // lengths, as with seqlens_k).
+    const int32_t* cu_seqlens_q;
+    const int32_t* cu_seqlens_k;
+    int total_q, total_k;   // the row counts of q and of k / v with packed sequences
+    // A paged KV cache (flash_attn_with_kvcache's block_table; decode kernel), null otherwise:
+    // key j of batch row b is row j % page_size of page block_table[b * block_table_stride +
+    // j / page_size], pages k_page_stride (v_page_stride) elements apart (k/v_batch_stride are
+    // then 0); page_size is 1 << page_shift (16 or more). len_k is block_table's width in keys.
+    const int32_t* block_table;
+    int64_t block_table_stride, k_page_stride, v_page_stride;
+    int page_shift;
 
     int64_t q_batch_stride, q_head_stride, q_row_stride;
     int64_t k_batch_stride, k_head_stride, k_row_stride;

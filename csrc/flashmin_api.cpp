@@ -112,8 +112,13 @@ const DeviceFacts& device_facts(int device) {
 
 // CUDA implementation of torch.ops.flashmin.attention_fwd (schema in flashmin_nn/ops.py):
 // (q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel, window_left,
-// window_right, softcap, alibi_slopes, sinks) -> (out, lse). The last five (a local window around
-// the diagonal, logit softcapping, ALiBi, attention sinks) are fused in every CUDA kernel.
+// window_right, softcap, alibi_slopes, sinks, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
+// max_seqlen_k) -> (out, lse). The options (a local window around the diagonal, logit
+// softcapping, ALiBi, attention sinks) are fused in every CUDA kernel; packed sequences
+// (cu_seqlens_*: q (1, Hq, total_q, D), k/v (1, Hkv, total_k, D), sequence b in rows
+// cu_seqlens[b] .. cu_seqlens[b + 1], the longest max_seqlen_q x max_seqlen_k; causal_offset is
+// that of a max_seqlen_q x max_seqlen_k sequence and moves with each one's lengths) run in the
+// prefill kernels; out rows past the last sequence are 0, their lse -inf.
 // q: (B, Hq, L, D), k/v: (B, Hkv, S, D) with stride(-1) == 1; attn_mask: None or (B, Hq, L, S)
 // (broadcast dims may have stride 0). out: (B, Hq, L, D) laid out as (B, L, Hq, D); lse: (B, Hq, L) fp32.
 std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
@@ -121,17 +126,38 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
         const c10::optional<at::Tensor>& attn_mask, const c10::optional<at::Tensor>& seqlens_k,
         double scale, bool is_causal, int64_t causal_offset, c10::string_view kernel_name,
         int64_t window_left, int64_t window_right, double softcap,
-        const c10::optional<at::Tensor>& alibi_slopes, const c10::optional<at::Tensor>& sinks) {
+        const c10::optional<at::Tensor>& alibi_slopes, const c10::optional<at::Tensor>& sinks,
+        const c10::optional<at::Tensor>& cu_seqlens_q, const c10::optional<at::Tensor>& cu_seqlens_k,
+        int64_t max_seqlen_q, int64_t max_seqlen_k, const c10::optional<at::Tensor>& block_table) {
     const Kernel kernel = kernel_from_name(kernel_name);
     check_qkv(q, "q", q);
     check_qkv(k, "k", q);
     check_qkv(v, "v", q);
     const DType dtype = dtype_of(q);
     const int64_t B = q.size(0), Hq = q.size(1), L = q.size(2), D = q.size(3);
-    const int64_t Hkv = k.size(1), S = k.size(2);
-    TORCH_CHECK(k.size(0) == B, "k.size(0)=", txt(k.size(0)), " must equal q.size(0)=", txt(B));
+    // A paged cache: k and v are (num_blocks, Hkv, page_size, D) views of the pages, block_table
+    // int32 (B, max_blocks) names each batch row's pages; the row sees max_blocks * page_size keys
+    // (seqlens_k: its first seqlens_k[b]). Read by the decode kernel.
+    const bool paged = block_table.has_value();
+    int page_shift = 0;
+    if (paged) {
+        const at::Tensor& bt = *block_table;
+        TORCH_CHECK(bt.device() == q.device() && bt.scalar_type() == at::kInt && bt.dim() == 2 && bt.size(0) == B &&
+                    (bt.stride(1) == 1 || bt.size(1) <= 1),
+                    "block_table must be an int32 tensor of shape (B, max_blocks)=(", txt(B), ", n) with contiguous rows on ",
+                    txt(q.device()), "; got shape ", txt(bt.sizes()), ", dtype ", txt(bt.scalar_type()), ", device ", txt(bt.device()));
+        const int64_t P = k.size(2);
+        while ((int64_t{1} << page_shift) < P) ++page_shift;
+        TORCH_CHECK(P >= 16 && (int64_t{1} << page_shift) == P, "a paged cache in the CUDA kernels needs a power-of-two page size "
+                    "of at least 16; got page_block_size=", txt(P));
+        TORCH_CHECK(kernel == Kernel::kDecode, "a paged cache runs in the decode kernel; got kernel='", std::string(kernel_name), "'");
+        TORCH_CHECK(!cu_seqlens_q.has_value(), "a paged cache takes no cu_seqlens");
+    }
+    const int64_t Hkv = k.size(1), S = paged ? block_table->size(1) * k.size(2) : k.size(2);
+    TORCH_CHECK(paged || k.size(0) == B, "k.size(0)=", txt(k.size(0)), " must equal q.size(0)=", txt(B));
     TORCH_CHECK(k.size(3) == D, "k.size(-1)=", txt(k.size(3)), " must equal q.size(-1)=", txt(D));
     TORCH_CHECK(v.sizes() == k.sizes(), "v.shape=", txt(v.sizes()), " must equal k.shape=", txt(k.sizes()));
+    TORCH_CHECK(!paged || k.size(0) < (1LL << 31), "at most 2^31 - 1 pages; got k.size(0)=", txt(k.size(0)));
     TORCH_CHECK(Hkv > 0 && Hq % Hkv == 0, "q.size(1)=", txt(Hq), " must be a multiple of k.size(1)=", txt(Hkv));
     TORCH_CHECK(D >= 1 && D <= 256, "head dim q.size(-1)=", txt(D), " is not supported by the CUDA kernels (1..256)");
     TORCH_CHECK(B <= 65535 && Hq <= 65535, "B=", txt(B), " and Hq=", txt(Hq), " must each be at most 65535");
@@ -159,14 +185,40 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
                     "; got shape ", txt(sl.sizes()), ", dtype ", txt(sl.scalar_type()), ", device ", txt(sl.device()));
     }
 
+    // Packed sequences: n of them in the one batch row of q, k and v; the grid, the offsets and
+    // the checks below take the longest sequence's lengths (Lg, Sg) and n as the batch.
+    const bool packed = cu_seqlens_q.has_value() || cu_seqlens_k.has_value();
+    int64_t n_seq = B, Lg = L, Sg = S;
+    if (packed) {
+        TORCH_CHECK(cu_seqlens_q.has_value() && cu_seqlens_k.has_value(), "cu_seqlens_q and cu_seqlens_k must be given together");
+        const at::Tensor& cq = *cu_seqlens_q;
+        const at::Tensor& ck = *cu_seqlens_k;
+        for (const at::Tensor* t : {&cq, &ck})
+            TORCH_CHECK(t->device() == q.device() && t->scalar_type() == at::kInt && t->dim() == 1 && t->size(0) >= 1 && t->is_contiguous(),
+                        t == &cq ? "cu_seqlens_q" : "cu_seqlens_k", " must be a contiguous int32 tensor of shape (n + 1,) on ",
+                        txt(q.device()), "; got shape ", txt(t->sizes()), ", dtype ", txt(t->scalar_type()), ", device ", txt(t->device()));
+        TORCH_CHECK(ck.size(0) == cq.size(0), "cu_seqlens_k.shape=", txt(ck.sizes()), " must equal cu_seqlens_q.shape=", txt(cq.sizes()));
+        TORCH_CHECK(B == 1, "packed sequences take q, k and v with one batch row (the packed rows); got q.size(0)=", txt(B));
+        TORCH_CHECK(!attn_mask.has_value() && !seqlens_k.has_value(), "packed sequences take no attn_mask and no seqlens_k");
+        TORCH_CHECK(kernel == Kernel::kPrefill || kernel == Kernel::kPrefillSm90,
+                    "packed sequences run in the prefill and prefill_sm90 kernels; got kernel='", std::string(kernel_name), "'");
+        TORCH_CHECK(max_seqlen_q >= 0 && max_seqlen_q <= L && max_seqlen_k >= 0 && max_seqlen_k <= S,
+                    "max_seqlen_q=", txt(max_seqlen_q), " and max_seqlen_k=", txt(max_seqlen_k), " must lie in [0, total]: "
+                    "total_q=", txt(L), ", total_k=", txt(S));
+        n_seq = cq.size(0) - 1;
+        Lg = max_seqlen_q;
+        Sg = max_seqlen_k;
+        TORCH_CHECK(n_seq <= 65535, "at most 65535 packed sequences; got ", txt(n_seq));
+    }
+
     // The options: a window side of -1 (or any negative value) has no limit; softcap >= 0
-    // (0: none); alibi_slopes fp32 (Hq,) or (B, Hq); sinks fp32 (Hq,).
+    // (0: none); alibi_slopes fp32 (Hq,) or (B, Hq) (packed: (n, Hq)); sinks fp32 (Hq,).
     TORCH_CHECK(std::isfinite(softcap) && softcap >= 0.0, "softcap must be a finite number >= 0; got softcap=", txt_f(softcap));
     if (alibi_slopes.has_value()) {
         const at::Tensor& a = *alibi_slopes;
-        const bool shape_ok = (a.dim() == 1 && a.size(0) == Hq) || (a.dim() == 2 && a.size(0) == B && a.size(1) == Hq);
+        const bool shape_ok = (a.dim() == 1 && a.size(0) == Hq) || (a.dim() == 2 && a.size(0) == n_seq && a.size(1) == Hq);
         TORCH_CHECK(a.device() == q.device() && a.scalar_type() == at::kFloat && shape_ok && a.stride(-1) == 1,
-                    "alibi_slopes must be a float32 tensor of shape (Hq,)=(", txt(Hq), ",) or (B, Hq)=(", txt(B), ", ", txt(Hq),
+                    "alibi_slopes must be a float32 tensor of shape (Hq,)=(", txt(Hq), ",) or (B, Hq)=(", txt(n_seq), ", ", txt(Hq),
                     ") with a contiguous last dim on ", txt(q.device()), "; got shape ", txt(a.sizes()), ", dtype ",
                     txt(a.scalar_type()), ", device ", txt(a.device()));
     }
@@ -181,16 +233,20 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
     // only if some d_i + right < S - 1 (d_i >= causal_offset - S with per-batch lengths). Every
     // offset the kernels derive (the diagonal, the window's sides, plus any row or key index) then
     // stays within int range.
-    const bool has_left = window_left >= 0 && window_left < causal_offset + L;
-    const bool has_right = window_right >= 0 && window_right < 2 * S - causal_offset;
-    TORCH_CHECK(!(has_left || has_right || alibi_slopes.has_value()) || std::abs(causal_offset) < (1LL << 30) - 2 * (L + S),
+    const bool has_left = window_left >= 0 && window_left < causal_offset + Lg;
+    const bool has_right = window_right >= 0 && window_right < 2 * Sg - causal_offset;
+    TORCH_CHECK(!(has_left || has_right || alibi_slopes.has_value()) || std::abs(causal_offset) < (1LL << 30) - 2 * (Lg + Sg),
                 "causal_offset=", txt(causal_offset), " out of range for a window or ALiBi: |causal_offset| + 2 (L + S) "
                 "must stay below 2^30");
 
     const c10::cuda::CUDAGuard guard(q.device());
     at::Tensor out = at::empty({B, L, Hq, D}, q.options()).transpose(1, 2);  // (B, Hq, L, D) view
     at::Tensor lse = at::empty({B, Hq, L}, q.options().dtype(at::kFloat));
-    if (B == 0 || Hq == 0 || L == 0) return {out, lse};
+    if (packed) {   // rows past the last sequence (and every row of an empty one) are never written
+        out.zero_();
+        lse.fill_(-INFINITY);
+    }
+    if (n_seq == 0 || Hq == 0 || L == 0 || Lg == 0) return {out, lse};
 
     AttnParams p{};
     p.q = q.data_ptr(); p.k = k.data_ptr(); p.v = v.data_ptr();
@@ -205,7 +261,22 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
         p.mask_batch_stride = attn_mask->stride(0); p.mask_head_stride = attn_mask->stride(1);
         p.mask_row_stride = attn_mask->stride(2); p.mask_col_stride = attn_mask->stride(3);
     }
-    p.batch = B; p.heads_q = Hq; p.heads_kv = Hkv; p.len_q = L; p.len_k = S; p.head_dim = D;
+    p.batch = n_seq; p.heads_q = Hq; p.heads_kv = Hkv; p.len_q = Lg; p.len_k = Sg; p.head_dim = D;
+    if (paged) {
+        p.block_table = block_table->data_ptr<int32_t>();
+        p.block_table_stride = block_table->stride(0);
+        p.page_shift = page_shift;
+        p.k_page_stride = p.k_batch_stride;   // the pages' own stride; no batch term (BlockInfo)
+        p.v_page_stride = p.v_batch_stride;
+        p.k_batch_stride = p.v_batch_stride = 0;
+    }
+    if (packed) {
+        p.cu_seqlens_q = cu_seqlens_q->data_ptr<int32_t>();
+        p.cu_seqlens_k = cu_seqlens_k->data_ptr<int32_t>();
+        p.total_q = static_cast<int>(L);
+        p.total_k = static_cast<int>(S);
+        p.q_batch_stride = p.k_batch_stride = p.v_batch_stride = p.o_batch_stride = 0;
+    }
     p.group = Hq / Hkv;
     p.scale = static_cast<float>(scale);
     p.scale_log2 = static_cast<float>(scale * 1.4426950408889634);

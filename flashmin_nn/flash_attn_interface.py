@@ -16,7 +16,8 @@ from torch import Tensor
 from ._checks import check_indexed_cache, check_qkv, describe, finite_scale, integer, not_a_bool
 from ._flash_options import (NO_WINDOW as _NO_WINDOW, check_cu_seqlens, check_dropout, check_kvcache_options,
                              flash_options, host_seqlens, check_leftpad, leftpad_shift, rotate)
-from .ops import NO_EXTRAS, attention_forward
+from ._paged import kvcache_paged
+from .ops import NO_EXTRAS, attention_forward, packed_attention
 
 _is_compiling = torch.compiler.is_compiling
 
@@ -125,6 +126,11 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
             q, k = rotate(q, k, k_cache, block_table, rotary_cos, rotary_sin, cache_seqlens, rotary_interleaved,
                           causal, window_size)
             rotary_cos = rotary_sin = None
+        if block_table is not None and cache_batch_idx is None and cache_leftpad is None:
+            res = kvcache_paged(q, k_cache, v_cache, k, v, cache_seqlens, block_table, softmax_scale, causal,
+                                window_size, softcap, alibi_slopes, check_lengths)
+            if res is not None:
+                return res if return_softmax_lse or return_lse else res[0]
         if block_table is not None or cache_batch_idx is not None:
             return _kvcache_indexed(q, k_cache, v_cache, k, v, cache_seqlens, cache_batch_idx, block_table,
                                     dict(softmax_scale=softmax_scale, causal=causal, window_size=window_size,
@@ -218,13 +224,15 @@ def flash_attn_varlen_func(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor
     sequence. causal is aligned bottom-right within each sequence. The other options as in
     flash_attn_func; block_table (paged keys) raises NotImplementedError.
 
-    Interim implementation, until a varlen kernel exists: the tokens are gathered into padded
-    (B, max_seqlen, H, D) copies (queries right-aligned, so that one causal offset serves every
-    sequence; keys cut per sequence by the op's per-batch key lengths), one call of the op runs every
-    sequence, and the rows are gathered back. So it costs copies of q, k, v and out padded to the
-    longest sequence, and compute over that padding; it reads nothing back to the host except for
-    check_lengths (flashmin, keyword-only: one read-back that checks cu_seqlens against the totals and
-    the max_seqlen arguments; skipped under torch.compile).
+    Where the kernel chosen for the call reads packed rows itself (the prefill kernels,
+    ops.PACKED_KERNELS: fp16/bf16 on CUDA), one call of the op runs every sequence in place, with no
+    copies. Otherwise (the CPU, fp32, the teaching kernel, a forced decode kernel) the tokens are
+    gathered into padded (B, max_seqlen, H, D) copies (queries right-aligned, so that one causal
+    offset serves every sequence; keys cut per sequence by the op's per-batch key lengths), one call
+    of the op runs every sequence, and the rows are gathered back: copies of q, k, v and out padded
+    to the longest sequence, and compute over that padding. Neither reads anything back to the host
+    except for check_lengths (flashmin, keyword-only: one read-back that checks cu_seqlens against
+    the totals and the max_seqlen arguments; skipped under torch.compile).
 
     Returns out (total_q, Hq, D) contiguous; with return_attn_probs (out, softmax_lse, S_dmask) with
     lse (Hq, total_q) float32 and S_dmask an empty tensor, as flash_attn returns them for dropout_p = 0.
@@ -273,6 +281,11 @@ def flash_attn_varlen_func(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor
     if check_lengths and not _is_compiling() and not _capturing(q):
         check_cu_seqlens(cu_seqlens_q, cu_seqlens_k, total_q, total_k, Lmax, Smax)
 
+    if B > 0 and total_q > 0 and Lmax > 0:
+        packed = packed_attention(q, k, v, cu_seqlens_q, cu_seqlens_k, Lmax, Smax, scale, causal, extras)
+        if packed is not None:
+            out, lse = packed
+            return (out, lse, q.new_empty((0,))) if return_attn_probs else out
     out = q.new_zeros((total_q, Hq, D))
     lse = torch.full((Hq, total_q), -math.inf, dtype=torch.float32, device=q.device)
     if B == 0 or total_q == 0 or Lmax == 0:
@@ -317,10 +330,11 @@ def _kvcache_indexed(q, k_cache, v_cache, k, v, cache_seqlens, cache_batch_idx, 
         if isinstance(t, Tensor) and t.device.type != "cpu":
             raise NotImplementedError(
                 f"{name}={describe(given)} on {t.device.type} tensors: "
-                + ("block_table (a paged KV cache)" if block_table is not None else
-                   "cache_batch_idx (cache rows chosen by index)")
-                + " is implemented for CPU tensors only so far (the CUDA kernels do not read pages or "
-                  "indexed cache rows yet)")
+                + ("block_table (a paged KV cache) is read in place on CUDA by the decode kernel only (up to 16 "
+                   "queries, fp16/bf16, head dim up to 128, power-of-two pages of 16 keys or more, kernel auto or "
+                   "decode); this call is implemented for CPU tensors only so far" if block_table is not None else
+                   "cache_batch_idx (cache rows chosen by index) is implemented for CPU tensors only so far (the "
+                   "CUDA kernels do not read indexed cache rows yet)"))
     if block_table is not None and cache_batch_idx is not None:
         raise ValueError(f"cache_batch_idx={describe(cache_batch_idx)} cannot be given with block_table="
                          f"{describe(block_table)} (as in flash_attn): block_table already chooses each row's pages")

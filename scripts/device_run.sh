@@ -15,6 +15,8 @@
 #     (scripts/tune.py once per ;-separated argument list)
 #   STAGES=smoke  (scripts/smoke.py: every CUDA kernel against float64 on awkward shapes)
 #   STAGES=options  (scripts/bench_options.py: the window, softcap, ALiBi and sinks against plain)
+#   STAGES=varlen  (scripts/bench_varlen.py: packed sequences in place, padded, and SDPA's padded batch)
+#   STAGES=paged  (scripts/bench_paged.py: decode over 16- and 256-key pages against a contiguous cache)
 #   PYTEST_TIMEOUT=300 (s): the test stage is interrupted (SIGINT) after it, so pytest still
 #     prints its summary and the slowest tests; PYTEST_WORKERS=15 (pytest-xdist -n, 0: none)
 #
@@ -95,7 +97,7 @@ if has sanitize; then
                 k=${spec%%:*}; sym=${spec#*:}; log="$LOGS/sanitize-racecheck-$sym.log"
                 echo "=== sanitize: racecheck --kernel-name kns=$sym scripts/sanitize.py --kernels $k ${RACECHECK_ARGS---quick}"
                 ( PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout ${RACECHECK_TIMEOUT:-400} "$CS" --tool racecheck --error-exitcode 1 \
-                    --kernel-name kns=$sym ${SANITIZER_ARGS:-} $PY scripts/sanitize.py --kernels $k --parts prefill,decode \
+                    --kernel-name kns=$sym ${SANITIZER_ARGS:-} $PY scripts/sanitize.py --kernels $k --parts prefill,decode,varlen,paged \
                     --progress ${RACECHECK_ARGS---quick} > "$log" 2>&1
                   echo "rc=$?" >> "$log" ) &
                 pids+=($!); logs+=("$log")
@@ -144,6 +146,18 @@ if has options; then
     tail -3 "$LOGS/options.err"
 fi
 
+if has varlen; then
+    echo "=== varlen: scripts/bench_varlen.py ${VARLEN_ARGS:-}"
+    $PY scripts/bench_varlen.py ${VARLEN_ARGS:-} 2> "$LOGS/varlen.err" | tee "$OUT/varlen.txt"
+    tail -3 "$LOGS/varlen.err"
+fi
+
+if has paged; then
+    echo "=== paged: scripts/bench_paged.py ${PAGED_ARGS:-}"
+    $PY scripts/bench_paged.py ${PAGED_ARGS:-} 2> "$LOGS/paged.err" | tee "$OUT/paged.txt"
+    tail -3 "$LOGS/paged.err"
+fi
+
 if has smoke; then
     echo "=== smoke: every CUDA kernel against float64 on awkward shapes"
     $PY scripts/smoke.py 2>&1 | tee "$OUT/smoke.txt"
@@ -156,6 +170,8 @@ printf '%s\n' "${summary[@]}" > "$OUT/summary.txt"
 [ -f "$OUT/bench.txt" ] && tail -n 60 "$OUT/bench.txt"
 [ -f "$OUT/gpt2.txt" ] && tail -n 20 "$OUT/gpt2.txt"
 [ -f "$OUT/options.txt" ] && tail -n 40 "$OUT/options.txt"
+[ -f "$OUT/varlen.txt" ] && tail -n 12 "$OUT/varlen.txt"
+[ -f "$OUT/paged.txt" ] && tail -n 16 "$OUT/paged.txt"
 [ -f "$OUT/smoke.txt" ] && tail -n 30 "$OUT/smoke.txt"
 [ -f "$OUT/tune.txt" ] && cat "$OUT/tune.txt"
 exit 0

@@ -13,7 +13,10 @@ forced with use_kernel over:
     without GQA, a full grid over 32k keys (8 splits), and flash_attn_with_kvcache with
     per-batch cache lengths;
   - flash_attn's options (a local window, softcap, ALiBi, attention sinks) in prefill shapes, with
-    a bool mask, and over split and unsplit decode caches.
+    a bool mask, and over split and unsplit decode caches;
+  - packed sequences (flash_attn_varlen_func, read in place by the prefill kernels; --parts varlen)
+    and paged caches of 16- and 256-key pages (flash_attn_with_kvcache with block_table, read in
+    place by the decode kernel; --parts paged).
 A kernel that refuses a case is skipped for it (counted). Outputs are only checked to be finite:
 correctness is tests/ and scripts/smoke.py; this looks for out-of-bounds accesses, shared-memory
 races and barrier misuse. Run with PYTORCH_NO_CUDA_MEMORY_CACHING=1 (device_run.sh does), so that
@@ -87,6 +90,41 @@ def decode_cases(quick=False):
                                                  skip=("minimal",))
 
 
+def varlen_cases(quick=False):
+    """Packed sequences with lengths 1, 17, 97 (and 1000), causal or not, GQA, head dims 64 / 128 / 256."""
+    lens = (1, 17, 97) if quick else (1, 17, 97, 1000)
+    for D, causal in itertools.product((64, 128, 256), (False, True)):
+        yield f"varlen lengths {lens} D={D} causal={int(causal)}", dict(varlen=(lens, lens[::-1]), heads=(4, 2), D=D,
+                                                                        causal=causal, skip=("minimal", "decode"))
+
+
+def paged_cases(quick=False):
+    """Paged caches (16- and 256-key pages, shuffled), ragged lengths, 1 and 7 queries, GQA packed."""
+    for P, q_len, D in itertools.product((16, 256), (1, 7), HEAD_DIMS):
+        yield f"paged P={P} q_len={q_len} D={D}", dict(paged=P, q_len=q_len, D=D, lens=(1, 17, 1000) if quick else (1, 1000, 33000),
+                                                       skip=("minimal", "prefill", "prefill_sm90"))
+
+
+def run_varlen(spec, dev):
+    (lq, lk), (hq, hkv), D = spec["varlen"], spec["heads"], spec["D"]
+    cu = lambda ls: torch.tensor([0, *itertools.accumulate(ls)], dtype=torch.int32, device=dev)
+    q = torch.randn(sum(lq), hq, D, device=dev, dtype=torch.bfloat16)
+    k, v = (torch.randn(sum(lk), hkv, D, device=dev, dtype=torch.bfloat16) for _ in range(2))
+    return fm.flash_attn_varlen_func(q, k, v, cu(lq), cu(lk), max(lq), max(lk), causal=spec["causal"])
+
+
+def run_paged(spec, dev):
+    P, q_len, D, lens = spec["paged"], spec["q_len"], spec["D"], spec["lens"]
+    B, hq, hkv = len(lens), 8, 2
+    per_row = (max(lens) + q_len + P - 1) // P
+    k_cache, v_cache = (torch.randn(B * per_row + 3, P, hkv, D, device=dev, dtype=torch.float16) for _ in range(2))
+    table = torch.randperm(B * per_row + 3, device=dev)[:B * per_row].to(torch.int32).view(B, per_row)
+    q = torch.randn(B, q_len, hq, D, device=dev, dtype=torch.float16)
+    k_new, v_new = (torch.randn(B, q_len, hkv, D, device=dev, dtype=torch.float16) for _ in range(2))
+    seqlens = torch.tensor(lens, dtype=torch.int32, device=dev)
+    return fm.flash_attn_with_kvcache(q, k_cache, v_cache, k_new, v_new, cache_seqlens=seqlens, block_table=table, causal=True)
+
+
 def make(spec, dev):
     B, hq, hkv, L, S, D = spec["shape"]
     dt = spec["dtype"]
@@ -121,14 +159,20 @@ def run_case(name, label, spec, dev, stats, progress=False):
         return
     if progress:
         print(f"  {name} {label}", flush=True)
-    q, k, v, mask, causal, gqa = make(spec, dev)
-    why = refusal(name, q, k, v, mask)
-    if why is not None:
-        stats["refused"] += 1
-        return
+    if "varlen" in spec or "paged" in spec:
+        q = k = v = mask = None
+    else:
+        q, k, v, mask, causal, gqa = make(spec, dev)
+        if refusal(name, q, k, v, mask) is not None:
+            stats["refused"] += 1
+            return
     try:
         with fm.use_kernel(name):
-            if spec.get("opts"):
+            if "varlen" in spec:
+                out = run_varlen(spec, dev)
+            elif "paged" in spec:
+                out = run_paged(spec, dev)
+            elif spec.get("opts"):
                 out = fm.attention(q, k, v, attn_mask=mask, is_causal=causal, causal_offset=k.shape[2] - q.shape[2],
                                    **options(spec["opts"], q.shape[1], dev))
             else:
@@ -171,7 +215,7 @@ def kvcache_case(dev, stats):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kernels", default=None, help="comma list (default: every CUDA kernel of the build)")
-    ap.add_argument("--parts", default="prefill,decode,kvcache")
+    ap.add_argument("--parts", default="prefill,decode,varlen,paged,kvcache")
     ap.add_argument("--quick", action="store_true",
                     help="for racecheck, which is slow: lengths 1, 17, 97 (no 1000) and 4099-key caches only "
                          "(split and unsplit, no 33000-key or full-grid cases)")
@@ -185,7 +229,8 @@ def main():
     names = args.kernels.split(",") if args.kernels else kernel_names()
     parts = args.parts.split(",")
     lengths = tuple(n for n in LENGTHS if n < 1000) if args.quick else LENGTHS
-    cases = [*(prefill_cases(lengths) if "prefill" in parts else ()), *(decode_cases(args.quick) if "decode" in parts else ())]
+    cases = [*(prefill_cases(lengths) if "prefill" in parts else ()), *(decode_cases(args.quick) if "decode" in parts else ()),
+             *(varlen_cases(args.quick) if "varlen" in parts else ()), *(paged_cases(args.quick) if "paged" in parts else ())]
     total = {"ran": 0, "refused": 0, "failed": 0}
     t0 = time.perf_counter()
     for name in names:

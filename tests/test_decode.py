@@ -148,16 +148,21 @@ def expected_rows(q, k_cache, v_cache, totals, causal, scale=None, with_torch=Tr
 
 def check_kvcache(*, device, dtype, kernel, B, Hkv, group, D, Lq, seqlens, n_new, causal, S_max,
                   garbage="big", seqlens_dtype=torch.int32, scale=None, mag=2.0, cache_storage="bshd",
-                  what=""):
+                  page=None, what=""):
     """Build a KV-cache decode case, run flash_attn_with_kvcache under use_kernel(kernel), check
     the output and lse against the per-row float64 reference and the cache against an independent
     copy with the new keys written in.
 
     seqlens: per-row cache_seqlens (keys already in the cache); row b attends to seqlens[b] + n_new
     keys. cache_storage "bhsd": the caches are (B, Hkv, S_max, D) tensors (Hugging Face layout)
-    passed as (B, S_max, Hkv, D) views: the write must land in that storage.
+    passed as (B, S_max, Hkv, D) views: the write must land in that storage. page=P: the same
+    cache (S_max rounded up to whole pages) scattered in pages of P keys over a shuffled pool with
+    spare pages of garbage, read through block_table; the pool after the call must equal the
+    expected cache mapped back through the table, the spare pages untouched.
     """
     Hq = Hkv * group
+    if page:
+        S_max = -(-S_max // page) * page
     assert len(seqlens) == B and all(0 <= s <= S_max - n_new for s in seqlens)
     q = rnd(B, Lq, Hq, D, dtype=dtype, device=device, scale=mag)                 # (B, Lq, Hq, D)
     if cache_storage == "bhsd":
@@ -182,9 +187,25 @@ def check_kvcache(*, device, dtype, kernel, B, Hkv, group, D, Lq, seqlens, n_new
     cache_seqlens = torch.tensor(seqlens, dtype=seqlens_dtype, device=device)
     ptrs = (k_cache.data_ptr(), v_cache.data_ptr())
 
+    table = None
+    if page:   # the pool: row b's j-th page at table[b, j], two spare pages of garbage never read
+        M = S_max // page
+        n_pages = B * M + 2
+        table = torch.randperm(n_pages, device=device)[:B * M].view(B, M).to(torch.int32)
+        pool_k = rnd(n_pages, page, Hkv, D, dtype=dtype, device=device, scale=8.0)
+        pool_v = rnd(n_pages, page, Hkv, D, dtype=dtype, device=device) + 100
+        pool_k[table.long()] = k_cache.view(B, M, page, Hkv, D)
+        pool_v[table.long()] = v_cache.view(B, M, page, Hkv, D)
+        exp_pool_k, exp_pool_v = pool_k.clone(), pool_v.clone()
+        exp_pool_k[table.long()] = exp_k.view(B, M, page, Hkv, D)
+        exp_pool_v[table.long()] = exp_v.view(B, M, page, Hkv, D)
+        k_cache, v_cache, exp_k, exp_v = pool_k, pool_v, exp_pool_k, exp_pool_v
+        ptrs = (k_cache.data_ptr(), v_cache.data_ptr())
+
     def fn():
         return flashmin_nn.flash_attn_with_kvcache(q, k_cache, v_cache, k_new, v_new, cache_seqlens=cache_seqlens,
-                                                   softmax_scale=scale, causal=causal, return_lse=True)
+                                                   block_table=table, softmax_scale=scale, causal=causal,
+                                                   return_lse=True)
 
     with flashmin_nn.use_kernel(kernel):
         out, lse = run_poisoned(fn)
@@ -201,6 +222,9 @@ def check_kvcache(*, device, dtype, kernel, B, Hkv, group, D, Lq, seqlens, n_new
     # the output
     assert out.shape == (B, Lq, Hq, D) and out.dtype == dtype and out.device == q.device, what
     assert lse.shape == (B, Hq, Lq) and lse.dtype == torch.float32, what
+    if page:   # the expected cache back in (B, S_max, Hkv, D) rows for the reference
+        exp_k = exp_k[table.long()].reshape(B, S_max, Hkv, D)
+        exp_v = exp_v[table.long()].reshape(B, S_max, Hkv, D)
     ref, ref_lse, dead, tout = expected_rows(q, exp_k, exp_v, totals, causal, scale)
     assert_attention_close(out.transpose(1, 2), ref, dead, torch_out=tout, dtype=dtype, what=what)
     assert_lse_close(lse, ref_lse, dead, dtype=dtype, what=what)
@@ -228,6 +252,15 @@ def test_kvcache_cpu(Lq, causal, group, n_new):
     check_kvcache(device="cpu", dtype=torch.float32, kernel="auto", B=4, Hkv=2, group=group, D=16, Lq=Lq,
                   seqlens=_cpu_seqlens(4, n), n_new=n, causal=causal, S_max=CPU_S_MAX,
                   seqlens_dtype=torch.int64 if group == 4 else torch.int32)
+
+
+@pytest.mark.parametrize("page", [4, 16])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("Lq", [1, 7])
+def test_kvcache_cpu_paged(Lq, causal, page):
+    """The check of the paged grid (CUDA, below) on the reference path: pages over a shuffled pool."""
+    check_kvcache(device="cpu", dtype=torch.float32, kernel="auto", B=4, Hkv=2, group=4, D=16, Lq=Lq,
+                  seqlens=_cpu_seqlens(4, Lq), n_new=Lq, causal=causal, S_max=CPU_S_MAX, page=page)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64], ids=_ids)
@@ -474,6 +507,22 @@ def _run_grid_case(dtype, D, q_len, kv_len, group, mode, kernel, Hkv=2):
 @pytest.mark.parametrize("q_len", [1, 2, 7, 16])
 def test_decode_grid_fp16_d128(q_len, kv_len, group, mode, kernel):
     _run_grid_case(FP16, 128, q_len, kv_len, group, mode, kernel)
+
+
+@needs_cuda
+@pytest.mark.parametrize("page", [16, 256])
+@pytest.mark.parametrize("mode", ["plain", "causal_append"])
+@pytest.mark.parametrize("group", [1, 4, 8])
+@pytest.mark.parametrize("kv_len", [1, 17, 1000, 4097, 65536])
+@pytest.mark.parametrize("q_len", [1, 2, 7, 16])
+def test_decode_grid_paged_fp16_d128(q_len, kv_len, group, mode, page):
+    """The grid above over a paged cache (block_table), read in place by the decode kernel (auto)."""
+    _require_decode("decode")
+    causal, append = MODES[mode]
+    n_new = q_len if append else 0
+    seqlens = _ragged(kv_len, n_new)
+    check_kvcache(device=DEV, dtype=FP16, kernel="auto", B=3, Hkv=2, group=group, D=128, Lq=q_len, seqlens=seqlens,
+                  n_new=n_new, causal=causal, S_max=max(seqlens) + n_new + PAD, page=page)
 
 
 # the other dtype and head dim on a thinner slice: (dtype, D, q_len, kv_len, group)

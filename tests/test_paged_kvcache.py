@@ -6,8 +6,9 @@ a random order, with spare pages and unused block-table entries holding values t
 read. Expected: the float64 reference over the contiguous cache (helpers.kvcache_expected), the
 plain contiguous call bit for bit, and the pool after the call equal to the contiguous cache's
 expected state mapped back through the table (spare pages unchanged).
-CUDA tensors raise NotImplementedError naming the parameter (checked with meta tensors, which take
-the same path, and on a GPU where there is one).
+Calls the CUDA decode kernel does not read in place raise NotImplementedError naming the parameter
+(checked with meta tensors, which take the same path, and on a GPU where there is one); the ones it
+reads are tests/test_paged_cuda.py's.
 """
 import pytest
 import torch
@@ -200,7 +201,7 @@ def test_non_cpu_tensors_raise_not_implemented_naming_the_parameter():
     q = torch.empty(2, 1, 2, 8, device="meta")
     kp = torch.empty(4, 16, 2, 8, device="meta")
     table = torch.zeros(2, 2, dtype=torch.int32, device="meta")
-    with pytest.raises(NotImplementedError, match=r"block_table \(a paged KV cache\) is implemented for CPU tensors only"):
+    with pytest.raises(NotImplementedError, match=r"block_table \(a paged KV cache\).*CPU tensors only"):
         f(q, kp, kp, cache_seqlens=3, block_table=table)
     with pytest.raises(NotImplementedError, match=r"cache_batch_idx.*CPU tensors only"):
         f(q, kp, kp, cache_seqlens=3, cache_batch_idx=torch.zeros(2, dtype=torch.int32, device="meta"))
@@ -209,11 +210,11 @@ def test_non_cpu_tensors_raise_not_implemented_naming_the_parameter():
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_tensors_raise_not_implemented_naming_the_parameter():
-    q = torch.randn(2, 1, 2, 64, device="cuda", dtype=torch.float16)
+    q = torch.randn(2, 17, 2, 64, device="cuda", dtype=torch.float16)   # 17 queries: past the decode kernel
     kp = torch.randn(4, 256, 2, 64, device="cuda", dtype=torch.float16)
     before = kp.clone()
     table = torch.arange(4, dtype=torch.int32, device="cuda").view(2, 2)
-    kn = torch.randn(2, 1, 2, 64, device="cuda", dtype=torch.float16)
+    kn = torch.randn(2, 17, 2, 64, device="cuda", dtype=torch.float16)
     with pytest.raises(NotImplementedError, match=r"block_table.*CPU tensors only"):
         f(q, kp, kp, kn, kn, cache_seqlens=3, block_table=table)
     with pytest.raises(NotImplementedError, match=r"cache_batch_idx.*CPU tensors only"):

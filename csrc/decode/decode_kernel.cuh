@@ -92,9 +92,47 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     const T* gV = blk.v<T>(p);
 
     const uint64_t policy = l2_policy(p.kv_evict_first);
+    // A paged cache: the tile's rows from their pages. Pages of 32 keys or more hold the whole
+    // 32-key tile (tiles start at multiples of 32, pages are powers of two): one lookup, and the
+    // page's base shifted back by the keys of the pages before it, so that the usual row index j
+    // addresses row j % page_size. Pages of 16: two half tiles, one lookup each; a half wholly past
+    // the row's keys is not looked up (its entry of block_table may not exist).
+    auto load_paged = [&](T* slot, int j0) {
+        const int32_t* pages = p.block_table + b * p.block_table_stride;
+        const int mask = (1 << p.page_shift) - 1;
+        auto base = [&](const T* g, int64_t page_stride, int64_t row_stride, int j) {
+            return g + static_cast<int64_t>(pages[j >> p.page_shift]) * page_stride - static_cast<int64_t>(j & ~mask) * row_stride;
+        };
+        if (mask + 1 >= Tr::kWarpN) {
+            load_tile<Tr, Tr::kWarpN, true, 32>(slot, base(gK, p.k_page_stride, p.k_row_stride, j0), p.k_row_stride, j0, N, p.head_dim, policy);
+            load_tile<Tr, Tr::kWarpN, true, 32>(slot + Tr::kTile, base(gV, p.v_page_stride, p.v_row_stride, j0), p.v_row_stride, j0, N,
+                                                p.head_dim, policy);
+        } else {
+#pragma unroll
+            for (int half = 0; half < 2; ++half) {
+                const int j = j0 + half * (Tr::kWarpN / 2);
+                T* dst = slot + half * (Tr::kWarpN / 2) * Tr::kHeadDim;   // swizzled rows of kHeadDim elements
+                if (j >= N) {   // zero rows, as load_tile writes past len
+                    load_tile<Tr, Tr::kWarpN / 2, true, 32>(dst, gK, p.k_row_stride, j, N, p.head_dim, policy);
+                    load_tile<Tr, Tr::kWarpN / 2, true, 32>(dst + Tr::kTile, gV, p.v_row_stride, j, N, p.head_dim, policy);
+                    continue;
+                }
+                load_tile<Tr, Tr::kWarpN / 2, true, 32>(dst, base(gK, p.k_page_stride, p.k_row_stride, j), p.k_row_stride, j, N,
+                                                        p.head_dim, policy);
+                load_tile<Tr, Tr::kWarpN / 2, true, 32>(dst + Tr::kTile, base(gV, p.v_page_stride, p.v_row_stride, j), p.v_row_stride,
+                                                        j, N, p.head_dim, policy);
+            }
+        }
+    };
     auto load = [&](int i) {   // tile i of this warp into slot i % kStages
         const int j0 = (first + i * t_step) * Tr::kWarpN;
         T* slot = ring + (i % Tr::kStages) * 2 * Tr::kTile;
+        if constexpr (kGeneral) {
+            if (p.block_table != nullptr) {   // a paged cache (general path only)
+                load_paged(slot, j0);
+                return;
+            }
+        }
         load_tile<Tr, Tr::kWarpN, true, 32>(slot, gK, p.k_row_stride, j0, N, p.head_dim, policy);
         load_tile<Tr, Tr::kWarpN, true, 32>(slot + Tr::kTile, gV, p.v_row_stride, j0, N, p.head_dim, policy);
     };

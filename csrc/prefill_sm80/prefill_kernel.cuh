@@ -54,6 +54,8 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
     const int warp_row0 = warp * Tr::kMT * 16;   // first row of this warp within the block
 
     const BlockInfo blk(p, b, h);
+    if (row0 >= blk.len_q) return;   // packed sequences: this sequence is shorter than the grid's
+    const int len_q = blk.len_q;
     const KeyRange keys = blk.keys(p);
     const int N = keys.len_k, offset = keys.causal_offset;
     // Key tiles [t_begin, t_end) of this block: those above the causal diagonal and those wholly
@@ -66,7 +68,7 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
     const T* gK = blk.k<T>(p);
     const T* gV = blk.v<T>(p);
 
-    load_tile<Tr, Tr::kBlockM, false, Tr::kThreads>(sQ, gQ, p.q_row_stride, row0, p.len_q, p.head_dim);
+    load_tile<Tr, Tr::kBlockM, false, Tr::kThreads>(sQ, gQ, p.q_row_stride, row0, len_q, p.head_dim);
     if (t_begin < t_end) {
         const int j_first = t_begin * Tr::kBlockN;
         load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV, Tr::kThreads>(sK, gK, p.k_row_stride, j_first, N, p.head_dim);
@@ -210,7 +212,7 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
             for (int dt = 0; dt < Tr::kDT; ++dt)
                 *reinterpret_cast<uint32_t*>(&sQ[r * Tr::kStride + dt * 8 + (lane % 4) * 2]) =
                     pack2<T>(o[mt][dt][2 * hf] * inv, o[mt][dt][2 * hf + 1] * inv);
-            if (lane % 4 == 0 && row0 + r < p.len_q) gL[row0 + r] = end.lse;
+            if (lane % 4 == 0 && row0 + r < len_q) gL[row0 + r] = end.lse;
         }
     }
     __syncwarp();
@@ -218,7 +220,7 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
 #pragma unroll
     for (int idx = lane; idx < Tr::kMT * 16 * kChunks; idx += 32) {
         const int r = warp_row0 + idx / kChunks, c = idx % kChunks;
-        if (row0 + r < p.len_q && c * 8 < p.head_dim)
+        if (row0 + r < len_q && c * 8 < p.head_dim)
             *reinterpret_cast<uint4*>(&gO[(row0 + r) * p.o_row_stride + c * 8]) =
                 *reinterpret_cast<const uint4*>(&sQ[r * Tr::kStride + c * 8]);
     }

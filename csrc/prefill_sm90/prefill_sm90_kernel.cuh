@@ -121,6 +121,10 @@ struct TileInfo {
     int m_block, h, b;
     KeyRange keys;          // this batch row's key count and the limits of its rows (KeyRange)
     int t_begin, t_end;     // the K/V tiles to read: [t_begin, t_end)
+    // The tensor-map coordinates of the tile's first query row and of key 0, and the batch
+    // coordinate (packed sequences: rows of one batch row, BlockInfo's q_start / k_start).
+    int q_row0, k_row0, map_b;
+    int len_q;              // this batch row's queries
 };
 
 template <int kBlockM, int kBlockN, bool kGeneral>
@@ -135,9 +139,15 @@ __device__ __forceinline__ TileInfo tile_info(const AttnParams& p, int tile, boo
     ti.m_block = num_m - 1 - m_idx;
     ti.h = bh_idx % p.heads_q;
     ti.b = bh_idx / p.heads_q;
-    ti.keys = BlockInfo(p, ti.b, ti.h).keys(p);
+    const BlockInfo bi(p, ti.b, ti.h);
+    ti.keys = bi.keys(p);
+    ti.len_q = bi.len_q;
+    ti.q_row0 = bi.q_start + ti.m_block * kBlockM;
+    ti.k_row0 = bi.k_start;
+    ti.map_b = p.cu_seqlens_q ? 0 : ti.b;
     ti.t_end = (ti.keys.end(p, ti.m_block * kBlockM, kBlockM) + kBlockN - 1) / kBlockN;
     ti.t_begin = min(ti.t_end, ti.keys.begin(p, ti.m_block * kBlockM) / kBlockN);
+    if (ti.m_block * kBlockM >= ti.len_q) ti.t_begin = ti.t_end;   // packed: past this sequence's rows
     if constexpr (kGeneral) narrow_by_mask(p, ti.b, ti.h, ti.m_block * kBlockM, kBlockM, kBlockN, ti.t_begin, ti.t_end);
     return ti;
 }
@@ -199,7 +209,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                     mbar_arrive_expect_tx(bar_q + q, Tr::kQElems * 2);
 #pragma unroll
                     for (int c = 0; c < Tr::kPanels; ++c)
-                        tma_load_4d(sQ + q * Tr::kQElems + c * kBlockM * 64, &maps.q, bar_q + q, c * 64, ti.m_block * kBlockM, ti.h, ti.b);
+                        tma_load_4d(sQ + q * Tr::kQElems + c * kBlockM * 64, &maps.q, bar_q + q, c * 64, ti.q_row0, ti.h, ti.map_b);
                 };
                 if (ti.t_begin == ti.t_end) load_q();
                 for (int t = ti.t_begin; t < ti.t_end; ++t, ++it) {
@@ -209,13 +219,13 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                     mbar_arrive_expect_tx(bar_k + s, Tr::kKVBytes);
 #pragma unroll
                     for (int c = 0; c < Tr::kPanels; ++c)
-                        tma_load_4d(sK + s * Tr::kKVElems + c * kBlockN * 64, &maps.k, bar_k + s, c * 64, t * kBlockN, hk, ti.b);
+                        tma_load_4d(sK + s * Tr::kKVElems + c * kBlockN * 64, &maps.k, bar_k + s, c * 64, ti.k_row0 + t * kBlockN, hk, ti.map_b);
                     if (t == ti.t_begin) load_q();
                     if (it >= kStages) mbar_wait(bar_v_free + s, phase ^ 1);
                     mbar_arrive_expect_tx(bar_v + s, Tr::kKVBytes);
 #pragma unroll
                     for (int c = 0; c < Tr::kPanels; ++c)
-                        tma_load_4d(sV + s * Tr::kKVElems + c * kBlockN * 64, &maps.v, bar_v + s, c * 64, t * kBlockN, hk, ti.b);
+                        tma_load_4d(sV + s * Tr::kKVElems + c * kBlockN * 64, &maps.v, bar_v + s, c * 64, ti.k_row0 + t * kBlockN, hk, ti.map_b);
                 }
                 ++k;
             }
@@ -264,13 +274,12 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         // O += P V of one ring slot, issued: k-step kk reads keys 16 kk ..; V is MN-major (head dim
         // contiguous): 8 keys are 1024 bytes apart (sbo), 64-column panels kBlockN * 128 (lbo).
         // Per-batch key lengths: rows N .. len_k of the last tile hold whatever the cache holds
-        // (possibly NaN, and 0 * NaN is NaN in P V): the first consumer zeroes them first.
-        // Per-batch key lengths: rows N .. len_k of the last tile hold whatever the cache holds
         // (possibly NaN, and 0 * NaN is NaN in P V): the first consumer zeroes them first (every
-        // consumer meets at the barrier).
+        // consumer meets at the barrier). Packed sequences: the next sequence's rows, or whatever
+        // follows the last one.
         auto zero_v_tail = [&](int slot, int j0, int N) {
             T* v_tile = sV + slot * Tr::kKVElems;
-            if (N < p.len_k && j0 + kBlockN > N) {
+            if ((N < p.len_k || p.cu_seqlens_q != nullptr) && j0 + kBlockN > N) {
                 if (cw == 0) {
                     const int r_first = max(0, N - j0);
                     const int chunks = (kBlockN - r_first) * 8;   // 16-byte chunks of one panel's rows
@@ -412,7 +421,9 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             // no key: l = 0, O = 0, lse = the sink or -inf). Two Q slots: into this
             // warpgroup's rows of the slot with the 128-byte swizzle (chunk c of row r at c ^ (r % 8)),
             // then one bulk store per panel (only this warpgroup read those rows, and its last wgmma
-            // has completed). One slot: straight from the registers, 16 bytes per row per quad.
+            // has completed). One slot, or packed sequences (a bulk store's box would run into the
+            // next sequence's rows): straight from the registers, 16 bytes per row per quad.
+            const bool direct = Tr::kDirectO || p.cu_seqlens_q != nullptr;
             const BlockInfo bi(p, b, h);
             float* gL = p.lse + bi.lse_row0(p);
             T* gO = bi.o<T>(p);
@@ -425,12 +436,12 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 const float inv = end.o_scale;
                 const int r = warp * 16 + lane / 4 + hf * 8;   // row within this warpgroup's 64
                 const int row = wg_row0 + r;
-                if (lane % 4 == 0 && row < p.len_q) gL[row] = end.lse;
+                if (lane % 4 == 0 && row < ti.len_q) gL[row] = end.lse;
 #pragma unroll
                 for (int dt = 0; dt < Tr::kHeadDim / 8; ++dt) {
                     const uint32_t v = pack2<T>(o[dt][2 * hf] * inv, o[dt][2 * hf + 1] * inv);
-                    if constexpr (Tr::kDirectO) {
-                        if (row < p.len_q && dt * 8 < p.head_dim)
+                    if (direct) {
+                        if (row < ti.len_q && dt * 8 < p.head_dim)
                             *reinterpret_cast<uint32_t*>(gO + row * p.o_row_stride + dt * 8 + (lane % 4) * 2) = v;
                     } else {
                         const int panel = dt / 8, chunk = dt % 8;
@@ -439,14 +450,16 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 }
             }
             if constexpr (!Tr::kDirectO) {
-                fence_proxy_async();
-                named_sync(2 + cw, 128);
-                if (tid == 0) {
+                if (!direct) {
+                    fence_proxy_async();
+                    named_sync(2 + cw, 128);
+                    if (tid == 0) {
 #pragma unroll
-                    for (int c = 0; c < Tr::kPanels; ++c) tma_store_4d(&maps.o, sO + c * kBlockM * 128, c * 64, wg_row0, h, b);
-                    tma_store_commit();
+                        for (int c = 0; c < Tr::kPanels; ++c) tma_store_4d(&maps.o, sO + c * kBlockM * 128, c * 64, wg_row0, h, b);
+                        tma_store_commit();
+                    }
                 }
-                pending_slot = qs;
+                pending_slot = qs;   // released at the next tile's release_stored (no store: at once)
             }
             ++k;
         }
@@ -502,14 +515,17 @@ cudaError_t launch_prefill_sm90_config(const AttnParams& p, bool persistent, cud
 template <typename Tr>
 cudaError_t launch_prefill_sm90(const AttnParams& p, bool persistent, cudaStream_t stream) {
     TmaMaps maps;
+    // Packed sequences: the maps span every row of the one batch row (TileInfo's coordinates).
+    const bool packed = p.cu_seqlens_q != nullptr;
+    const int q_rows = packed ? p.total_q : p.len_q, k_rows = packed ? p.total_k : p.len_k, batch = packed ? 1 : p.batch;
     const bool ok =
-        make_tensor_map(&maps.q, p.q, p.dtype, p.head_dim, p.len_q, p.heads_q, p.batch, p.q_row_stride, p.q_head_stride,
+        make_tensor_map(&maps.q, p.q, p.dtype, p.head_dim, q_rows, p.heads_q, batch, p.q_row_stride, p.q_head_stride,
                         p.q_batch_stride, Tr::kBlockM) &&
-        make_tensor_map(&maps.k, p.k, p.dtype, p.head_dim, p.len_k, p.heads_kv, p.batch, p.k_row_stride, p.k_head_stride,
+        make_tensor_map(&maps.k, p.k, p.dtype, p.head_dim, k_rows, p.heads_kv, batch, p.k_row_stride, p.k_head_stride,
                         p.k_batch_stride, Tr::kBlockN) &&
-        make_tensor_map(&maps.v, p.v, p.dtype, p.head_dim, p.len_k, p.heads_kv, p.batch, p.v_row_stride, p.v_head_stride,
+        make_tensor_map(&maps.v, p.v, p.dtype, p.head_dim, k_rows, p.heads_kv, batch, p.v_row_stride, p.v_head_stride,
                         p.v_batch_stride, Tr::kBlockN) &&
-        make_tensor_map(&maps.o, p.o, p.dtype, p.head_dim, p.len_q, p.heads_q, p.batch, p.o_row_stride, p.o_head_stride,
+        make_tensor_map(&maps.o, p.o, p.dtype, p.head_dim, q_rows, p.heads_q, batch, p.o_row_stride, p.o_head_stride,
                         p.o_batch_stride, 64);
     if (!ok) return cudaErrorInvalidValue;
     return DTYPE_SWITCH(p.dtype, T, [&] {

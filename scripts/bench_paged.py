@@ -1,0 +1,78 @@
+"""Paged KV caches: flash_attn_with_kvcache with block_table, read in place by the decode kernel,
+against the same call on a contiguous cache, same run.
+
+    python scripts/bench_paged.py [--dtype fp16|bf16] [--quick]
+
+One query token per batch row (decode), causal, every cache full to L keys (cache_seqlens = L, no
+new keys appended, so only the attention is timed). The paged cache holds the same keys in pages
+of P keys, shuffled over a pool (the page order of a server's allocator after some traffic).
+Columns: the median time of each (flashmin_nn.bench.timing, the L2 flushed before every call),
+the bytes of K and V read per second, and contiguous / paged (above 1: the paged call is faster).
+Every paged result is checked against the contiguous one (max abs difference).
+"""
+import argparse
+import sys
+
+import torch
+
+import flashmin_nn as fm
+from flashmin_nn.bench.timing import log, make_timer
+
+K = 1024
+SHAPES = ((8, 32, 32, 128), (8, 12, 12, 64), (8, 32, 8, 128))   # B, Hq, Hkv, D: the bench's decode shapes
+PAGES = (16, 256)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dtype", choices=("fp16", "bf16"), default="fp16")
+    ap.add_argument("--lens", default="1024,4096,16384,65536")
+    ap.add_argument("--quick", action="store_true", help="shorter timing, lengths 4k and 16k")
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        print("bench_paged.py needs a CUDA device")
+        return 1
+    dt = torch.float16 if args.dtype == "fp16" else torch.bfloat16
+    lens = (4 * K, 16 * K) if args.quick else tuple(int(x) for x in args.lens.split(","))
+    timer, method = make_timer(torch.device("cuda"), 5 if args.quick else 25, 20 if args.quick else 100)
+    print(f"# flashmin paged KV cache, {torch.cuda.get_device_name()}, {args.dtype}, one query, causal; "
+          f"median ms ({method}), GB/s of K and V")
+    head = " | ".join(f"P={P} ms | P={P} GB/s | contiguous / P={P}" for P in PAGES)
+    print(f"| B, Hq/Hkv, D | L | contiguous ms | contiguous GB/s | {head} | max diff |")
+    print("|---|---:|---:|---:|" + "---:|" * (3 * len(PAGES)) + "---:|")
+    g = torch.Generator(device="cuda").manual_seed(0)
+    for B, Hq, Hkv, D in SHAPES:
+        for L in lens:
+            k_cache = torch.randn(B, L, Hkv, D, device="cuda", dtype=dt)
+            v_cache = torch.randn_like(k_cache)
+            q = torch.randn(B, 1, Hq, D, device="cuda", dtype=dt)
+            seqlens = torch.full((B,), L, dtype=torch.int32, device="cuda")
+            nbytes = 2 * k_cache.numel() * k_cache.element_size()
+            run = lambda kc, vc, bt: fm.flash_attn_with_kvcache(q, kc, vc, cache_seqlens=seqlens, block_table=bt,
+                                                                causal=True, check_lengths=False)
+            ref = run(k_cache, v_cache, None)
+            t_contig = timer(lambda: run(k_cache, v_cache, None))
+            cells, diff = [], 0.0
+            for P in PAGES:
+                n = B * L // P
+                order = torch.randperm(n, device="cuda", generator=g)   # logical page i -> pool page order[i]
+                k_pages = torch.empty(n, P, Hkv, D, device="cuda", dtype=dt)
+                v_pages = torch.empty_like(k_pages)
+                k_pages[order] = k_cache.reshape(n, P, Hkv, D)
+                v_pages[order] = v_cache.reshape(n, P, Hkv, D)
+                table = order.to(torch.int32).view(B, L // P).contiguous()   # row b's j-th page: b * L / P + j
+                out = run(k_pages, v_pages, table)
+                diff = max(diff, (out.float() - ref.float()).abs().max().item())
+                t = timer(lambda: run(k_pages, v_pages, table))
+                cells.append(f"{t:.4f} | {nbytes / t / 1e6:.0f} | {t_contig / t:.3f}x")
+                del k_pages, v_pages, table
+            print(f"| {B}, {Hq}/{Hkv}, {D} | {L} | {t_contig:.4f} | {nbytes / t_contig / 1e6:.0f} | {' | '.join(cells)} | "
+                  f"{diff:.1e} |", flush=True)
+            log(f"B={B} Hq={Hq} Hkv={Hkv} D={D} L={L} done")
+            del k_cache, v_cache
+            torch.cuda.empty_cache()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""flash_attn_with_kvcache over a paged cache read in place by the CUDA decode kernel.
+
+Cases as in tests/test_paged_kvcache.py (a contiguous cache's pages scattered over a pool in a
+random order; spare pages, the slots past each row's keys and the unused block-table entries hold
+values that must never be read, the entries pointing outside the pool). Expected: the float64
+reference over the contiguous cache (helpers.kvcache_expected), the pool after the call equal to
+the contiguous cache's expected state mapped back through the table, and the same numbers as the
+contiguous CUDA call (same kernel, same tiles: equal up to the order of the splits' merge).
+"""
+import pytest
+import torch
+
+import flashmin_nn
+from flashmin_nn import ops
+from helpers import assert_attention_close, assert_lse_close, kvcache_expected
+from test_paged_kvcache import _paged, _rows, _unpage
+
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+f = flashmin_nn.flash_attn_with_kvcache
+PAGES = {16: 9, 32: 5, 256: 3, 512: 2}          # page_block_size -> max_blocks_per_seq
+
+
+def _case(P, n_new, Lq, group, D, dtype=torch.float16, B=4, Hkv=2):
+    S = P * PAGES[P]
+    full = S - n_new
+    seqlens = [0, full, full // 2 + 1, 1][:B]
+    totals = [s + n_new for s in seqlens]
+    q = torch.randn(B, Lq, Hkv * group, D) * 2
+    kc, vc = _rows(B, S, Hkv, D, seqlens)
+    kn = vn = None
+    if n_new:
+        kn, vn = torch.randn(B, n_new, Hkv, D) * 2, torch.randn(B, n_new, Hkv, D)
+    kp, vp, table = _paged(kc, vc, P, totals)
+    cast = lambda t: None if t is None else t.to(dtype)
+    q, kc, vc, kn, vn, kp, vp = (cast(t) for t in (q, kc, vc, kn, vn, kp, vp))
+    return q, kc, vc, kn, vn, kp, vp, table, seqlens
+
+
+@pytest.mark.parametrize("D", [64, 128])
+@pytest.mark.parametrize("Lq", [1, 4, 16])
+@pytest.mark.parametrize("group", [1, 4])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("n_new", [0, 1])
+@pytest.mark.parametrize("P", sorted(PAGES))
+def test_paged_decode_in_place(P, n_new, causal, group, Lq, D):
+    q, kc, vc, kn, vn, kp, vp, table, seqlens = _case(P, n_new, Lq, group, D)
+    ekc, evc, ref, ref_lse, dead = kvcache_expected(q, kc, vc, kn, vn, seqlens, causal=causal)
+    exp_kp, exp_vp = _unpage(kp, vp, table, ekc, evc)
+    dev = lambda t: None if t is None else t.cuda()
+    qd, kpd, vpd, knd, vnd, td = (dev(t) for t in (q, kp, vp, kn, vn, table))
+    lens = torch.tensor(seqlens, dtype=torch.int32, device="cuda")
+    out, lse = f(qd, kpd, vpd, knd, vnd, cache_seqlens=lens, block_table=td, causal=causal, return_lse=True)
+    what = f"P={P} new={n_new} causal={causal} group={group} Lq={Lq} D={D}"
+    assert torch.equal(kpd.cpu(), exp_kp) and torch.equal(vpd.cpu(), exp_vp), f"{what}: pool differs from the expected write"
+    assert out.shape == q.shape and lse.shape == (q.size(0), q.size(2), Lq)
+    assert_attention_close(out.transpose(1, 2).cpu(), ref, dead, torch_out=None, dtype=torch.float16, what=what)
+    assert_lse_close(lse.cpu(), ref_lse, dead, dtype=torch.float16, what=what)
+    o2, l2 = f(qd, dev(kc), dev(vc), knd, vnd, cache_seqlens=lens, causal=causal, return_lse=True)
+    assert (out - o2).abs().max().item() <= 2e-3 * o2.abs().max().item(), f"{what}: differs from the contiguous call"
+
+
+@pytest.mark.parametrize("P", [16, 256])
+def test_paged_decode_options_and_long_cache(P):
+    """A long cache (split plan) with a window, softcap and ALiBi, against the contiguous call."""
+    B, Hkv, group, D = 2, 2, 4, 128
+    M = 40000 // P + 1
+    S = M * P
+    q = torch.randn(B, 1, Hkv * group, D, device="cuda", dtype=torch.float16)
+    kc = torch.randn(B, S, Hkv, D, device="cuda", dtype=torch.float16)
+    vc = torch.randn(B, S, Hkv, D, device="cuda", dtype=torch.float16)
+    perm = torch.randperm(B * M, device="cuda")
+    table = perm.view(B, M).to(torch.int32)
+    kp = torch.empty(B * M, P, Hkv, D, device="cuda", dtype=torch.float16)
+    vp = torch.empty_like(kp)
+    kp[table.long()] = kc.view(B, M, P, Hkv, D)
+    vp[table.long()] = vc.view(B, M, P, Hkv, D)
+    lens = torch.tensor([S - 5, 33000], dtype=torch.int32, device="cuda")
+    kw = dict(causal=True, window_size=(4096, 0), softcap=30.0,
+              alibi_slopes=torch.rand(Hkv * group, device="cuda") * 0.01, return_lse=True)
+    out, lse = f(q, kp, vp, cache_seqlens=lens, block_table=table, **kw)
+    o2, l2 = f(q, kc, vc, cache_seqlens=lens, **kw)
+    assert torch.isfinite(out).all()
+    assert (out - o2).abs().max().item() <= 2e-3 * o2.abs().max().item()
+    assert (lse - l2).abs().max().item() <= 1e-3
+
+
+def test_paged_decode_calls_the_op_once_with_the_pages(monkeypatch):
+    """auto: one op call on the pool itself (no gathered copy) with block_table."""
+    calls = []
+    real = ops._forward
+
+    def spy(q, k, v, *args, **kw):
+        calls.append((tuple(k.shape), args[-1] is not None and len(args[-1]) > 9 and args[-1][9] is not None))
+        return real(q, k, v, *args, **kw)
+
+    monkeypatch.setattr(ops, "_forward", spy)
+    q, kc, vc, kn, vn, kp, vp, table, seqlens = _case(16, 1, 1, 4, 64)
+    lens = torch.tensor(seqlens, dtype=torch.int32, device="cuda")
+    f(q.cuda(), kp.cuda(), vp.cuda(), kn.cuda(), vn.cuda(), cache_seqlens=lens, block_table=table.cuda(), causal=True)
+    N, P, Hkv, D = kp.shape
+    assert calls == [((N, Hkv, P, D), True)], calls
+
+
+def test_paged_decode_refuses_a_bad_table_entry():
+    q, kc, vc, kn, vn, kp, vp, table, seqlens = _case(32, 0, 1, 1, 64)
+    table[2, 0] = kp.size(0) + 7                                 # a page row 2 reads, outside the pool
+    lens = torch.tensor(seqlens, dtype=torch.int32, device="cuda")
+    with pytest.raises(ValueError, match=r"block_table\[2, 0\]=.* is not a page of k_cache"):
+        f(q.cuda(), kp.cuda(), vp.cuda(), cache_seqlens=lens, block_table=table.cuda())
