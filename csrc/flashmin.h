@@ -39,6 +39,12 @@ struct AttnParams {
     const int32_t* block_table;
     int64_t block_table_stride, k_page_stride, v_page_stride;
     int page_shift;
+    // flash_attn_with_kvcache's cache_batch_idx and cache_leftpad (null if not given): batch row b
+    // reads row kv_batch_idx[b] of k / v (kv_batch of them), and its keys start at row
+    // k_leftpad[b] (seqlens_k[b] of them from there).
+    const int32_t* kv_batch_idx;
+    const int32_t* k_leftpad;
+    int kv_batch;
 
     int64_t q_batch_stride, q_head_stride, q_row_stride;
     int64_t k_batch_stride, k_head_stride, k_row_stride;

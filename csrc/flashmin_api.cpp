@@ -113,12 +113,14 @@ const DeviceFacts& device_facts(int device) {
 // CUDA implementation of torch.ops.flashmin.attention_fwd (schema in flashmin_nn/ops.py):
 // (q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel, window_left,
 // window_right, softcap, alibi_slopes, sinks, cu_seqlens_q, cu_seqlens_k, max_seqlen_q,
-// max_seqlen_k) -> (out, lse). The options (a local window around the diagonal, logit
-// softcapping, ALiBi, attention sinks) are fused in every CUDA kernel; packed sequences
-// (cu_seqlens_*: q (1, Hq, total_q, D), k/v (1, Hkv, total_k, D), sequence b in rows
-// cu_seqlens[b] .. cu_seqlens[b + 1], the longest max_seqlen_q x max_seqlen_k; causal_offset is
-// that of a max_seqlen_q x max_seqlen_k sequence and moves with each one's lengths) run in the
-// prefill kernels; out rows past the last sequence are 0, their lse -inf.
+// max_seqlen_k, block_table, kv_batch_idx, k_leftpad) -> (out, lse). The options (a local window
+// around the diagonal, logit softcapping, ALiBi, attention sinks) are fused in every CUDA kernel;
+// packed sequences (cu_seqlens_*: q (1, Hq, total_q, D), k/v (1, Hkv, total_k, D), sequence b in
+// rows cu_seqlens[b] .. cu_seqlens[b + 1], the longest max_seqlen_q x max_seqlen_k; causal_offset
+// is that of a max_seqlen_q x max_seqlen_k sequence and moves with each one's lengths) run in the
+// prefill kernels; out rows past the last sequence are 0, their lse -inf. A paged cache
+// (block_table) runs in the decode and sm80 prefill kernels; kv_batch_idx and k_leftpad in every
+// kernel.
 // q: (B, Hq, L, D), k/v: (B, Hkv, S, D) with stride(-1) == 1; attn_mask: None or (B, Hq, L, S)
 // (broadcast dims may have stride 0). out: (B, Hq, L, D) laid out as (B, L, Hq, D); lse: (B, Hq, L) fp32.
 std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
@@ -128,7 +130,8 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
         int64_t window_left, int64_t window_right, double softcap,
         const c10::optional<at::Tensor>& alibi_slopes, const c10::optional<at::Tensor>& sinks,
         const c10::optional<at::Tensor>& cu_seqlens_q, const c10::optional<at::Tensor>& cu_seqlens_k,
-        int64_t max_seqlen_q, int64_t max_seqlen_k, const c10::optional<at::Tensor>& block_table) {
+        int64_t max_seqlen_q, int64_t max_seqlen_k, const c10::optional<at::Tensor>& block_table,
+        const c10::optional<at::Tensor>& kv_batch_idx, const c10::optional<at::Tensor>& k_leftpad) {
     const Kernel kernel = kernel_from_name(kernel_name);
     check_qkv(q, "q", q);
     check_qkv(k, "k", q);
@@ -137,7 +140,8 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
     const int64_t B = q.size(0), Hq = q.size(1), L = q.size(2), D = q.size(3);
     // A paged cache: k and v are (num_blocks, Hkv, page_size, D) views of the pages, block_table
     // int32 (B, max_blocks) names each batch row's pages; the row sees max_blocks * page_size keys
-    // (seqlens_k: its first seqlens_k[b]). Read by the decode kernel.
+    // (seqlens_k: its first seqlens_k[b]). Read by the decode kernel, and by the sm80 prefill
+    // kernel for longer queries (chunked prefill).
     const bool paged = block_table.has_value();
     int page_shift = 0;
     if (paged) {
@@ -150,14 +154,31 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
         while ((int64_t{1} << page_shift) < P) ++page_shift;
         TORCH_CHECK(P >= 16 && (int64_t{1} << page_shift) == P, "a paged cache in the CUDA kernels needs a power-of-two page size "
                     "of at least 16; got page_block_size=", txt(P));
-        TORCH_CHECK(kernel == Kernel::kDecode, "a paged cache runs in the decode kernel; got kernel='", std::string(kernel_name), "'");
+        TORCH_CHECK(kernel == Kernel::kDecode || kernel == Kernel::kPrefill,
+                    "a paged cache runs in the decode kernel or the sm80 prefill kernel ('prefill'); got kernel='",
+                    std::string(kernel_name), "'");
         TORCH_CHECK(!cu_seqlens_q.has_value(), "a paged cache takes no cu_seqlens");
     }
     const int64_t Hkv = k.size(1), S = paged ? block_table->size(1) * k.size(2) : k.size(2);
-    TORCH_CHECK(paged || k.size(0) == B, "k.size(0)=", txt(k.size(0)), " must equal q.size(0)=", txt(B));
+    // kv_batch_idx (flash_attn_with_kvcache's cache_batch_idx): batch row b reads row kv_batch_idx[b]
+    // of k and v, which may have any number of rows; k_leftpad (cache_leftpad): batch row b's keys
+    // start at its row k_leftpad[b], seqlens_k[b] of them. The values are the caller's to check
+    // (flash_attn_with_kvcache does, with check_lengths): reading them here would synchronise.
+    for (const c10::optional<at::Tensor>* o : {&kv_batch_idx, &k_leftpad}) {
+        if (!o->has_value()) continue;
+        const at::Tensor& t = **o;
+        const char* name = o == &kv_batch_idx ? "kv_batch_idx" : "k_leftpad";
+        TORCH_CHECK(t.device() == q.device() && t.scalar_type() == at::kInt && t.dim() == 1 && t.size(0) == B && t.is_contiguous(),
+                    name, " must be a contiguous int32 tensor of shape (B,)=(", txt(B), ",) on ", txt(q.device()), "; got shape ",
+                    txt(t.sizes()), ", dtype ", txt(t.scalar_type()), ", device ", txt(t.device()));
+        TORCH_CHECK(!paged && !cu_seqlens_q.has_value() && !cu_seqlens_k.has_value(), name, " takes no block_table and no cu_seqlens");
+    }
+    TORCH_CHECK(!k_leftpad.has_value() || seqlens_k.has_value(), "k_leftpad needs seqlens_k (the keys from each row's start)");
+    TORCH_CHECK(paged || kv_batch_idx.has_value() || k.size(0) == B, "k.size(0)=", txt(k.size(0)), " must equal q.size(0)=", txt(B));
+    TORCH_CHECK(k.size(0) >= 1 || !kv_batch_idx.has_value() || B == 0, "kv_batch_idx needs k and v with at least one row");
     TORCH_CHECK(k.size(3) == D, "k.size(-1)=", txt(k.size(3)), " must equal q.size(-1)=", txt(D));
     TORCH_CHECK(v.sizes() == k.sizes(), "v.shape=", txt(v.sizes()), " must equal k.shape=", txt(k.sizes()));
-    TORCH_CHECK(!paged || k.size(0) < (1LL << 31), "at most 2^31 - 1 pages; got k.size(0)=", txt(k.size(0)));
+    TORCH_CHECK(k.size(0) < (1LL << 31), "k.size(0)=", txt(k.size(0)), " must be below 2^31");
     TORCH_CHECK(Hkv > 0 && Hq % Hkv == 0, "q.size(1)=", txt(Hq), " must be a multiple of k.size(1)=", txt(Hkv));
     TORCH_CHECK(D >= 1 && D <= 256, "head dim q.size(-1)=", txt(D), " is not supported by the CUDA kernels (1..256)");
     TORCH_CHECK(B <= 65535 && Hq <= 65535, "B=", txt(B), " and Hq=", txt(Hq), " must each be at most 65535");
@@ -262,6 +283,9 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
         p.mask_row_stride = attn_mask->stride(2); p.mask_col_stride = attn_mask->stride(3);
     }
     p.batch = n_seq; p.heads_q = Hq; p.heads_kv = Hkv; p.len_q = Lg; p.len_k = Sg; p.head_dim = D;
+    p.kv_batch = paged ? static_cast<int>(B) : static_cast<int>(k.size(0));
+    if (kv_batch_idx.has_value()) p.kv_batch_idx = kv_batch_idx->data_ptr<int32_t>();
+    if (k_leftpad.has_value()) p.k_leftpad = k_leftpad->data_ptr<int32_t>();
     if (paged) {
         p.block_table = block_table->data_ptr<int32_t>();
         p.block_table_stride = block_table->stride(0);

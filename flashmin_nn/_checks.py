@@ -175,12 +175,13 @@ def expand_mask(attn_mask, B: int, H: int, L: int, S: int, q: Tensor) -> Optiona
     return attn_mask.expand(target)
 
 
-def check_indexed_cache(q, k_cache, v_cache, k, block_table, cache_batch_idx):
+def check_indexed_cache(q, k_cache, v_cache, k, block_table, cache_batch_idx, read_values=True):
     """The shapes of a paged cache (block_table) or an indexed one (cache_batch_idx), before any gather.
 
     Returns (B, N, P, M, n_new): q's batch, the cache's dim 0 (pages, or cache rows), the page size
     (block_table) or cache length, block_table.size(1) (0 without one) and the number of new keys.
     The row lengths and the indices they reach are checked by the caller, which knows the lengths.
+    read_values=False skips the checks of cache_batch_idx's values (a read-back to the host).
     """
     for t, n in ((q, "q"), (k_cache, "k_cache"), (v_cache, "v_cache")):
         if not isinstance(t, Tensor):
@@ -222,7 +223,7 @@ def check_indexed_cache(q, k_cache, v_cache, k, block_table, cache_batch_idx):
         raise ValueError(f"cache_batch_idx.shape={tuple(idx.shape)} must be (B,)=({B},), one cache row per row of q")
     if idx.device != q.device:
         raise ValueError(f"cache_batch_idx.device={idx.device} must equal q.device={q.device}")
-    if B > 0:
+    if B > 0 and read_values:
         lo, hi = torch.stack(torch.aminmax(idx)).tolist()
         if lo < 0 or hi >= N:
             raise ValueError(f"cache_batch_idx must lie in [0, {N}) (k_cache.size(0)={N} cache rows; k_cache is "

@@ -158,24 +158,22 @@ def _rotate(x: Tensor, cos: Tensor, sin: Tensor, pos: Tensor, interleaved: bool)
 
 
 def check_leftpad(cache_leftpad, q, cache_seqlens, check_lengths: bool) -> None:
-    """flash_attn's cache_leftpad (B,) int32, checked before the cache is written: CPU tensors only so
-    far; with check_lengths, 0 <= cache_leftpad <= cache_seqlens (one read-back for a tensor)."""
+    """flash_attn's cache_leftpad (B,) int32, checked before the cache is written; with check_lengths,
+    0 <= cache_leftpad <= cache_seqlens (one read-back for a tensor; not while torch.compile traces
+    or a CUDA graph is captured)."""
     B = q.shape[0] if isinstance(q, Tensor) and q.dim() == 4 else None
     if not isinstance(cache_leftpad, Tensor) or cache_leftpad.dtype != torch.int32 or tuple(cache_leftpad.shape) != (B,):
         raise ValueError(f"cache_leftpad must be an int32 tensor of shape (B,)=({B},); got {describe(cache_leftpad)}")
     if cache_leftpad.device != q.device:
         raise ValueError(f"cache_leftpad.device={cache_leftpad.device} must equal q.device={q.device}")
-    if q.is_cuda:
-        raise NotImplementedError("cache_leftpad on CUDA tensors: not implemented in flashmin's kernels yet (CPU "
-                                  "tensors run it)")
-    if check_lengths and B and not torch.compiler.is_compiling():
+    if check_lengths and B and not torch.compiler.is_compiling() and not (q.is_cuda and torch.cuda.is_current_stream_capturing()):
         start = cache_leftpad.to(torch.int64)
         if cache_seqlens is None:
             end = None
         elif isinstance(cache_seqlens, Tensor):
             end = cache_seqlens.to(torch.int64).reshape(-1)
         else:
-            end = torch.full((B,), int(cache_seqlens), dtype=torch.int64)
+            end = torch.full((B,), int(cache_seqlens), dtype=torch.int64, device=start.device)
         bad = (start < 0) if end is None or end.shape != start.shape else (start < 0) | (start > end)
         if bad.any():
             b = int(bad.nonzero()[0, 0])

@@ -16,7 +16,7 @@ from torch import Tensor
 from ._checks import check_indexed_cache, check_qkv, describe, finite_scale, integer, not_a_bool
 from ._flash_options import (NO_WINDOW as _NO_WINDOW, check_cu_seqlens, check_dropout, check_kvcache_options,
                              flash_options, host_seqlens, check_leftpad, leftpad_shift, rotate)
-from ._paged import kvcache_paged
+from ._kvcache_cuda import kvcache_paged, kvcache_rows
 from .ops import NO_EXTRAS, attention_forward, packed_attention
 
 _is_compiling = torch.compiler.is_compiling
@@ -90,22 +90,27 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
     window_size / softcap / alibi_slopes as in flash_attn_func, the diagonal at each row's length
     (query i's is key i + len_b - Lq); num_splits = 0 (flashmin
     plans its own splits); rotary_interleaved either way (it only matters with rotary_cos/sin).
-    block_table (CPU tensors only so far): a paged cache; k_cache, v_cache are then a pool
-    (num_blocks, page_block_size, Hkv, D) and block_table (B, max_blocks_per_seq) int32 says where
-    row b's key j lives: page block_table[b, j // page_block_size], offset j % page_block_size; any
-    page_block_size >= 1. New keys are written into those pages in place; they may not land in a slot
-    that another row (or another position of the same row) also references.
-    cache_batch_idx (CPU tensors only so far): (B,) int32/int64, row b of q uses cache row
-    cache_batch_idx[b] (cache_seqlens stays indexed by q's row b); repeated indices are accepted
-    without new keys only. Not together with block_table (as in flash_attn).
+    block_table: a paged cache; k_cache, v_cache are then a pool (num_blocks, page_block_size, Hkv, D)
+    and block_table (B, max_blocks_per_seq) int32 says where row b's key j lives: page
+    block_table[b, j // page_block_size], offset j % page_block_size. New keys are written into those
+    pages in place; they may not land in a slot that another row (or another position of the same
+    row) also references. On CUDA the kernels read the pages in place (no gathered copy) for a
+    power-of-two page_block_size of 16 or more, fp16/bf16: the decode kernel up to 16 queries
+    (head dim up to 128), the sm80 prefill kernel for longer queries (chunked prefill, head dims up
+    to 256), with kernel "auto", "decode" or "prefill". On the CPU any page_block_size >= 1.
+    cache_batch_idx: (B,) int32/int64, row b of q uses cache row cache_batch_idx[b] of a
+    (B_cache, S_max, Hkv, D) cache (cache_seqlens stays indexed by q's row b); repeated indices are
+    accepted without new keys only. Not together with block_table (as in flash_attn). On CUDA every
+    kernel reads the chosen rows in place.
     rotary_cos, rotary_sin (seqlen_ro >= the cache's keys, rotary_dim / 2), q's dtype: q and the new k
     rotated as flash_attn 2.8 does (rotary_interleaved: GPT-J pairs, else GPT-NeoX halves; new key j
     at position cache_seqlens[b] + j, query i at cache_seqlens[b] + i with causal or a local window,
     else at cache_seqlens[b]), by PyTorch ops before the attention, on any device; the cache receives
-    the rotated keys. cache_leftpad (CPU tensors only so far): (B,) int32, row b's cache starts at that
-    key (the keys before it are never read; positions stay absolute).
-    block_table, cache_batch_idx or cache_leftpad on CUDA tensors, and any other value flashmin does
-    not implement, raise NotImplementedError naming the argument, before the cache is touched.
+    the rotated keys. cache_leftpad: (B,) int32, row b's cache starts at that key (the keys before it
+    are never read; positions stay absolute); on CUDA every kernel starts each row there in place;
+    not with block_table on CUDA tensors (as in flash_attn).
+    A paged cache the CUDA kernels cannot read in place, and any other value flashmin does not
+    implement, raise NotImplementedError naming the argument, before the cache is touched.
     check_lengths (flashmin, keyword-only): verify 0 <= cache_seqlens and cache_seqlens + Lnew <= S_max;
     for a tensor this reads two numbers back to the host (a synchronisation); pass False to skip it in
     a hot loop. Under torch.compile, and while a CUDA graph is captured, a tensor's lengths are not
@@ -131,6 +136,15 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
                                 window_size, softcap, alibi_slopes, check_lengths)
             if res is not None:
                 return res if return_softmax_lse or return_lse else res[0]
+        if block_table is None and (cache_batch_idx is not None or cache_leftpad is not None):
+            res = kvcache_rows(q, k_cache, v_cache, k, v, cache_seqlens, cache_batch_idx, cache_leftpad, softmax_scale,
+                               causal, window_size, softcap, alibi_slopes, check_lengths)
+            if res is not None:
+                return res if return_softmax_lse or return_lse else res[0]
+        if block_table is not None and cache_leftpad is not None and isinstance(q, Tensor) and q.is_cuda:
+            raise NotImplementedError(f"cache_leftpad={describe(cache_leftpad)} with block_table on CUDA tensors: as "
+                                      "in flash_attn, a paged cache and left padding do not go together on the GPU "
+                                      "(CPU tensors run it)")
         if block_table is not None or cache_batch_idx is not None:
             return _kvcache_indexed(q, k_cache, v_cache, k, v, cache_seqlens, cache_batch_idx, block_table,
                                     dict(softmax_scale=softmax_scale, causal=causal, window_size=window_size,
@@ -330,9 +344,10 @@ def _kvcache_indexed(q, k_cache, v_cache, k, v, cache_seqlens, cache_batch_idx, 
         if isinstance(t, Tensor) and t.device.type != "cpu":
             raise NotImplementedError(
                 f"{name}={describe(given)} on {t.device.type} tensors: "
-                + ("block_table (a paged KV cache) is read in place on CUDA by the decode kernel only (up to 16 "
-                   "queries, fp16/bf16, head dim up to 128, power-of-two pages of 16 keys or more, kernel auto or "
-                   "decode); this call is implemented for CPU tensors only so far" if block_table is not None else
+                + ("block_table (a paged KV cache) is read in place on CUDA for fp16/bf16, power-of-two pages "
+                   "of 16 keys or more, by the decode kernel (up to 16 queries, head dim up to 128) or the sm80 "
+                   "prefill kernel (longer queries), with kernel auto, decode or prefill; any other paged call "
+                   "is implemented for CPU tensors only so far" if block_table is not None else
                    "cache_batch_idx (cache rows chosen by index) is implemented for CPU tensors only so far (the "
                    "CUDA kernels do not read indexed cache rows yet)"))
     if block_table is not None and cache_batch_idx is not None:

@@ -3,7 +3,7 @@
     torch.ops.flashmin.attention_fwd(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel,
                                      window_left=-1, window_right=-1, softcap=0.0, alibi_slopes=None, sinks=None,
                                      cu_seqlens_q=None, cu_seqlens_k=None, max_seqlen_q=0, max_seqlen_k=0,
-                                     block_table=None)
+                                     block_table=None, kv_batch_idx=None, k_leftpad=None)
         -> (out, lse)
 
 q: (B, Hq, L, D), k/v: (B, Hkv, S, D) (any strides, last dim contiguous); attn_mask: None or
@@ -34,7 +34,14 @@ the last sequence get 0 and -inf. The CUDA side runs them in the prefill kernels
 A paged cache (flash_attn_with_kvcache's block_table): k/v (num_blocks, Hkv, page_size, D) views of
 the pages, block_table int32 (B, max_blocks); batch row b's key j is row j % page_size of page
 block_table[b, j // page_size], S = max_blocks * page_size (seqlens_k: its first seqlens_k[b]).
-The CUDA side runs it in the decode kernel (power-of-two pages of 16 keys or more).
+The CUDA side runs it in the decode kernel and, for longer queries (chunked prefill), in the sm80
+prefill kernel (power-of-two pages of 16 keys or more).
+
+flash_attn_with_kvcache's cache_batch_idx and cache_leftpad: kv_batch_idx int32 (B,), batch row b
+reads row kv_batch_idx[b] of k and v (which may have any number of rows); k_leftpad int32 (B,),
+with seqlens_k, batch row b's keys are its rows k_leftpad[b] .. k_leftpad[b] + seqlens_k[b] (seen
+as keys 0 .. seqlens_k[b] - 1: the offsets move with seqlens_k as without it). Every CUDA kernel
+reads both in place; neither goes with block_table or packed sequences.
 
 The schema is defined here; the CPU implementation is flashmin_nn/reference.py; the CUDA one is
 registered by the extension in C++ (csrc/flashmin_api.cpp) when it is loaded, so an eager call
@@ -54,24 +61,43 @@ _lib.define(
     "attention_fwd(Tensor q, Tensor k, Tensor v, Tensor? attn_mask, Tensor? seqlens_k, float scale, "
     "bool is_causal, SymInt causal_offset, str kernel, int window_left=-1, int window_right=-1, float softcap=0.0, "
     "Tensor? alibi_slopes=None, Tensor? sinks=None, Tensor? cu_seqlens_q=None, Tensor? cu_seqlens_k=None, "
-    "SymInt max_seqlen_q=0, SymInt max_seqlen_k=0, Tensor? block_table=None) -> (Tensor, Tensor)"
+    "SymInt max_seqlen_q=0, SymInt max_seqlen_k=0, Tensor? block_table=None, Tensor? kv_batch_idx=None, "
+    "Tensor? k_leftpad=None) -> (Tensor, Tensor)"
 )
 
 
 @torch.library.impl(_lib, "attention_fwd", "CPU")
 def _attention_fwd_cpu(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel,
                        window_left=-1, window_right=-1, softcap=0.0, alibi_slopes=None, sinks=None,
-                       cu_seqlens_q=None, cu_seqlens_k=None, max_seqlen_q=0, max_seqlen_k=0, block_table=None):
+                       cu_seqlens_q=None, cu_seqlens_k=None, max_seqlen_q=0, max_seqlen_k=0, block_table=None,
+                       kv_batch_idx=None, k_leftpad=None):
     if kernel != "reference":
         raise ValueError(f"kernel={kernel!r}: CPU tensors run the 'reference' kernel only "
                          f"(the CUDA kernels are {backends.CUDA_KERNELS})")
     if block_table is not None:
         k, v = gather_pages(k, block_table), gather_pages(v, block_table)
+    k, v = select_rows(k, v, kv_batch_idx, k_leftpad, seqlens_k)
     if cu_seqlens_q is not None or cu_seqlens_k is not None:
         return _reference_packed(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, scale, is_causal,
                                  causal_offset, window_left, window_right, softcap, alibi_slopes, sinks)
     return _reference(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset,
                       window_left, window_right, softcap, alibi_slopes, sinks)
+
+
+def select_rows(k, v, kv_batch_idx, k_leftpad, seqlens_k):
+    """kv_batch_idx and k_leftpad (the op's meaning, docstring above) as copies: row b of the result
+    is row kv_batch_idx[b] of k / v, its keys shifted to start at k_leftpad[b]."""
+    if kv_batch_idx is not None:
+        idx = kv_batch_idx.long().clamp(0, max(k.shape[0] - 1, 0))
+        k, v = k[idx], v[idx]
+    if k_leftpad is not None:
+        if seqlens_k is None:
+            raise ValueError("k_leftpad needs seqlens_k (the keys from each row's start)")
+        B, H, S, D = k.shape
+        pos = (torch.arange(S, device=k.device).view(1, S) + k_leftpad.long().view(B, 1)).clamp(0, max(S - 1, 0))
+        at = pos.view(B, 1, S, 1).expand(B, H, S, D)
+        k, v = k.gather(2, at), v.gather(2, at)
+    return k, v
 
 
 def gather_pages(pages, block_table):
@@ -119,7 +145,8 @@ def _reference(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset,
 @torch.library.register_fake("flashmin::attention_fwd")
 def _attention_fwd_fake(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel,
                         window_left=-1, window_right=-1, softcap=0.0, alibi_slopes=None, sinks=None,
-                        cu_seqlens_q=None, cu_seqlens_k=None, max_seqlen_q=0, max_seqlen_k=0, block_table=None):
+                        cu_seqlens_q=None, cu_seqlens_k=None, max_seqlen_q=0, max_seqlen_k=0, block_table=None,
+                        kv_batch_idx=None, k_leftpad=None):
     B, H, L, D = q.shape
     out = q.new_empty((B, L, H, D)).transpose(1, 2)        # (B, H, L, D), stored as (B, L, H, D)
     lse = q.new_empty((B, H, L), dtype=torch.float32)
@@ -156,8 +183,11 @@ NO_EXTRAS = None
 
 def _forward(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, kernel, extras=NO_EXTRAS):
     if kernel == "reference" and q.is_cuda:   # forced reference on a GPU: plain PyTorch ops
-        if extras is not None and len(extras) > 9 and extras[9] is not None:   # a paged cache (paged_decode)
+        if extras is not None and len(extras) > 9 and extras[9] is not None:   # a paged cache (paged_attention)
             k, v, extras = gather_pages(k, extras[9]), gather_pages(v, extras[9]), extras[:5]
+        if extras is not None and len(extras) > 10:   # kv_batch_idx, k_leftpad
+            k, v = select_rows(k, v, extras[10], extras[11] if len(extras) > 11 else None, seqlens_k)
+            extras = extras[:5]
         if extras is not None and len(extras) > 5 and extras[5] is not None:   # packed sequences (packed_attention)
             return _reference_packed(q, k, v, *extras[5:], scale, is_causal, causal_offset, *extras[:5])
         return _reference(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset, *(extras or ()))
@@ -238,16 +268,16 @@ def packed_attention(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor, cu_s
     return out[0].transpose(0, 1), lse[0]
 
 
-def paged_decode(q: Tensor, k_pages: Tensor, v_pages: Tensor, block_table: Tensor, seqlens_k: Tensor, scale: float,
-                 is_causal: bool, causal_offset, extras=NO_EXTRAS):
-    """A paged cache read in place by the decode kernel: q (B, Hq, L, D) with L <= 16, k_pages /
-    v_pages (num_blocks, Hkv, page_size, D) views, block_table int32 (B, max_blocks), seqlens_k
-    int32 (B,); validated by the caller (flash_attn_with_kvcache). Returns (out, lse) as
-    attention_forward does."""
+def paged_attention(q: Tensor, k_pages: Tensor, v_pages: Tensor, block_table: Tensor, seqlens_k: Tensor, scale: float,
+                    is_causal: bool, causal_offset, extras=NO_EXTRAS, kernel: str = "decode"):
+    """A paged cache read in place by a CUDA kernel: "decode" (q (B, Hq, L, D) with L <= 16) or
+    "prefill" (any L: chunked prefill); k_pages / v_pages (num_blocks, Hkv, page_size, D) views,
+    block_table int32 (B, max_blocks), seqlens_k int32 (B,); validated by the caller
+    (flash_attn_with_kvcache). Returns (out, lse) as attention_forward does."""
     _ext.load()
     ex = (-1, -1, 0.0, None, None) if extras is NO_EXTRAS else tuple(extras)[:5]
     ex = ex + (None, None, 0, 0, block_table)
     scale = float(scale)
     if torch.is_grad_enabled() and (q.requires_grad or k_pages.requires_grad or v_pages.requires_grad):
-        return _AttentionFn.apply(q, k_pages, v_pages, None, seqlens_k, scale, is_causal, causal_offset, "decode", ex)
-    return _forward(q, k_pages, v_pages, None, seqlens_k, scale, is_causal, causal_offset, "decode", ex)
+        return _AttentionFn.apply(q, k_pages, v_pages, None, seqlens_k, scale, is_causal, causal_offset, kernel, ex)
+    return _forward(q, k_pages, v_pages, None, seqlens_k, scale, is_causal, causal_offset, kernel, ex)

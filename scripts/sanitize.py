@@ -16,7 +16,8 @@ forced with use_kernel over:
     a bool mask, and over split and unsplit decode caches;
   - packed sequences (flash_attn_varlen_func, read in place by the prefill kernels; --parts varlen)
     and paged caches of 16- and 256-key pages (flash_attn_with_kvcache with block_table, read in
-    place by the decode kernel; --parts paged).
+    place by the decode kernel and, for longer queries, the sm80 prefill kernel), and cache rows
+    chosen by cache_batch_idx, starting at cache_leftpad (every kernel; --parts paged).
 A kernel that refuses a case is skipped for it (counted). Outputs are only checked to be finite:
 correctness is tests/ and scripts/smoke.py; this looks for out-of-bounds accesses, shared-memory
 races and barrier misuse. Run with PYTORCH_NO_CUDA_MEMORY_CACHING=1 (device_run.sh does), so that
@@ -103,6 +104,12 @@ def paged_cases(quick=False):
     for P, q_len, D in itertools.product((16, 256), (1, 7), HEAD_DIMS):
         yield f"paged P={P} q_len={q_len} D={D}", dict(paged=P, q_len=q_len, D=D, lens=(1, 17, 1000) if quick else (1, 1000, 33000),
                                                        skip=("minimal", "prefill", "prefill_sm90"))
+    for P, q_len in itertools.product((16, 256), (40, 300)):   # chunked prefill: the sm80 prefill kernel
+        yield f"paged P={P} q_len={q_len} D=128", dict(paged=P, q_len=q_len, D=128, lens=(1, 17, 1000),
+                                                       skip=("minimal", "decode", "prefill_sm90"))
+    for q_len, D in itertools.product((1, 7, 40), HEAD_DIMS):   # cache_batch_idx + cache_leftpad, every kernel
+        yield f"cache rows q_len={q_len} D={D}", dict(rows=True, q_len=q_len, D=D, lens=(1, 1000, 4099) if quick else (1, 1000, 33000),
+                                                      skip=("minimal",) if not quick else ())
 
 
 def run_varlen(spec, dev):
@@ -123,6 +130,19 @@ def run_paged(spec, dev):
     k_new, v_new = (torch.randn(B, q_len, hkv, D, device=dev, dtype=torch.float16) for _ in range(2))
     seqlens = torch.tensor(lens, dtype=torch.int32, device=dev)
     return fm.flash_attn_with_kvcache(q, k_cache, v_cache, k_new, v_new, cache_seqlens=seqlens, block_table=table, causal=True)
+
+
+def run_rows(spec, dev):
+    q_len, D, lens = spec["q_len"], spec["D"], spec["lens"]
+    B, hq, hkv, S = len(lens), 8, 2, max(lens) + q_len
+    k_cache, v_cache = (torch.randn(B + 2, S, hkv, D, device=dev, dtype=torch.float16) for _ in range(2))
+    idx = torch.randperm(B + 2, device=dev)[:B].to(torch.int32)
+    start = torch.tensor([min(3, n) for n in lens], dtype=torch.int32, device=dev)
+    q = torch.randn(B, q_len, hq, D, device=dev, dtype=torch.float16)
+    k_new, v_new = (torch.randn(B, q_len, hkv, D, device=dev, dtype=torch.float16) for _ in range(2))
+    seqlens = torch.tensor(lens, dtype=torch.int32, device=dev)
+    return fm.flash_attn_with_kvcache(q, k_cache, v_cache, k_new, v_new, cache_seqlens=seqlens, cache_batch_idx=idx,
+                                      cache_leftpad=start, causal=True)
 
 
 def make(spec, dev):
@@ -159,7 +179,7 @@ def run_case(name, label, spec, dev, stats, progress=False):
         return
     if progress:
         print(f"  {name} {label}", flush=True)
-    if "varlen" in spec or "paged" in spec:
+    if "varlen" in spec or "paged" in spec or "rows" in spec:
         q = k = v = mask = None
     else:
         q, k, v, mask, causal, gqa = make(spec, dev)
@@ -172,6 +192,8 @@ def run_case(name, label, spec, dev, stats, progress=False):
                 out = run_varlen(spec, dev)
             elif "paged" in spec:
                 out = run_paged(spec, dev)
+            elif "rows" in spec:
+                out = run_rows(spec, dev)
             elif spec.get("opts"):
                 out = fm.attention(q, k, v, attn_mask=mask, is_causal=causal, causal_offset=k.shape[2] - q.shape[2],
                                    **options(spec["opts"], q.shape[1], dev))

@@ -1,4 +1,5 @@
-"""flash_attn_with_kvcache over a paged cache read in place by the CUDA decode kernel.
+"""flash_attn_with_kvcache over a paged cache read in place by the CUDA kernels: the decode kernel
+up to 16 queries, the sm80 prefill kernel for longer ones (chunked prefill).
 
 Cases as in tests/test_paged_kvcache.py (a contiguous cache's pages scattered over a pool in a
 random order; spare pages, the slots past each row's keys and the unused block-table entries hold
@@ -38,7 +39,7 @@ def _case(P, n_new, Lq, group, D, dtype=torch.float16, B=4, Hkv=2):
 
 
 @pytest.mark.parametrize("D", [64, 128])
-@pytest.mark.parametrize("Lq", [1, 4, 16])
+@pytest.mark.parametrize("Lq", [1, 4, 16, 17, 100])
 @pytest.mark.parametrize("group", [1, 4])
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("n_new", [0, 1])
@@ -100,6 +101,46 @@ def test_paged_decode_calls_the_op_once_with_the_pages(monkeypatch):
     f(q.cuda(), kp.cuda(), vp.cuda(), kn.cuda(), vn.cuda(), cache_seqlens=lens, block_table=table.cuda(), causal=True)
     N, P, Hkv, D = kp.shape
     assert calls == [((N, Hkv, P, D), True)], calls
+
+
+@pytest.mark.parametrize("Lq,kernel", [(16, "decode"), (17, "prefill"), (300, "prefill")])
+def test_paged_call_picks_the_kernel_by_query_length(monkeypatch, Lq, kernel):
+    """auto: the decode kernel up to 16 queries, the sm80 prefill kernel past that; both on the pool."""
+    calls = []
+    real = ops._forward
+
+    def spy(q, k, v, *args, **kw):
+        calls.append((tuple(k.shape), args[-2]))
+        return real(q, k, v, *args, **kw)
+
+    monkeypatch.setattr(ops, "_forward", spy)
+    P, M, B, Hkv, D = 64, 8, 2, 2, 128
+    q = torch.randn(B, Lq, 2 * Hkv, D, device="cuda", dtype=torch.bfloat16)
+    kp = torch.randn(B * M, P, Hkv, D, device="cuda", dtype=torch.bfloat16)
+    vp = torch.randn_like(kp)
+    table = torch.randperm(B * M, device="cuda").view(B, M).to(torch.int32)
+    lens = torch.tensor([P * M - Lq, 5], dtype=torch.int32, device="cuda")
+    out = f(q, kp, vp, q[:, :, :Hkv].contiguous(), q[:, :, Hkv:].contiguous(), cache_seqlens=lens, block_table=table,
+            causal=True)
+    assert calls == [((B * M, Hkv, P, D), kernel)], calls
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("P", [16, 256])
+@pytest.mark.parametrize("causal", [False, True])
+def test_paged_chunked_prefill_head_dim_256(P, causal):
+    """Head dim 256 (the prefill kernel only): a 97-query chunk appended to a paged cache."""
+    q, kc, vc, kn, vn, kp, vp, table, seqlens = _case(P, 97, 97, 2, 256, dtype=torch.bfloat16, B=3)
+    ekc, evc, ref, ref_lse, dead = kvcache_expected(q, kc, vc, kn, vn, seqlens, causal=causal)
+    dev = lambda t: t.cuda()
+    kpd, vpd = dev(kp), dev(vp)
+    lens = torch.tensor(seqlens, dtype=torch.int32, device="cuda")
+    out, lse = f(dev(q), kpd, vpd, dev(kn), dev(vn), cache_seqlens=lens, block_table=dev(table), causal=causal,
+                 return_lse=True)
+    exp_kp, exp_vp = _unpage(kp, vp, table, ekc, evc)
+    assert torch.equal(kpd.cpu(), exp_kp) and torch.equal(vpd.cpu(), exp_vp)
+    assert_attention_close(out.transpose(1, 2).cpu(), ref, dead, torch_out=None, dtype=torch.bfloat16, what=f"P={P}")
+    assert_lse_close(lse.cpu(), ref_lse, dead, dtype=torch.bfloat16, what=f"P={P}")
 
 
 def test_paged_decode_refuses_a_bad_table_entry():

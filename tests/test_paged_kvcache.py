@@ -210,8 +210,8 @@ def test_non_cpu_tensors_raise_not_implemented_naming_the_parameter():
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_tensors_raise_not_implemented_naming_the_parameter():
-    q = torch.randn(2, 17, 2, 64, device="cuda", dtype=torch.float16)   # 17 queries: past the decode kernel
-    kp = torch.randn(4, 256, 2, 64, device="cuda", dtype=torch.float16)
+    q = torch.randn(2, 17, 2, 64, device="cuda", dtype=torch.float16)
+    kp = torch.randn(4, 24, 2, 64, device="cuda", dtype=torch.float16)   # 24-key pages: not a power of two
     before = kp.clone()
     table = torch.arange(4, dtype=torch.int32, device="cuda").view(2, 2)
     kn = torch.randn(2, 17, 2, 64, device="cuda", dtype=torch.float16)
@@ -220,3 +220,24 @@ def test_cuda_tensors_raise_not_implemented_naming_the_parameter():
     with pytest.raises(NotImplementedError, match=r"cache_batch_idx.*CPU tensors only"):
         f(q, kp, kp, kn, kn, cache_seqlens=3, cache_batch_idx=torch.tensor([1, 0], dtype=torch.int32, device="cuda"))
     assert torch.equal(kp, before)
+
+
+def test_op_reads_rows_by_index_and_from_each_rows_start_on_cpu():
+    """The op's kv_batch_idx and k_leftpad (the CUDA kernels read them in place; here the CPU
+    implementation): row b is row kv_batch_idx[b] of k / v, seqlens_k[b] keys from k_leftpad[b]."""
+    torch.manual_seed(0)
+    B, Hq, Hkv, L, S, D = 2, 4, 2, 3, 20, 16
+    q = torch.randn(B, Hq, L, D)
+    k, v = torch.randn(3, Hkv, S, D), torch.randn(3, Hkv, S, D)
+    idx = torch.tensor([2, 0], dtype=torch.int32)
+    start = torch.tensor([5, 0], dtype=torch.int32)
+    lens = torch.tensor([10, 20], dtype=torch.int32)
+    scale = D ** -0.5
+    out, lse = torch.ops.flashmin.attention_fwd(q, k, v, None, lens, scale, True, S - L, "reference", -1, -1, 0.0,
+                                                None, None, None, None, 0, 0, None, idx, start)
+    for b in range(B):
+        r, s0, n = int(idx[b]), int(start[b]), int(lens[b])
+        ref = torch.softmax((q[b].double() @ k[r, :, s0:s0 + n].double().repeat_interleave(2, 0).transpose(1, 2)) * scale
+                            + torch.where(torch.arange(n) <= torch.arange(L).view(-1, 1) + n - L, 0.0, float("-inf")), -1)
+        exp = ref @ v[r, :, s0:s0 + n].double().repeat_interleave(2, 0)
+        torch.testing.assert_close(out[b].double(), exp, rtol=0, atol=1e-5)

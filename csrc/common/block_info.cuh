@@ -55,23 +55,33 @@ __device__ __forceinline__ void narrow_by_mask(const AttnParams& p, int b, int h
 
 struct BlockInfo {
     int b, h, hk;   // batch, query head, and the kv head it reads
+    int kb;         // the batch row of k / v it reads: kv_batch_idx[b], else b
     // Packed sequences (AttnParams::cu_seqlens_q): sequence b's first row in q / o / lse and in
-    // k / v, and its query count; otherwise 0, 0 and len_q.
+    // k / v, and its query count; with k_leftpad, the first key row of batch row b; otherwise 0,
+    // 0 and len_q.
     int q_start, k_start, len_q;
+    bool packed;
 
-    __device__ __forceinline__ BlockInfo(const AttnParams& p, int b_, int h_)
-        : b(b_), h(h_), hk(h_ / p.group), q_start(0), k_start(0), len_q(p.len_q) {
-        if (p.cu_seqlens_q) {
+    // general: the kernel's general path (kGeneral), where packed sequences, kv_batch_idx and
+    // k_leftpad are read (general_path sends every such call there); the plain path, compiled
+    // with general = false, carries none of it.
+    __device__ __forceinline__ BlockInfo(const AttnParams& p, int b_, int h_, bool general = true)
+        : b(b_), h(h_), hk(h_ / p.group), kb(b_), q_start(0), k_start(0), len_q(p.len_q),
+          packed(general && p.cu_seqlens_q != nullptr) {
+        if (packed) {
             q_start = p.cu_seqlens_q[b];
             len_q = p.cu_seqlens_q[b + 1] - q_start;
             k_start = p.cu_seqlens_k[b];
+        } else if (general) {
+            if (p.kv_batch_idx) kb = p.kv_batch_idx[b];
+            if (p.k_leftpad) k_start = p.k_leftpad[b];
         }
     }
 
     __device__ __forceinline__ KeyRange keys(const AttnParams& p) const {
         KeyRange r{p.len_k, p.causal_offset, p.diag_offset, p.diag_offset - p.window_left};
         int shift = 0;
-        if (p.cu_seqlens_q) {   // a len_q x len_k sequence's offsets, moved by this one's lengths
+        if (packed) {   // a len_q x len_k sequence's offsets, moved by this one's lengths
             r.len_k = p.cu_seqlens_k[b + 1] - k_start;
             shift = (r.len_k - p.len_k) - (len_q - p.len_q);
         } else if (p.seqlens_k) {
@@ -92,11 +102,11 @@ struct BlockInfo {
     template <typename T>
     __device__ __forceinline__ const T* k(const AttnParams& p) const {
         // A paged cache: k_batch_stride is 0 and pages are found per tile (decode).
-        return static_cast<const T*>(p.k) + b * p.k_batch_stride + hk * p.k_head_stride + static_cast<int64_t>(k_start) * p.k_row_stride;
+        return static_cast<const T*>(p.k) + kb * p.k_batch_stride + hk * p.k_head_stride + static_cast<int64_t>(k_start) * p.k_row_stride;
     }
     template <typename T>
     __device__ __forceinline__ const T* v(const AttnParams& p) const {
-        return static_cast<const T*>(p.v) + b * p.v_batch_stride + hk * p.v_head_stride + static_cast<int64_t>(k_start) * p.v_row_stride;
+        return static_cast<const T*>(p.v) + kb * p.v_batch_stride + hk * p.v_head_stride + static_cast<int64_t>(k_start) * p.v_row_stride;
     }
     template <typename T>
     __device__ __forceinline__ T* o(const AttnParams& p) const {
@@ -105,7 +115,7 @@ struct BlockInfo {
     // The index of query row 0 of this (batch, head) in the (B, Hq, L) lse layout; with packed
     // sequences, of row q_start of head h in the (1, Hq, total_q) one.
     __device__ __forceinline__ int64_t lse_row0(const AttnParams& p) const {
-        if (p.cu_seqlens_q) return static_cast<int64_t>(h) * p.total_q + q_start;
+        if (packed) return static_cast<int64_t>(h) * p.total_q + q_start;
         return (static_cast<int64_t>(b) * p.heads_q + h) * p.len_q;
     }
 };

@@ -43,4 +43,26 @@ __device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stri
     }
 }
 
+// load_tile for a paged KV cache: row j of the (len, head_dim) matrix is row j % page_size of page
+// pages[j >> page_shift], pages page_stride elements apart from src (src includes the head's
+// offset). Each thread looks up the page of every row it copies (the prefill kernel's tiles are
+// prefetched a tile ahead, which hides the lookup); rows at or past len are zero-filled and their
+// pages never read (block_table's entries past a row's keys may not exist).
+template <typename Tr, int kRows, bool kSwizzled, int kThreads, typename T>
+__device__ __forceinline__ void load_tile_paged(T* dst, const T* src, int64_t page_stride, int64_t row_stride, const int32_t* pages,
+                                                int page_shift, int row0, int len, int head_dim) {
+    const int tid = threadIdx.x % kThreads;
+    constexpr int kChunks = Tr::kHeadDim / 8;
+    constexpr int kDstStride = kSwizzled ? Tr::kHeadDim : Tr::kStride;
+    const int in_page = (1 << page_shift) - 1;
+    for (int idx = tid; idx < kRows * kChunks; idx += kThreads) {
+        const int r = idx / kChunks, c = idx % kChunks;
+        const int j = row0 + r;
+        const bool valid = j < len && c * 8 < head_dim;
+        const T* g = src;
+        if (valid) g = src + static_cast<int64_t>(pages[j >> page_shift]) * page_stride + (j & in_page) * row_stride + c * 8;
+        cp_async_16(dst + r * kDstStride + (kSwizzled ? (c ^ (r % 8)) : c) * 8, g, valid);
+    }
+}
+
 }  // namespace flashmin

@@ -53,8 +53,8 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
     const int row0 = m_block * Tr::kBlockM;
     const int warp_row0 = warp * Tr::kMT * 16;   // first row of this warp within the block
 
-    const BlockInfo blk(p, b, h);
-    if (row0 >= blk.len_q) return;   // packed sequences: this sequence is shorter than the grid's
+    const BlockInfo blk(p, b, h, kGeneral);
+    if (kGeneral && row0 >= blk.len_q) return;   // packed sequences: this sequence is shorter than the grid's
     const int len_q = blk.len_q;
     const KeyRange keys = blk.keys(p);
     const int N = keys.len_k, offset = keys.causal_offset;
@@ -67,12 +67,26 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
     const T* gQ = blk.q<T>(p);
     const T* gK = blk.k<T>(p);
     const T* gV = blk.v<T>(p);
+    // Keys [j0, j0 + kBlockN) of K (is_v: of V) into dst; a paged cache (general path only) finds
+    // each row through block_table.
+    auto load_kv = [&](T* dst, bool is_v, int j0) {
+        if constexpr (kGeneral) {
+            if (p.block_table != nullptr) {
+                load_tile_paged<Tr, Tr::kBlockN, Tr::kSwizzleKV, Tr::kThreads>(
+                    dst, is_v ? gV : gK, is_v ? p.v_page_stride : p.k_page_stride, is_v ? p.v_row_stride : p.k_row_stride,
+                    p.block_table + b * p.block_table_stride, p.page_shift, j0, N, p.head_dim);
+                return;
+            }
+        }
+        load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV, Tr::kThreads>(dst, is_v ? gV : gK, is_v ? p.v_row_stride : p.k_row_stride, j0, N,
+                                                                 p.head_dim);
+    };
 
     load_tile<Tr, Tr::kBlockM, false, Tr::kThreads>(sQ, gQ, p.q_row_stride, row0, len_q, p.head_dim);
     if (t_begin < t_end) {
         const int j_first = t_begin * Tr::kBlockN;
-        load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV, Tr::kThreads>(sK, gK, p.k_row_stride, j_first, N, p.head_dim);
-        if constexpr (Tr::kStages == 2) load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV, Tr::kThreads>(sV, gV, p.v_row_stride, j_first, N, p.head_dim);
+        load_kv(sK, false, j_first);
+        if constexpr (Tr::kStages == 2) load_kv(sV, true, j_first);
     }
     cp_async_commit();
     cp_async_wait_all();
@@ -128,11 +142,11 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
         // fetch tile t+1 into it.
         if (t > t_begin) { cp_async_wait_all(); __syncthreads(); }
         if constexpr (Tr::kStages == 1) {
-            load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV, Tr::kThreads>(sV, gV, p.v_row_stride, j0, N, p.head_dim);
+            load_kv(sV, true, j0);
         } else if (t + 1 < t_end) {
             const int next = (slot ^ 1) * 2 * Tr::kSmemKV;
-            load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV, Tr::kThreads>(sK + next, gK, p.k_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
-            load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV, Tr::kThreads>(sV + next, gV, p.v_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
+            load_kv(sK + next, false, j0 + Tr::kBlockN);
+            load_kv(sV + next, true, j0 + Tr::kBlockN);
         }
         cp_async_commit();
 
@@ -182,7 +196,7 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
         if constexpr (Tr::kStages == 1) {
             cp_async_wait_all();   // V_t has landed
             __syncthreads();       // ... and every warp is done reading K_t
-            if (t + 1 < t_end) load_tile<Tr, Tr::kBlockN, Tr::kSwizzleKV, Tr::kThreads>(sK, gK, p.k_row_stride, j0 + Tr::kBlockN, N, p.head_dim);
+            if (t + 1 < t_end) load_kv(sK, false, j0 + Tr::kBlockN);
             cp_async_commit();
         }
 

@@ -123,7 +123,7 @@ struct TileInfo {
     int t_begin, t_end;     // the K/V tiles to read: [t_begin, t_end)
     // The tensor-map coordinates of the tile's first query row and of key 0, and the batch
     // coordinate (packed sequences: rows of one batch row, BlockInfo's q_start / k_start).
-    int q_row0, k_row0, map_b;
+    int q_row0, k_row0, map_b, kv_map_b;
     int len_q;              // this batch row's queries
 };
 
@@ -139,12 +139,13 @@ __device__ __forceinline__ TileInfo tile_info(const AttnParams& p, int tile, boo
     ti.m_block = num_m - 1 - m_idx;
     ti.h = bh_idx % p.heads_q;
     ti.b = bh_idx / p.heads_q;
-    const BlockInfo bi(p, ti.b, ti.h);
+    const BlockInfo bi(p, ti.b, ti.h, kGeneral);
     ti.keys = bi.keys(p);
     ti.len_q = bi.len_q;
     ti.q_row0 = bi.q_start + ti.m_block * kBlockM;
     ti.k_row0 = bi.k_start;
-    ti.map_b = p.cu_seqlens_q ? 0 : ti.b;
+    ti.map_b = bi.packed ? 0 : ti.b;
+    ti.kv_map_b = bi.packed ? 0 : bi.kb;   // kv_batch_idx: the cache row
     ti.t_end = (ti.keys.end(p, ti.m_block * kBlockM, kBlockM) + kBlockN - 1) / kBlockN;
     ti.t_begin = min(ti.t_end, ti.keys.begin(p, ti.m_block * kBlockM) / kBlockN);
     if (ti.m_block * kBlockM >= ti.len_q) ti.t_begin = ti.t_end;   // packed: past this sequence's rows
@@ -219,13 +220,13 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                     mbar_arrive_expect_tx(bar_k + s, Tr::kKVBytes);
 #pragma unroll
                     for (int c = 0; c < Tr::kPanels; ++c)
-                        tma_load_4d(sK + s * Tr::kKVElems + c * kBlockN * 64, &maps.k, bar_k + s, c * 64, ti.k_row0 + t * kBlockN, hk, ti.map_b);
+                        tma_load_4d(sK + s * Tr::kKVElems + c * kBlockN * 64, &maps.k, bar_k + s, c * 64, ti.k_row0 + t * kBlockN, hk, ti.kv_map_b);
                     if (t == ti.t_begin) load_q();
                     if (it >= kStages) mbar_wait(bar_v_free + s, phase ^ 1);
                     mbar_arrive_expect_tx(bar_v + s, Tr::kKVBytes);
 #pragma unroll
                     for (int c = 0; c < Tr::kPanels; ++c)
-                        tma_load_4d(sV + s * Tr::kKVElems + c * kBlockN * 64, &maps.v, bar_v + s, c * 64, ti.k_row0 + t * kBlockN, hk, ti.map_b);
+                        tma_load_4d(sV + s * Tr::kKVElems + c * kBlockN * 64, &maps.v, bar_v + s, c * 64, ti.k_row0 + t * kBlockN, hk, ti.kv_map_b);
                 }
                 ++k;
             }
@@ -279,7 +280,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         // follows the last one.
         auto zero_v_tail = [&](int slot, int j0, int N) {
             T* v_tile = sV + slot * Tr::kKVElems;
-            if ((N < p.len_k || p.cu_seqlens_q != nullptr) && j0 + kBlockN > N) {
+            if ((N < p.len_k || (kGeneral && p.cu_seqlens_q != nullptr)) && j0 + kBlockN > N) {
                 if (cw == 0) {
                     const int r_first = max(0, N - j0);
                     const int chunks = (kBlockN - r_first) * 8;   // 16-byte chunks of one panel's rows
@@ -423,8 +424,8 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             // then one bulk store per panel (only this warpgroup read those rows, and its last wgmma
             // has completed). One slot, or packed sequences (a bulk store's box would run into the
             // next sequence's rows): straight from the registers, 16 bytes per row per quad.
-            const bool direct = Tr::kDirectO || p.cu_seqlens_q != nullptr;
-            const BlockInfo bi(p, b, h);
+            const bool direct = Tr::kDirectO || (kGeneral && p.cu_seqlens_q != nullptr);
+            const BlockInfo bi(p, b, h, kGeneral);
             float* gL = p.lse + bi.lse_row0(p);
             T* gO = bi.o<T>(p);
             release_stored();
@@ -516,14 +517,16 @@ template <typename Tr>
 cudaError_t launch_prefill_sm90(const AttnParams& p, bool persistent, cudaStream_t stream) {
     TmaMaps maps;
     // Packed sequences: the maps span every row of the one batch row (TileInfo's coordinates).
+    // kv_batch_idx: k and v have kv_batch rows of their own.
     const bool packed = p.cu_seqlens_q != nullptr;
     const int q_rows = packed ? p.total_q : p.len_q, k_rows = packed ? p.total_k : p.len_k, batch = packed ? 1 : p.batch;
+    const int kv_batch = packed ? 1 : p.kv_batch;
     const bool ok =
         make_tensor_map(&maps.q, p.q, p.dtype, p.head_dim, q_rows, p.heads_q, batch, p.q_row_stride, p.q_head_stride,
                         p.q_batch_stride, Tr::kBlockM) &&
-        make_tensor_map(&maps.k, p.k, p.dtype, p.head_dim, k_rows, p.heads_kv, batch, p.k_row_stride, p.k_head_stride,
+        make_tensor_map(&maps.k, p.k, p.dtype, p.head_dim, k_rows, p.heads_kv, kv_batch, p.k_row_stride, p.k_head_stride,
                         p.k_batch_stride, Tr::kBlockN) &&
-        make_tensor_map(&maps.v, p.v, p.dtype, p.head_dim, k_rows, p.heads_kv, batch, p.v_row_stride, p.v_head_stride,
+        make_tensor_map(&maps.v, p.v, p.dtype, p.head_dim, k_rows, p.heads_kv, kv_batch, p.v_row_stride, p.v_head_stride,
                         p.v_batch_stride, Tr::kBlockN) &&
         make_tensor_map(&maps.o, p.o, p.dtype, p.head_dim, q_rows, p.heads_q, batch, p.o_row_stride, p.o_head_stride,
                         p.o_batch_stride, 64);
