@@ -217,9 +217,12 @@ def test_cuda_tensors_raise_not_implemented_naming_the_parameter():
     kn = torch.randn(2, 17, 2, 64, device="cuda", dtype=torch.float16)
     with pytest.raises(NotImplementedError, match=r"block_table.*CPU tensors only"):
         f(q, kp, kp, kn, kn, cache_seqlens=3, block_table=table)
-    with pytest.raises(NotImplementedError, match=r"cache_batch_idx.*CPU tensors only"):
-        f(q, kp, kp, kn, kn, cache_seqlens=3, cache_batch_idx=torch.tensor([1, 0], dtype=torch.int32, device="cuda"))
-    assert torch.equal(kp, before)
+    kp16 = torch.randn(4, 16, 2, 64, device="cuda", dtype=torch.float16)   # pages the kernels read, but left padding
+    before16 = kp16.clone()
+    with pytest.raises(NotImplementedError, match=r"cache_leftpad=.* with block_table on CUDA tensors"):
+        f(q, kp16, kp16, kn, kn, cache_seqlens=3, block_table=table,
+          cache_leftpad=torch.tensor([1, 0], dtype=torch.int32, device="cuda"))
+    assert torch.equal(kp, before) and torch.equal(kp16, before16)
 
 
 def test_op_reads_rows_by_index_and_from_each_rows_start_on_cpu():

@@ -93,44 +93,34 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
 
     const uint64_t policy = l2_policy(p.kv_evict_first);
     // A paged cache: the tile's rows from their pages. Pages of 32 keys or more hold the whole
-    // 32-key tile (tiles start at multiples of 32, pages are powers of two): one page, and its base
-    // shifted back by the keys of the pages before it, so that the usual row index j addresses row
-    // j % page_size. Pages of 16: two half tiles, a page each; a half wholly past the row's keys is
-    // not looked up (its entry of block_table may not exist). The warp reads the pages of its next
-    // tile one load ahead (page_next), so the lookup's latency does not stand before the copies.
-    const bool half_pages = p.page_shift < 5;   // 16-key pages (the binding admits 16 and more)
-    int page_now[2] = {0, 0}, page_next[2] = {0, 0};
-    auto fetch_pages = [&](int i, int* dst) {   // the pages of this warp's tile i, if it has one
-        if (i >= n_mine) return;
+    // 32-key tile (tiles start at multiples of 32, pages are powers of two): one lookup, and the
+    // page's base shifted back by the keys of the pages before it, so that the usual row index j
+    // addresses row j % page_size. Pages of 16: two half tiles, one lookup each; a half wholly past
+    // the row's keys is not looked up (its entry of block_table may not exist).
+    auto load_paged = [&](T* slot, int j0) {
         const int32_t* pages = p.block_table + b * p.block_table_stride;
-        const int j0 = (first + i * t_step) * Tr::kWarpN;
-        dst[0] = pages[j0 >> p.page_shift];
-        if (half_pages && j0 + Tr::kWarpN / 2 < N) dst[1] = pages[(j0 + Tr::kWarpN / 2) >> p.page_shift];
-    };
-    auto load_paged = [&](T* slot, int i, int j0) {
-        if (i == 0) fetch_pages(0, page_next);
-        page_now[0] = page_next[0];
-        page_now[1] = page_next[1];
-        fetch_pages(i + 1, page_next);
         const int mask = (1 << p.page_shift) - 1;
-        auto base = [&](const T* g, int64_t page_stride, int64_t row_stride, int j, int page) {
-            return g + static_cast<int64_t>(page) * page_stride - static_cast<int64_t>(j & ~mask) * row_stride;
+        auto base = [&](const T* g, int64_t page_stride, int64_t row_stride, int j) {
+            return g + static_cast<int64_t>(pages[j >> p.page_shift]) * page_stride - static_cast<int64_t>(j & ~mask) * row_stride;
         };
-        if (!half_pages) {
-            load_tile<Tr, Tr::kWarpN, true, 32>(slot, base(gK, p.k_page_stride, p.k_row_stride, j0, page_now[0]), p.k_row_stride, j0, N,
+        if (mask + 1 >= Tr::kWarpN) {
+            load_tile<Tr, Tr::kWarpN, true, 32>(slot, base(gK, p.k_page_stride, p.k_row_stride, j0), p.k_row_stride, j0, N, p.head_dim, policy);
+            load_tile<Tr, Tr::kWarpN, true, 32>(slot + Tr::kTile, base(gV, p.v_page_stride, p.v_row_stride, j0), p.v_row_stride, j0, N,
                                                 p.head_dim, policy);
-            load_tile<Tr, Tr::kWarpN, true, 32>(slot + Tr::kTile, base(gV, p.v_page_stride, p.v_row_stride, j0, page_now[0]),
-                                                p.v_row_stride, j0, N, p.head_dim, policy);
         } else {
 #pragma unroll
             for (int half = 0; half < 2; ++half) {
                 const int j = j0 + half * (Tr::kWarpN / 2);
                 T* dst = slot + half * (Tr::kWarpN / 2) * Tr::kHeadDim;   // swizzled rows of kHeadDim elements
-                // A half past the keys: zero rows (load_tile writes them past len), from any address.
-                const T* k_src = j >= N ? gK : base(gK, p.k_page_stride, p.k_row_stride, j, page_now[half]);
-                const T* v_src = j >= N ? gV : base(gV, p.v_page_stride, p.v_row_stride, j, page_now[half]);
-                load_tile<Tr, Tr::kWarpN / 2, true, 32>(dst, k_src, p.k_row_stride, j, N, p.head_dim, policy);
-                load_tile<Tr, Tr::kWarpN / 2, true, 32>(dst + Tr::kTile, v_src, p.v_row_stride, j, N, p.head_dim, policy);
+                if (j >= N) {   // zero rows, as load_tile writes past len
+                    load_tile<Tr, Tr::kWarpN / 2, true, 32>(dst, gK, p.k_row_stride, j, N, p.head_dim, policy);
+                    load_tile<Tr, Tr::kWarpN / 2, true, 32>(dst + Tr::kTile, gV, p.v_row_stride, j, N, p.head_dim, policy);
+                    continue;
+                }
+                load_tile<Tr, Tr::kWarpN / 2, true, 32>(dst, base(gK, p.k_page_stride, p.k_row_stride, j), p.k_row_stride, j, N,
+                                                        p.head_dim, policy);
+                load_tile<Tr, Tr::kWarpN / 2, true, 32>(dst + Tr::kTile, base(gV, p.v_page_stride, p.v_row_stride, j), p.v_row_stride,
+                                                        j, N, p.head_dim, policy);
             }
         }
     };
@@ -139,7 +129,7 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
         T* slot = ring + (i % Tr::kStages) * 2 * Tr::kTile;
         if constexpr (kGeneral) {
             if (p.block_table != nullptr) {   // a paged cache (general path only)
-                load_paged(slot, i, j0);
+                load_paged(slot, j0);
                 return;
             }
         }
