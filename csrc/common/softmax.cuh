@@ -32,12 +32,14 @@ __device__ __forceinline__ float quad_sum(float x) {
 // j0 + nt * 8 + (lane % 4) * 2 (+1).
 
 // Whether the general path runs at all: attn_mask, softcap, ALiBi, a window's left side, packed
-// sequences, a paged cache, kv_batch_idx or k_leftpad. One template flag, kGeneral, in each kernel:
-// the plain path carries none of this code (the left side's masking alone cost the sm80 kernel 16
-// bytes of spills at hdim 128 on sm_90a; reading packed sequences' offsets in the plain path, 32).
+// sequences, kv_batch_idx or k_leftpad. One template flag, kGeneral, in each kernel: the plain path
+// carries none of this code (the left side's masking alone cost the sm80 kernel 16 bytes of spills
+// at hdim 128 on sm_90a; reading packed sequences' offsets in the plain path, 32). A paged cache
+// has a flag of its own in the decode kernel (kPaged) and takes the general path in the sm80
+// prefill kernel.
 inline bool general_path(const AttnParams& p) {
     return p.mask_kind != MaskKind::kNone || p.softcap > 0.f || p.alibi_slopes != nullptr || p.has_window_left ||
-           p.cu_seqlens_q != nullptr || p.block_table != nullptr || p.kv_batch_idx != nullptr || p.k_leftpad != nullptr;
+           p.cu_seqlens_q != nullptr || p.kv_batch_idx != nullptr || p.k_leftpad != nullptr;
 }
 
 // Whether the scores must be scaled before anything else: an additive mask and softcap act on

@@ -38,8 +38,8 @@ namespace decode {
 
 // kGeneral: attn_mask, softcap, ALiBi, a window's left side (the general path of
 // common/softmax.cuh). A window's right side and attention sinks need no flag (with splits, the
-// sinks join in combine_splits_kernel).
-template <typename Tr, typename T, bool kGeneral, bool kSplitKV>
+// sinks join in combine_splits_kernel). kPaged: K/V tiles found through block_table.
+template <typename Tr, typename T, bool kGeneral, bool kSplitKV, bool kPaged>
 __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     if constexpr (kSplitKV) allow_dependent_launch();
@@ -127,11 +127,9 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     auto load = [&](int i) {   // tile i of this warp into slot i % kStages
         const int j0 = (first + i * t_step) * Tr::kWarpN;
         T* slot = ring + (i % Tr::kStages) * 2 * Tr::kTile;
-        if constexpr (kGeneral) {
-            if (p.block_table != nullptr) {   // a paged cache (general path only)
-                load_paged(slot, j0);
-                return;
-            }
+        if constexpr (kPaged) {
+            load_paged(slot, j0);
+            return;
         }
         load_tile<Tr, Tr::kWarpN, true, 32>(slot, gK, p.k_row_stride, j0, N, p.head_dim, policy);
         load_tile<Tr, Tr::kWarpN, true, 32>(slot + Tr::kTile, gV, p.v_row_stride, j0, N, p.head_dim, policy);

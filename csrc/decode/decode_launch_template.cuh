@@ -2,7 +2,7 @@
 // configuration.
 //
 // launch_decode<Tr> picks the instantiation for a call's dtype, path (plain, or general: attn_mask,
-// softcap, ALiBi) and split count (so each per-head-dim file, decode_hdim*.cu, names only its configuration), launches the decode grid in
+// softcap, ALiBi), cache (contiguous or paged) and split count (so each per-head-dim file, decode_hdim*.cu, names only its configuration), launches the decode grid in
 // the order the plan chose and, with more than one split, the merge as a programmatic dependent
 // of it (sm90+: it is resident and waiting when the decode grid finishes).
 #pragma once
@@ -16,9 +16,9 @@
 namespace flashmin {
 namespace decode {
 
-template <typename Tr, typename T, bool kGeneral, bool kSplitKV>
+template <typename Tr, typename T, bool kGeneral, bool kSplitKV, bool kPaged>
 cudaError_t launch_decode_kernel(const AttnParams& p, cudaStream_t stream) {
-    constexpr auto kernel = decode_kernel<Tr, T, kGeneral, kSplitKV>;
+    constexpr auto kernel = decode_kernel<Tr, T, kGeneral, kSplitKV, kPaged>;
     if (Tr::kSmemBytes > p.max_smem_per_block) return cudaErrorInvalidConfiguration;
     const cudaError_t err = opt_in_smem<kernel>(Tr::kSmemBytes);
     if (err != cudaSuccess) return err;
@@ -48,7 +48,9 @@ cudaError_t launch_decode(const AttnParams& p, cudaStream_t stream) {
     return DTYPE_SWITCH(p.dtype, T, [&] {
         return BOOL_SWITCH(general_path(p), kGeneral, [&] {
             return BOOL_SWITCH(p.num_splits > 1, kSplitKV, [&] {
-                return launch_decode_kernel<Tr, T, kGeneral, kSplitKV>(p, stream);
+                return BOOL_SWITCH(p.block_table != nullptr, kPaged, [&] {
+                    return launch_decode_kernel<Tr, T, kGeneral, kSplitKV, kPaged>(p, stream);
+                });
             });
         });
     });

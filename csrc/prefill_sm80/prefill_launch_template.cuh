@@ -28,7 +28,7 @@ cudaError_t launch_prefill_kernel(const AttnParams& p, cudaStream_t stream) {
 template <typename Tr>
 cudaError_t launch_prefill(const AttnParams& p, cudaStream_t stream) {
     return DTYPE_SWITCH(p.dtype, T, [&] {
-        return BOOL_SWITCH(general_path(p), kGeneral, [&] {
+        return BOOL_SWITCH(general_path(p) || p.block_table != nullptr, kGeneral, [&] {
             return launch_prefill_kernel<Tr, T, kGeneral>(p, stream);
         });
     });
