@@ -5,6 +5,8 @@
 #
 #   STAGES="build jit test sanitize bench options gpt2" bash scripts/device_run.sh      (the default)
 #   BENCH_ARGS="--suite prefill --quick"  PYTEST_ARGS="-k cuda"  GPT2_ARGS="--batch 8"
+#     (each *_ARGS is split on spaces: a -k expression of several words does not pass; use
+#     PYTEST_TARGETS to choose files)
 #   PYTEST_TARGETS="tests/test_decode.py"  (default: tests)
 #   STAGES=sanitize SANITIZE_ARGS="--kernels decode"  SANITIZE_TOOLS="memcheck racecheck synccheck"
 #     RACECHECK_ARGS="--quick" (the default; "" for every shape), RACECHECK_TIMEOUT=400 (s, per kernel),
