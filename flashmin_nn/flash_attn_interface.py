@@ -348,8 +348,9 @@ def _kvcache_indexed(q, k_cache, v_cache, k, v, cache_seqlens, cache_batch_idx, 
                    "of 16 keys or more, by the decode kernel (up to 16 queries, head dim up to 128) or the sm80 "
                    "prefill kernel (longer queries), with kernel auto, decode or prefill; any other paged call "
                    "is implemented for CPU tensors only so far" if block_table is not None else
-                   "cache_batch_idx (cache rows chosen by index) is implemented for CPU tensors only so far (the "
-                   "CUDA kernels do not read indexed cache rows yet)"))
+                   "cache_batch_idx (cache rows chosen by index) is read in place on CUDA when the caches' last "
+                   "dim is contiguous and their dtype is q's; any other such call is implemented for CPU tensors "
+                   "only so far"))
     if block_table is not None and cache_batch_idx is not None:
         raise ValueError(f"cache_batch_idx={describe(cache_batch_idx)} cannot be given with block_table="
                          f"{describe(block_table)} (as in flash_attn): block_table already chooses each row's pages")
