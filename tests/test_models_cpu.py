@@ -140,3 +140,33 @@ def test_encoder_and_seq2seq_models_equal_eager(family):
     assert _rel(out, ref, None if seq2seq else mask.bool()) <= 1e-5
     if seq2seq:
         assert torch.equal(model.generate(**inputs, max_new_tokens=5, do_sample=False), ref_tokens)
+
+
+@pytest.mark.parametrize("family", ["llama", "mistral", "gemma2", "qwen3"])
+@pytest.mark.parametrize("max_as_tensor", [False, True])
+def test_packed_sequences_through_the_varlen_keywords(family, max_as_tensor, monkeypatch):
+    """Three sequences packed into one row with transformers' flash-attention varlen keywords
+    (cu_seq_lens_q/k, max_length_q/k, as DataCollatorWithFlattening makes them, with restarting
+    position_ids): every layer runs flash_attn_varlen_func once, and the logits equal eager's on
+    each sequence run alone."""
+    import flashmin_nn
+
+    model = _build(_decoders()[family])
+    lens = [5, 9, 3]
+    g = torch.Generator().manual_seed(2)
+    ids = torch.randint(3, 128, (1, sum(lens)), generator=g)
+    pos = torch.cat([torch.arange(n) for n in lens]).unsqueeze(0)
+    cu = torch.tensor([0, 5, 14, 17], dtype=torch.int32)
+    longest = torch.tensor(9) if max_as_tensor else 9
+    model.set_attn_implementation("eager")
+    with torch.no_grad():
+        ref = torch.cat([model(input_ids=ids[:, int(a):int(b)]).logits for a, b in zip(cu[:-1], cu[1:])], dim=1)
+    fm_hf.patch_model(model)
+    calls = []
+    real = flashmin_nn.flash_attn_varlen_func
+    monkeypatch.setattr(flashmin_nn, "flash_attn_varlen_func", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    with torch.no_grad():
+        out = model(input_ids=ids, position_ids=pos, cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=longest,
+                    max_length_k=longest).logits
+    assert len(calls) == model.config.num_hidden_layers
+    assert _rel(out, ref) <= 1e-5

@@ -49,6 +49,12 @@ the keys end at the last query (DynamicCache, no cache); otherwise the mask func
 full mask, exactly as for `sdpa`. So a mask whose query dim is 1 is read as key padding on top
 of the layer's causality; the one place this differs from `sdpa` is a caller's own 4-D mask of
 shape (B, 1, 1, S) with L > 1 on a causal layer, which sdpa would apply without causality.
+
+Packed sequences with transformers' flash-attention varlen keywords (cu_seq_lens_q / _k and
+max_length_q / _k passed to the model's forward, as DataCollatorWithFlattening makes them): each
+attention call runs flash_attn_varlen_func on the packed rows, in place on CUDA, and the mask is
+not read, as in transformers' own flash attention path. Packed position_ids alone reach flashmin
+as the block-diagonal mask sdpa would get.
 """
 from __future__ import annotations
 
@@ -89,10 +95,16 @@ ATTN_IMPLEMENTATION = "fmin_attention"
 # become flashmin's softcap and sinks, which every kernel runs.
 _OPTION_KWARGS = ("softcap", "s_aux", "sinks", "sliding_window")
 
+# Packed sequences: the flash-attention varlen keywords a caller passes to the model's forward
+# (DataCollatorWithFlattening(return_flash_attn_kwargs=True) makes them), which transformers hands
+# down to every attention call; with all four, the call runs flash_attn_varlen_func, the packed
+# rows read in place (the prefill kernels on CUDA), as transformers' own flash attention path does.
+_VARLEN_KWARGS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")
+
 # Every keyword that needs a look: those options, an additive position bias (T5 and its family
-# pass `position_bias`; it is added to the mask, as transformers' sdpa does), and
-# output_attentions (flashmin forms no attention weights).
-_SPECIAL_NAMES = frozenset(_OPTION_KWARGS) | {"position_bias", "output_attentions"}
+# pass `position_bias`; it is added to the mask, as transformers' sdpa does), output_attentions
+# (flashmin forms no attention weights) and the varlen keywords.
+_SPECIAL_NAMES = frozenset(_OPTION_KWARGS) | {"position_bias", "output_attentions"} | frozenset(_VARLEN_KWARGS)
 
 _warned_output_attentions = False
 _SKIP_FRAMES = (PACKAGE_DIR, TORCH_DIR, os.path.dirname(os.path.abspath(transformers.__file__)) + os.sep)
@@ -135,14 +147,17 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
     # which torch.compile traces; dict_keys.isdisjoint breaks the graph).
     position_bias = None
     options = {}
+    is_causal = kwargs.get("is_causal")
+    if is_causal is None:
+        is_causal = getattr(module, "is_causal", True)
     if not _SPECIAL_NAMES.isdisjoint(kwargs):
         options = _options(module, kwargs, attention_mask, query)
         if kwargs.get("output_attentions"):
             _warn_no_attention_weights()
         position_bias = kwargs.get("position_bias")
-    is_causal = kwargs.get("is_causal")
-    if is_causal is None:
-        is_causal = getattr(module, "is_causal", True)
+        packed = _varlen_forward(module, query, key, value, scaling, bool(is_causal), kwargs, position_bias)
+        if packed is not None:
+            return packed, None
     L, S = query.shape[2], key.shape[2]
     if attention_mask is not None and attention_mask.shape[-2] != 1:
         # A full (.., L, S) mask already says who sees whom; adding causality on top would break
@@ -157,6 +172,38 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
     else:
         out = flashmin_nn.attention(query, key, value, attention_mask, scaling, bool(is_causal), S - L)
     return out.transpose(1, 2), None  # (B, L, Hq, D), contiguous: no copy
+
+
+def _varlen_forward(module, query, key, value, scaling, is_causal, kwargs, position_bias):
+    """Packed sequences given by the varlen keywords (all four, one batch row of packed tokens, no
+    cache: as many keys as queries), through flash_attn_varlen_func; None for any other call,
+    which then runs on the mask transformers built (for packed position_ids, a block-diagonal one).
+    Attention sinks and position biases have no varlen form here: those calls take the mask too."""
+    cu_q, cu_k, max_q, max_k = (kwargs.get(n) for n in _VARLEN_KWARGS)
+    if cu_q is None or cu_k is None or max_q is None or max_k is None:
+        return None
+    if query.shape[0] != 1 or key.shape[2] != query.shape[2] or position_bias is not None:
+        return None
+    if kwargs.get("s_aux") is not None or kwargs.get("sinks") is not None:
+        return None
+    name = type(module).__name__
+    for n, t in (("cu_seq_lens_q", cu_q), ("cu_seq_lens_k", cu_k)):
+        if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.dtype not in (torch.int32, torch.int64):
+            raise ValueError(f"{name} was passed {n}={describe(t)}: it must be a 1-D int32 tensor of sequence "
+                             "starts (n + 1 values)")
+    # max_length_*: an int, or a tensor (transformers' own helper makes one); a tensor is not read
+    # back: the packed length bounds every sequence, and flash_attn takes max_seqlen as a bound.
+    total_q, total_k = query.shape[2], key.shape[2]
+    max_q = max_q if isinstance(max_q, int) and not isinstance(max_q, bool) else total_q
+    max_k = max_k if isinstance(max_k, int) and not isinstance(max_k, bool) else total_k
+    window = kwargs.get("sliding_window")
+    softcap = kwargs.get("softcap")
+    out = flashmin_nn.flash_attn_varlen_func(
+        query[0].transpose(0, 1), key[0].transpose(0, 1), value[0].transpose(0, 1),   # (total, H, D) views
+        cu_q.to(torch.int32), cu_k.to(torch.int32), max_q, max_k, softmax_scale=scaling, causal=is_causal,
+        window_size=(window - 1, 0) if isinstance(window, int) and window > 0 else (-1, -1),
+        softcap=float(softcap) if softcap else 0.0)
+    return out.unsqueeze(0)   # (1, total, Hq, D), contiguous
 
 
 def _options(module, kwargs, attention_mask, query):
