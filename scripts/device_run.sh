@@ -19,6 +19,7 @@
 #   STAGES=options  (scripts/bench_options.py: the window, softcap, ALiBi and sinks against plain)
 #   STAGES=varlen  (scripts/bench_varlen.py: packed sequences in place, padded, and SDPA's padded batch)
 #   STAGES=paged  (scripts/bench_paged.py: decode over 16- and 256-key pages against a contiguous cache)
+#   STAGES=graphs  (scripts/bench_graphs.py: a decode step replayed from a CUDA graph against eager)
 #   PYTEST_TIMEOUT=300 (s): the test stage is interrupted (SIGINT) after it, so pytest still
 #     prints its summary and the slowest tests; PYTEST_WORKERS=15 (pytest-xdist -n, 0: none)
 #
@@ -160,6 +161,12 @@ if has paged; then
     tail -3 "$LOGS/paged.err"
 fi
 
+if has graphs; then
+    echo "=== graphs: scripts/bench_graphs.py ${GRAPHS_ARGS:-}"
+    $PY scripts/bench_graphs.py ${GRAPHS_ARGS:-} 2> "$LOGS/graphs.err" | tee "$OUT/graphs.txt"
+    tail -3 "$LOGS/graphs.err"
+fi
+
 if has smoke; then
     echo "=== smoke: every CUDA kernel against float64 on awkward shapes"
     $PY scripts/smoke.py 2>&1 | tee "$OUT/smoke.txt"
@@ -174,6 +181,7 @@ printf '%s\n' "${summary[@]}" > "$OUT/summary.txt"
 [ -f "$OUT/options.txt" ] && tail -n 40 "$OUT/options.txt"
 [ -f "$OUT/varlen.txt" ] && tail -n 12 "$OUT/varlen.txt"
 [ -f "$OUT/paged.txt" ] && tail -n 16 "$OUT/paged.txt"
+[ -f "$OUT/graphs.txt" ] && tail -n 30 "$OUT/graphs.txt"
 [ -f "$OUT/smoke.txt" ] && tail -n 30 "$OUT/smoke.txt"
 [ -f "$OUT/tune.txt" ] && cat "$OUT/tune.txt"
 exit 0
