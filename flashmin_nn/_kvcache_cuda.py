@@ -69,8 +69,8 @@ def kvcache_rows(q, k_cache, v_cache, k, v, cache_seqlens, cache_batch_idx, cach
         if lo < 0 or hi + n_new > S:
             raise ValueError(f"cache_seqlens must lie in [0, {S - n_new}] (k_cache.size(1)={S}, {n_new} new keys); "
                              f"got values from {lo} to {hi}")
-    rows = torch.arange(B, device=q.device) if idx is None else idx.to(torch.int64)
     if n_new > 0:                                        # the new keys into their cache rows, in place
+        rows = torch.arange(B, device=q.device) if idx is None else idx.to(torch.int64)
         pos = lens.to(torch.int64).unsqueeze(1) + torch.arange(n_new, device=q.device)          # (B, Lnew)
         k_cache.index_put_((rows.unsqueeze(1).expand(B, n_new), pos), k)
         v_cache.index_put_((rows.unsqueeze(1).expand(B, n_new), pos), v)
@@ -112,26 +112,9 @@ def kvcache_paged(q, k_cache, v_cache, k, v, cache_seqlens, block_table, softmax
     if backends.rejection(kernel, qt, kt, vt) is not None or q.size(2) % k_cache.size(2) != 0:
         return None
     S = M * P
-    if (k is None) != (v is None):
-        raise ValueError("k and v must be given together (new keys and values for the cache)")
-    if k is not None and cache_seqlens is None:
-        raise ValueError("cache_seqlens is required with k/v: it says where the new keys go")
-    if k is not None and (k.shape != (B, n_new, *k_cache.shape[2:]) or v.shape != k.shape or k.dtype != k_cache.dtype
-                          or k.device != k_cache.device or v.dtype != k.dtype):
-        raise ValueError(f"k.shape={tuple(k.shape)}, v.shape={tuple(v.shape)} must be (B, Lnew, Hkv, D) = "
-                         f"({B}, Lnew, {k_cache.size(2)}, {k_cache.size(3)}) in k_cache's dtype and device")
-    if cache_seqlens is None:
-        lens = torch.full((B,), S, dtype=torch.int32, device=q.device)
-    elif isinstance(cache_seqlens, Tensor):
-        if cache_seqlens.dtype not in (torch.int32, torch.int64) or cache_seqlens.shape != (B,):
-            raise ValueError(f"cache_seqlens must be an int32/int64 tensor of shape (B,)=({B},); got "
-                             f"dtype={cache_seqlens.dtype}, shape={tuple(cache_seqlens.shape)}")
-        if cache_seqlens.device != q.device:
-            raise ValueError(f"cache_seqlens.device={cache_seqlens.device} must equal q.device={q.device}")
-        lens = cache_seqlens
-    else:
-        lens = torch.full((B,), integer(cache_seqlens, "cache_seqlens"), dtype=torch.int32, device=q.device)
-    if check_lengths and B > 0 and not torch.compiler.is_compiling() and not torch.cuda.is_current_stream_capturing():
+    _check_new_keys(k, v, B, n_new, k_cache, cache_seqlens)
+    lens = _lengths(cache_seqlens, B, S, q.device)
+    if _checking(check_lengths, B, q):
         lo, hi = torch.stack(torch.aminmax(lens.to(torch.int64))).tolist()   # one read-back
         if lo < 0 or hi + n_new > S:
             raise ValueError(f"cache_seqlens must lie in [0, {S - n_new}] (block_table.size(1)={M} pages of "
