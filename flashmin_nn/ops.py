@@ -254,12 +254,11 @@ def packed_attention(q: Tensor, k: Tensor, v: Tensor, cu_seqlens_q: Tensor, cu_s
     if kernel not in PACKED_KERNELS or not q.is_cuda:
         return None
     _ext.load()
-    ex = (-1, -1, 0.0, None, None) if extras is NO_EXTRAS else tuple(extras)
-    ex = ex + (cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
     scale = float(scale)
     # flash_attn takes max_seqlen_* as upper bounds: no sequence is longer than its total either.
     max_seqlen_q, max_seqlen_k = torch.sym_min(max_seqlen_q, q.shape[0]), torch.sym_min(max_seqlen_k, k.shape[0])
-    ex = ex[:5] + (cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
+    ex = ((-1, -1, 0.0, None, None) if extras is NO_EXTRAS else tuple(extras)[:5]) + (
+        cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k)
     offset = max_seqlen_k - max_seqlen_q
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
         out, lse = _AttentionFn.apply(qv, kv, vv, None, None, scale, is_causal, offset, kernel, ex)
