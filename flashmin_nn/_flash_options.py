@@ -214,17 +214,22 @@ def check_cu_seqlens(cu_q: Tensor, cu_k: Tensor, total_q: int, total_k: int, Lma
                              f"({max(steps)} tokens)")
 
 
+def check_seqlens_tensor(cache_seqlens: Tensor, B: int, device) -> Tensor:
+    """cache_seqlens as a tensor must be int32/int64 (B,) on q's device; returned as given."""
+    if cache_seqlens.dtype not in (torch.int32, torch.int64) or cache_seqlens.shape != (B,):
+        raise ValueError(f"cache_seqlens must be an int32/int64 tensor of shape (B,)=({B},); got "
+                         f"dtype={cache_seqlens.dtype}, shape={tuple(cache_seqlens.shape)}")
+    if cache_seqlens.device != device:
+        raise ValueError(f"cache_seqlens.device={cache_seqlens.device} must equal q.device={device}")
+    return cache_seqlens
+
+
 def host_seqlens(cache_seqlens, B: int, S: int, device) -> Tensor:
     """cache_seqlens as an int64 CPU tensor (B,) for the gather of a paged or indexed cache (None: S)."""
     if cache_seqlens is None:
         return torch.full((B,), S, dtype=torch.int64)
     if isinstance(cache_seqlens, Tensor):
-        if cache_seqlens.dtype not in (torch.int32, torch.int64) or cache_seqlens.shape != (B,):
-            raise ValueError(f"cache_seqlens must be an int32/int64 tensor of shape (B,)=({B},); got "
-                             f"dtype={cache_seqlens.dtype}, shape={tuple(cache_seqlens.shape)}")
-        if cache_seqlens.device != device:
-            raise ValueError(f"cache_seqlens.device={cache_seqlens.device} must equal q.device={device}")
-        return cache_seqlens.to(torch.int64)
+        return check_seqlens_tensor(cache_seqlens, B, device).to(torch.int64)
     if isinstance(cache_seqlens, bool) or not isinstance(cache_seqlens, numbers.Integral):
         raise TypeError(f"cache_seqlens={describe(cache_seqlens)} must be an int or an int32/int64 tensor of "
                         f"shape (B,); got {type(cache_seqlens).__name__}")

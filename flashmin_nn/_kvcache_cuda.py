@@ -8,7 +8,7 @@ from torch import Tensor
 
 from . import backends
 from ._checks import check_indexed_cache, finite_scale, integer
-from ._flash_options import NO_WINDOW as _NO_WINDOW, flash_options
+from ._flash_options import NO_WINDOW as _NO_WINDOW, check_seqlens_tensor, flash_options
 from .ops import NO_EXTRAS, attention_forward, paged_attention
 
 
@@ -17,12 +17,7 @@ def _lengths(cache_seqlens, B, S, device):
     if cache_seqlens is None:
         return torch.full((B,), S, dtype=torch.int32, device=device)
     if isinstance(cache_seqlens, Tensor):
-        if cache_seqlens.dtype not in (torch.int32, torch.int64) or cache_seqlens.shape != (B,):
-            raise ValueError(f"cache_seqlens must be an int32/int64 tensor of shape (B,)=({B},); got "
-                             f"dtype={cache_seqlens.dtype}, shape={tuple(cache_seqlens.shape)}")
-        if cache_seqlens.device != device:
-            raise ValueError(f"cache_seqlens.device={cache_seqlens.device} must equal q.device={device}")
-        return cache_seqlens
+        return check_seqlens_tensor(cache_seqlens, B, device)
     return torch.full((B,), integer(cache_seqlens, "cache_seqlens"), dtype=torch.int32, device=device)
 
 

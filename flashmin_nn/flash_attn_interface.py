@@ -15,7 +15,8 @@ from torch import Tensor
 
 from ._checks import check_indexed_cache, check_qkv, describe, finite_scale, integer, not_a_bool
 from ._flash_options import (NO_WINDOW as _NO_WINDOW, check_cu_seqlens, check_dropout, check_kvcache_options,
-                             flash_options, host_seqlens, check_leftpad, leftpad_shift, rotate)
+                             flash_options, host_seqlens, check_leftpad, check_seqlens_tensor, leftpad_shift,
+                             rotate)
 from ._kvcache_cuda import kvcache_paged, kvcache_rows
 from .ops import NO_EXTRAS, attention_forward, packed_attention
 
@@ -196,11 +197,7 @@ def flash_attn_with_kvcache(q: Tensor, k_cache: Tensor, v_cache: Tensor, k: Opti
                                  f"(k_cache.size(1)={S_max})")
             check_lengths = False                           # checked on the host: no device read-back
             cache_seqlens = torch.full((B,), cache_seqlens, dtype=torch.int32, device=q.device)
-        if cache_seqlens.dtype not in (torch.int32, torch.int64) or cache_seqlens.shape != (B,):
-            raise ValueError(f"cache_seqlens must be an int32/int64 tensor of shape (B,)=({B},); got "
-                             f"dtype={cache_seqlens.dtype}, shape={tuple(cache_seqlens.shape)}")
-        if cache_seqlens.device != q.device:
-            raise ValueError(f"cache_seqlens.device={cache_seqlens.device} must equal q.device={q.device}")
+        check_seqlens_tensor(cache_seqlens, B, q.device)
         if check_lengths and B > 0 and not _is_compiling() and not _capturing(q):
             lo, hi = torch.stack(torch.aminmax(cache_seqlens)).tolist()   # one read-back, not two
             if lo < 0 or hi + n_new > S_max:

@@ -14,7 +14,7 @@ import torch
 import flashmin_nn
 from flashmin_nn import ops
 from helpers import assert_attention_close, assert_lse_close, kvcache_expected
-from test_paged_kvcache import _paged, _rows, _unpage
+from test_paged_kvcache import _unpage, paged_case
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
@@ -23,16 +23,7 @@ PAGES = {16: 9, 32: 5, 256: 3, 512: 2}          # page_block_size -> max_blocks_
 
 
 def _case(P, n_new, Lq, group, D, dtype=torch.float16, B=4, Hkv=2):
-    S = P * PAGES[P]
-    full = S - n_new
-    seqlens = [0, full, full // 2 + 1, 1][:B]
-    totals = [s + n_new for s in seqlens]
-    q = torch.randn(B, Lq, Hkv * group, D) * 2
-    kc, vc = _rows(B, S, Hkv, D, seqlens)
-    kn = vn = None
-    if n_new:
-        kn, vn = torch.randn(B, n_new, Hkv, D) * 2, torch.randn(B, n_new, Hkv, D)
-    kp, vp, table = _paged(kc, vc, P, totals)
+    q, kc, vc, kn, vn, kp, vp, table, seqlens = paged_case(P, PAGES[P], n_new, Lq, group, D, B=B, Hkv=Hkv)
     cast = lambda t: None if t is None else t.to(dtype)
     q, kc, vc, kn, vn, kp, vp = (cast(t) for t in (q, kc, vc, kn, vn, kp, vp))
     return q, kc, vc, kn, vn, kp, vp, table, seqlens

@@ -45,6 +45,23 @@ def _paged(kc, vc, P, totals, spare=3):
     return kp, vp, table
 
 
+def paged_case(P, M, n_new, Lq, group, D, B=4, Hkv=2):
+    """A ragged case over M pages of P keys per row: rows of 0, all, half + 1 and 1 cached keys
+    (the first B of them), n_new new keys each, the cache scattered over a shuffled pool (_paged).
+    Returns q, kc, vc, kn, vn, kp, vp, table, seqlens (kn = vn = None without new keys)."""
+    S = P * M
+    full = S - n_new
+    seqlens = [0, full, full // 2 + 1, 1][:B]
+    totals = [s + n_new for s in seqlens]
+    q = torch.randn(B, Lq, Hkv * group, D) * 2
+    kc, vc = _rows(B, S, Hkv, D, seqlens)
+    kn = vn = None
+    if n_new:
+        kn, vn = torch.randn(B, n_new, Hkv, D) * 2, torch.randn(B, n_new, Hkv, D)
+    kp, vp, table = _paged(kc, vc, P, totals)
+    return q, kc, vc, kn, vn, kp, vp, table, seqlens
+
+
 def _unpage(kp, vp, table, kc, vc):
     """The pool as it must be when the contiguous cache is (kc, vc): pages of live entries replaced."""
     ek, ev = kp.clone(), vp.clone()
@@ -65,16 +82,7 @@ def _unpage(kp, vp, table, kc, vc):
 @pytest.mark.parametrize("P", sorted(PAGES))
 def test_paged_matches_contiguous(P, n_new, causal, group, Lq):
     B, Hkv, D = 4, 2, 16
-    S = P * PAGES[P]
-    full = S - n_new
-    seqlens = [0, full, full // 2 + 1, 1]
-    totals = [s + n_new for s in seqlens]
-    q = torch.randn(B, Lq, Hkv * group, D) * 2
-    kc, vc = _rows(B, S, Hkv, D, seqlens)
-    kn = vn = None
-    if n_new:
-        kn, vn = torch.randn(B, n_new, Hkv, D) * 2, torch.randn(B, n_new, Hkv, D)
-    kp, vp, table = _paged(kc, vc, P, totals)
+    q, kc, vc, kn, vn, kp, vp, table, seqlens = paged_case(P, PAGES[P], n_new, Lq, group, D, B=B, Hkv=Hkv)
     table0 = table.clone()
     lens = torch.tensor(seqlens, dtype=torch.int32)
     ekc, evc, ref, ref_lse, dead = kvcache_expected(q, kc, vc, kn, vn, seqlens, causal=causal)
