@@ -20,10 +20,9 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
 __device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0));
 }
-// The same for a streamed K/V row: the L2::256B prefetch-size hint (the neighbouring bytes come
-// from DRAM in one larger request) and an L2 cache policy (l2_policy).
-__device__ __forceinline__ void cp_async_16_stream(void* dst, const void* src, bool valid, uint64_t policy) {
-    asm volatile("cp.async.cg.shared.global.L2::cache_hint.L2::256B [%0], [%1], 16, %2, %3;\n"
+// The same with an L2 cache policy (l2_policy) for the lines it brings in (no prefetch-size hint).
+__device__ __forceinline__ void cp_async_16_policy(void* dst, const void* src, bool valid, uint64_t policy) {
+    asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;\n"
                  ::"r"(smem_addr(dst)), "l"(src), "r"(valid ? 16 : 0), "l"(policy));
 }
 // An L2 cache policy for loads: evict-first marks the lines a load brings in as the first to
@@ -37,11 +36,10 @@ __device__ __forceinline__ uint64_t l2_policy(bool evict_first) {
         asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;\n" : "=l"(policy));
     return policy;
 }
-// A K/V chunk: cp_async_16_stream with the policy when the kernel streams (Traits::kL2Hint),
-// plain cp_async_16 otherwise.
-template <bool kL2Hint>
+// A K/V chunk: cp_async_16_policy with the policy (kPolicy), plain cp_async_16 otherwise.
+template <bool kPolicy>
 __device__ __forceinline__ void cp_async_kv(void* dst, const void* src, bool valid, uint64_t policy) {
-    if constexpr (kL2Hint) cp_async_16_stream(dst, src, valid, policy);
+    if constexpr (kPolicy) cp_async_16_policy(dst, src, valid, policy);
     else cp_async_16(dst, src, valid);
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }

@@ -12,10 +12,14 @@ namespace flashmin {
 // number threadIdx.x % kThreads among them). Each thread owns one 16-byte column chunk and walks down the rows with one running
 // pointer (a fixed row step), so the loop costs one 64-bit add per load, not a live address per
 // load. kSwizzled: unpadded rows with chunk c of row r at c ^ (r % 8) (Traits::kSwizzleKV), else
-// padded rows of Tr::kStride.
-template <typename Tr, int kRows, bool kSwizzled, int kThreads, typename T>
+// padded rows of Tr::kStride. kPolicy: the loads carry the L2 cache policy `policy` (l2_policy).
+// A zero-filled chunk still names a source address: `inside` when given (an address the tensor
+// owns), else src; a caller whose src may point outside the tensor (a paged cache's page base
+// shifted back by the rows before the page) passes the head's own base.
+template <typename Tr, int kRows, bool kSwizzled, int kThreads, bool kPolicy = false, typename T>
 __device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stride, int row0, int len, int head_dim,
-                                          uint64_t policy = 0) {
+                                          uint64_t policy = 0, const T* inside = nullptr) {
+    const T* none = inside ? inside : src;
     const int tid = threadIdx.x % kThreads;   // read here, not passed in: it stays a cheap special register
     constexpr int kChunks = Tr::kHeadDim / 8;   // 16-byte chunks per row
     constexpr int kDstStride = kSwizzled ? Tr::kHeadDim : Tr::kStride;
@@ -31,14 +35,14 @@ __device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stri
         for (int it = 0; it < kIters; ++it) {
             if (kRows % kStep != 0 && r + it * kStep >= kRows) break;
             const bool valid = col_ok && row0 + r + it * kStep < len;
-            cp_async_kv<Tr::kL2Hint>(dst + at(r + it * kStep, c), valid ? g : src, valid, policy);
+            cp_async_kv<kPolicy>(dst + at(r + it * kStep, c), valid ? g : none, valid, policy);
             g += step;
         }
     } else {
         for (int idx = tid; idx < kRows * kChunks; idx += kThreads) {
             const int r = idx / kChunks, c = idx % kChunks;
             const bool valid = row0 + r < len && c * 8 < head_dim;
-            cp_async_kv<Tr::kL2Hint>(dst + at(r, c), valid ? src + (row0 + r) * row_stride + c * 8 : src, valid, policy);
+            cp_async_kv<kPolicy>(dst + at(r, c), valid ? src + (row0 + r) * row_stride + c * 8 : none, valid, policy);
         }
     }
 }

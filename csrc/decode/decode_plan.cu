@@ -110,7 +110,12 @@ DecodePlan plan_decode(const AttnParams& p, int64_t l2_bytes) {
     // measured 2-3% slower. Measured at B=8 (commit b7508ef; L2 flushed by a 256 MB memset before
     // each call, so it is dirty): 25-201 MB caches +2-18%, 268 MB +0.3%, 302 MB -0.4%, 403-537 MB
     // -2-3.5%; the limit is 5x the L2 (250 MiB on the H100). ncu, H=12, 1k keys: DRAM writes during
-    // the kernel 8.0 -> 1.6 MB, 17.1 -> 15.0 us.
+    // the kernel 8.0 -> 1.6 MB, 17.1 -> 15.0 us. On the H200 (60 MiB L2: 300 MiB; 37a5409 + the
+    // experiment patch, docs/results/2026-12-02-h200-37a5409/) the rule still holds: plain loads
+    // instead of evict-first on the 1k-key caches lost 2-9% (B=8, H=32: 1.044 -> 0.979x SDPA's
+    // default; H=12, D=64 4k keys: 1.352 -> 1.220x), evict-first on the large ones lost 0.5-5%.
+    // The large caches' loads carry no policy at all (decode_kernel.cuh: a policy operand, even
+    // evict-normal, cost 9-13% of the read rate there).
     const int64_t kv_bytes = 2LL * q.batch * q.heads_kv * q.len_k * q.head_dim * 2;
     plan.kv_evict_first = kv_bytes <= 5 * l2_bytes;
     if (plan.num_splits > 1) {

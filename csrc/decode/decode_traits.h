@@ -14,10 +14,6 @@ struct DecodeTraits : Cfg {
     using Cfg::kWarpN;     // keys per tile (one warp computes one tile at a time)
     using Cfg::kStages;    // ring slots per warp
     using Cfg::kNWarps;
-    // K/V loads: cp_async_16_stream, with the L2::256B prefetch hint and an L2 policy
-    // (AttnParams::kv_evict_first). The hint measured +1-2% over none in one H100 run
-    // (2026-11-24) and no change in a later one.
-    static constexpr bool kL2Hint = true;
     static constexpr int kThreads = 32 * kNWarps;
     static constexpr int kBlockM = 16;           // query rows per block: one MMA slice
     static constexpr int kNT = kWarpN / 8, kDT = kHeadDim / 8, kKS = kHeadDim / 16;

@@ -42,10 +42,9 @@ struct PrefillTraits : Cfg {
     static constexpr int kSmemKV = kBlockN * kKVStride;
     static constexpr int kSmemBytes = (kSmemQ + 2 * kStages * kSmemKV) * 2;
     static constexpr float kLazyLog2 = 8.f;
-    // K/V loads are plain cp.async: no L2 prefetch-size hint (an L2::128B hint measured no change
-    // on the H100, 2026-11-24) and no cache policy (every query block re-reads the tiles: they
-    // should stay in L2).
-    static constexpr bool kL2Hint = false;
+    // K/V loads are plain cp.async (load_tile's default): no L2 prefetch-size hint (an L2::128B
+    // hint measured no change on the H100, 2026-11-24) and no cache policy (every query block
+    // re-reads the tiles: they should stay in L2).
 
     static_assert(kBlockM % (16 * kNWarps) == 0, "each warp owns whole 16-row MMA slices");
     static_assert(kStages == 1 || kStages == 2, "one or two K/V buffers");
