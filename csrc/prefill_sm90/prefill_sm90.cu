@@ -5,7 +5,7 @@
 // choices and their measured reasons are beside each launch in prefill_sm90_hdim*.cu.
 //   hdim 64:  128 keys, 3 slots, 3 warpgroups (192 rows; 160 registers each), 2 Q slots; where
 //             192-row tiles would leave more than 20% of their rows idle (up to 256 queries),
-//             2 warpgroups (128 rows).
+//             and with causality up to 1024 queries and keys, 2 warpgroups (128 rows).
 //   hdim 128: 128 keys, 2 slots, 2 warpgroups (240 registers each), 2 Q slots; without
 //             causality from 4k keys 176-key tiles with one Q slot (O stored from registers).
 //   hdim 256:  80 keys, 2 slots, 2 warpgroups, 1 Q slot (O alone is 128 registers a thread; 226 KB);

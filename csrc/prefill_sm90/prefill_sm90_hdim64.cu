@@ -12,7 +12,14 @@ cudaError_t run_prefill_sm90_hdim64(const AttnParams& p, cudaStream_t stream) {
     // against 192-row tiles in the run before (cuDNN within 2% in both): 1.18x / 1.11x at 128 / 256
     // queries, 1.20x / 1.33x causal; at 512 and 1024 (11% idle) 0.89x / 0.91x without causality,
     // so those keep 192 rows.
-    if (sm90::padded_to(p.len_q, 192) * 5 > static_cast<int64_t>(p.len_q) * 6) return run_prefill_sm90_hdim64_rows128(p, stream);
+    // With causality also up to 1024 queries and keys, where the diagonal is a large share of the
+    // work and a 192-row tile wastes more of it (a 64-row warpgroup above the diagonal computes a
+    // whole masked key tile): 1.07x / 1.14x at 512 / 1024, 1.00-1.01x at 2048 (so 192 rows from
+    // there, and for a few queries over a long cache). H200, 2026-12-02, fp16, two settings against
+    // 192-row tiles in the same process (docs/results/2026-12-02-h200-59c440a).
+    if (sm90::padded_to(p.len_q, 192) * 5 > static_cast<int64_t>(p.len_q) * 6 ||
+        (p.is_causal && p.len_q <= 1024 && p.len_k <= 1024))
+        return run_prefill_sm90_hdim64_rows128(p, stream);
     // Persistent up to 2k keys: 0.74 -> 0.92x cuDNN at 512 keys; one block per tile from 8k keys:
     // 1.00-1.02x there against 0.87-0.93x persistent (2026-12-01, H200).
     return sm90::launch_prefill_sm90_config<64, 128, 3, 3, 2>(p, /*persistent=*/p.len_k <= 2048, stream);
