@@ -16,7 +16,7 @@
 //   rate (B=8, H=32, D=128, 16k keys: 3579 -> 4453 GB/s without them, 0.79 -> 0.99x cuDNN; the
 //   hint's extra L2 lookups kept the L2 at 92% of its throughput with DRAM at 76%, ncu); a cache
 //   small against the L2 (the host decides: AttnParams::kv_evict_first) carries the evict-first
-//   policy, so the stream does not push out other data (contiguous caches only: see load below);
+//   policy, so the stream does not push out other data;
 // - after the loop the warps' partial results are merged through shared memory; with one split
 //   the block writes the output, otherwise fp32 partial O and lse, merged by combine_splits_kernel.
 // Tr: DecodeTraits<DecodeConfig<kHeadDim>> (decode_traits.h, decode_config.h). The PTX wrappers, the
@@ -102,48 +102,84 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     // load is straight code behind one uniform branch.
     const uint64_t policy = l2_policy(true);
     // A paged cache: the tile's rows from their pages. Pages of 32 keys or more hold the whole
-    // 32-key tile (tiles start at multiples of 32, pages are powers of two): one lookup, and the
-    // page's base shifted back by the keys of the pages before it, so that the usual row index j
-    // addresses row j % page_size. Pages of 16: two half tiles, one lookup each; a half wholly past
-    // the row's keys is not looked up (its entry of block_table may not exist).
-    auto load_kv = [&](auto evict, T* slot, int j0) {
+    // 32-key tile (tiles start at multiples of 32, pages are powers of two): one page, and its base
+    // shifted back by the keys of the pages before it, so that the usual row index j addresses row
+    // j % page_size. Pages of 16: two half tiles, a page each; a half wholly past the row's keys
+    // has no page (its entry of block_table may not exist) and is zero-filled.
+    // The page numbers come from block_table 32 tiles at a time, ahead of their use: lane l holds
+    // those of this warp's tile 32 c + l (pg_now, the halves' pages in .x and .y), and the next 32
+    // tiles' (pg_next) are read when the warp moves to a new group, a whole group before they are
+    // needed. A tile's copies then wait on a shuffle, not on a dependent global load (with one
+    // lookup per tile in front of its copies, 16-key pages at head dim 64 ran at 0.70-0.73x the
+    // contiguous cache's speed on the H200, 2026-12-02; the two lookups, behind the copies'
+    // asm volatile, were not even overlapped).
+    const int32_t* pages = kPaged ? p.block_table + b * p.block_table_stride : nullptr;
+    const int page_mask = kPaged ? (1 << p.page_shift) - 1 : 0;
+    const bool small_pages = kPaged && page_mask + 1 < Tr::kWarpN;
+    auto read_pages = [&](int group) {   // lane's entry of tile group * 32 + lane, (0, 0) past the keys
+        int2 e = make_int2(0, 0);
+        const int i = group * 32 + lane;
+        const int j = tile_j0(i);
+        if (kPaged && i < n_mine && j < N) {
+            e.x = __ldg(pages + (j >> p.page_shift));
+            if (small_pages && j + Tr::kWarpN / 2 < N) e.y = __ldg(pages + ((j + Tr::kWarpN / 2) >> p.page_shift));
+        }
+        return e;
+    };
+    int2 pg_now = make_int2(0, 0), pg_next = make_int2(0, 0);
+    if constexpr (kPaged) {
+        pg_now = read_pages(0);
+        pg_next = read_pages(1);
+    }
+    // Tile i's page numbers (i grows by one from call to call; warp-uniform, every lane calls).
+    auto tile_pages = [&](int i) {
+        if (i % 32 == 0 && i > 0) {
+            pg_now = pg_next;
+            pg_next = read_pages(i / 32 + 1);
+        }
+        return make_int2(__shfl_sync(0xffffffffu, pg_now.x, i % 32), __shfl_sync(0xffffffffu, pg_now.y, i % 32));
+    };
+    auto load_kv = [&](auto evict, T* slot, int i) {
         constexpr bool kEvict = decltype(evict)::value;
+        const int j0 = tile_j0(i);
         if constexpr (!kPaged) {
             load_tile<Tr, Tr::kWarpN, true, 32, kEvict>(slot, gK, p.k_row_stride, j0, N, p.head_dim, policy);
             load_tile<Tr, Tr::kWarpN, true, 32, kEvict>(slot + Tr::kTile, gV, p.v_row_stride, j0, N, p.head_dim, policy);
-            return;
-        }
-        const int32_t* pages = p.block_table + b * p.block_table_stride;
-        const int mask = (1 << p.page_shift) - 1;
-        auto base = [&](const T* g, int64_t page_stride, int64_t row_stride, int j) {
-            return g + static_cast<int64_t>(pages[j >> p.page_shift]) * page_stride - static_cast<int64_t>(j & ~mask) * row_stride;
-        };
-        if (mask + 1 >= Tr::kWarpN) {
-            load_tile<Tr, Tr::kWarpN, true, 32, kEvict>(slot, base(gK, p.k_page_stride, p.k_row_stride, j0), p.k_row_stride, j0, N,
-                                                        p.head_dim, policy, gK);
-            load_tile<Tr, Tr::kWarpN, true, 32, kEvict>(slot + Tr::kTile, base(gV, p.v_page_stride, p.v_row_stride, j0), p.v_row_stride,
-                                                        j0, N, p.head_dim, policy, gV);
-            return;
-        }
+        } else {
+            const int2 pg = tile_pages(i);
+            auto base = [&](const T* g, int64_t page_stride, int64_t row_stride, int page, int j) {
+                return g + static_cast<int64_t>(page) * page_stride - static_cast<int64_t>(j & ~page_mask) * row_stride;
+            };
+            if (!small_pages) {
+                load_tile<Tr, Tr::kWarpN, true, 32, kEvict>(slot, base(gK, p.k_page_stride, p.k_row_stride, pg.x, j0),
+                                                            p.k_row_stride, j0, N, p.head_dim, policy, gK);
+                load_tile<Tr, Tr::kWarpN, true, 32, kEvict>(slot + Tr::kTile, base(gV, p.v_page_stride, p.v_row_stride, pg.x, j0),
+                                                            p.v_row_stride, j0, N, p.head_dim, policy, gV);
+                return;
+            }
+            // The half tiles' loads are always plain: with the evict-first policy they stop on an
+            // illegal instruction under compute-sanitizer on the H200 (at ptx.cuh's cp.async with
+            // the cache hint; seen twice, 2026-12-02, with nvcc 13.0; not understood: the whole
+            // tiles' policy loads, paged or not, run clean).
 #pragma unroll
-        for (int half = 0; half < 2; ++half) {
-            const int j = j0 + half * (Tr::kWarpN / 2);
-            T* dst = slot + half * (Tr::kWarpN / 2) * Tr::kHeadDim;   // swizzled rows of kHeadDim elements
-            const bool inside = j < N;   // else zero rows, as load_tile writes past len, from no page
-            load_tile<Tr, Tr::kWarpN / 2, true, 32, kEvict>(dst, inside ? base(gK, p.k_page_stride, p.k_row_stride, j) : gK,
-                                                            p.k_row_stride, j, N, p.head_dim, policy, gK);
-            load_tile<Tr, Tr::kWarpN / 2, true, 32, kEvict>(dst + Tr::kTile, inside ? base(gV, p.v_page_stride, p.v_row_stride, j) : gV,
-                                                            p.v_row_stride, j, N, p.head_dim, policy, gV);
+            for (int half = 0; half < 2; ++half) {
+                const int j = j0 + half * (Tr::kWarpN / 2);
+                const int page = half ? pg.y : pg.x;
+                T* dst = slot + half * (Tr::kWarpN / 2) * Tr::kHeadDim;   // swizzled rows of kHeadDim elements
+                const bool inside = j < N;   // else zero rows, as load_tile writes past len, from no page
+                load_tile<Tr, Tr::kWarpN / 2, true, 32, false>(dst,
+                                                                inside ? base(gK, p.k_page_stride, p.k_row_stride, page, j) : gK,
+                                                                p.k_row_stride, j, N, p.head_dim, policy, gK);
+                load_tile<Tr, Tr::kWarpN / 2, true, 32, false>(dst + Tr::kTile,
+                                                                inside ? base(gV, p.v_page_stride, p.v_row_stride, page, j) : gV,
+                                                                p.v_row_stride, j, N, p.head_dim, policy, gV);
+            }
         }
     };
     auto load = [&](int i) {   // tile i of this warp into slot i % kStages
         T* slot = ring + (i % Tr::kStages) * 2 * Tr::kTile;
-        // A paged cache's loads are always plain: with the policy, the 16-key pages' half tiles
-        // stopped on an illegal instruction under compute-sanitizer on the H200 (2026-12-02; not
-        // understood: the PTX names one createpolicy register for every copy), and the policy's
-        // gain is for small caches, which paged serving caches rarely are.
-        if (!kPaged && p.kv_evict_first) load_kv(std::true_type{}, slot, tile_j0(i));
-        else load_kv(std::false_type{}, slot, tile_j0(i));
+        if (p.kv_evict_first) load_kv(std::true_type{}, slot, i);
+        else load_kv(std::false_type{}, slot, i);
     };
 
     // Q (one group for the whole block), then the first kStages - 1 tiles of every warp.
