@@ -7,13 +7,13 @@
 //             192-row tiles would leave more than 20% of their rows idle (up to 256 queries),
 //             and with causality up to 1024 queries and keys, 2 warpgroups (128 rows).
 //   hdim 128: 128 keys, 2 slots, 2 warpgroups (240 registers each), 2 Q slots; without
-//             causality from 4k keys 176-key tiles with one Q slot (O stored from registers).
+//             causality from 8k keys 176-key tiles with one Q slot (O stored from registers).
 //   hdim 256:  80 keys, 2 slots, 2 warpgroups, 1 Q slot (O alone is 128 registers a thread; 226 KB);
 //             64-key tiles (192 KB) where 80-key ones would pad the keys by more than 10%.
 // Every configuration runs the ping-pong schedule unless FLASHMIN_SM90_PINGPONG=0.
 // Short key ranges gain from the persistent grid (the next tile's Q and K/V land while this one
-// finishes); long ones lose there (the hardware's block scheduler balances better), so they run
-// one block per tile. Head dims that are multiples of 8 run in the next compiled size up: the
+// finishes); long causal ones lose there (the hardware's block scheduler balances their unequal
+// tiles better), so they run one block per tile, as hdim 64 does from 8k keys. Head dims that are multiples of 8 run in the next compiled size up: the
 // tensor maps know the real head dim, so the copy engine fills the missing columns with zeros
 // and stores only the real ones.
 #include <cstdlib>

@@ -20,9 +20,13 @@ cudaError_t run_prefill_sm90_hdim64(const AttnParams& p, cudaStream_t stream) {
     if (sm90::padded_to(p.len_q, 192) * 5 > static_cast<int64_t>(p.len_q) * 6 ||
         (p.is_causal && p.len_q <= 1024 && p.len_k <= 1024))
         return run_prefill_sm90_hdim64_rows128(p, stream);
-    // Persistent up to 2k keys: 0.74 -> 0.92x cuDNN at 512 keys; one block per tile from 8k keys:
-    // 1.00-1.02x there against 0.87-0.93x persistent (2026-12-01, H200).
-    return sm90::launch_prefill_sm90_config<64, 128, 3, 3, 2>(p, /*persistent=*/p.len_k <= 2048, stream);
+    // Persistent up to 4k keys: 0.74 -> 0.92x cuDNN at 512 keys; one block per tile from 8k keys:
+    // 1.00-1.02x there against 0.87-0.93x persistent (2026-12-01, H200). At 4k keys persistent
+    // was faster in two settings: 1.037x / 1.072x (causal no / yes) in a process of its own
+    // (docs/results/2026-12-02-h200-59c440a, config-sweep-compare.txt, s2) and 1.03x / 1.05x
+    // switched per call in one process against cuDNN (H200, 2026-12-02; ab-prefill.txt of
+    // docs/results/2026-12-02-h200-7255f5d), where 8k causal lost 6% persistent.
+    return sm90::launch_prefill_sm90_config<64, 128, 3, 3, 2>(p, /*persistent=*/p.len_k <= 4096, stream);
 }
 
 }  // namespace flashmin
