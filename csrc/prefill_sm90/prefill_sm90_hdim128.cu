@@ -12,7 +12,10 @@ cudaError_t run_prefill_sm90_hdim128(const AttnParams& p, cudaStream_t stream) {
     // before, in two settings (H200, 2026-12-02: a process per setting, config-sweep-compare.txt of
     // docs/results/2026-12-02-h200-59c440a, and switched per call in one process, ab-prefill.txt of
     // docs/results/2026-12-02-h200-7255f5d): 128 keys persistent 1.061x / 1.055x at 4k; 176 keys
-    // persistent 1.004x / 1.024x at 8k, 1.011x / 1.007x at 16k.
+    // persistent 1.004x / 1.024x at 8k, 1.011x / 1.007x at 16k. Checked again on this rule, five
+    // rounds per call (docs/results/2026-12-02-h200-ac74371, ab-prefill-2-*.txt): at 4k 1.055x
+    // (bf16); from 8k a tie (persistent against one block per tile: 8k 1.009x fp16 / 0.983x bf16,
+    // 16k 1.002x / 0.997x).
     if (p.is_causal)
         return sm90::launch_prefill_sm90_config<128, 128, 2, 2, 2>(p, /*persistent=*/p.len_k <= 8192, stream);
     if (p.len_k >= 8192) return sm90::launch_prefill_sm90_config<128, 176, 2, 2, 1>(p, /*persistent=*/true, stream);
