@@ -109,10 +109,11 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     // The page numbers come from block_table 32 tiles at a time, ahead of their use: lane l holds
     // those of this warp's tile 32 c + l (pg_now, the halves' pages in .x and .y), and the next 32
     // tiles' (pg_next) are read when the warp moves to a new group, a whole group before they are
-    // needed. A tile's copies then wait on a shuffle, not on a dependent global load (with one
-    // lookup per tile in front of its copies, 16-key pages at head dim 64 ran at 0.70-0.73x the
-    // contiguous cache's speed on the H200, 2026-12-02; the two lookups, behind the copies'
-    // asm volatile, were not even overlapped).
+    // needed. A tile's copies then wait on a shuffle, not on a dependent global load. With a
+    // lookup in front of each half tile's copies (the second one issued only after the first
+    // half's asm volatile copies), 16-key pages at head dim 64 ran at 0.70-0.73x the contiguous
+    // cache's speed on the H200, and at 0.85-0.90x with the read-ahead (2026-12-02,
+    // docs/perf-notes.md, "Paged decode v2").
     const int32_t* pages = kPaged ? p.block_table + b * p.block_table_stride : nullptr;
     const int page_mask = kPaged ? (1 << p.page_shift) - 1 : 0;
     const bool small_pages = kPaged && page_mask + 1 < Tr::kWarpN;

@@ -12,10 +12,11 @@
 //             64-key tiles (192 KB) where 80-key ones would pad the keys by more than 10%.
 // Every configuration runs the ping-pong schedule unless FLASHMIN_SM90_PINGPONG=0.
 // Short key ranges gain from the persistent grid (the next tile's Q and K/V land while this one
-// finishes); long causal ones lose there (the hardware's block scheduler balances their unequal
-// tiles better), so they run one block per tile, as hdim 64 does from 8k keys. Head dims that are multiples of 8 run in the next compiled size up: the
-// tensor maps know the real head dim, so the copy engine fills the missing columns with zeros
-// and stores only the real ones.
+// finishes); long ones can lose there (the hardware's block scheduler balances unequal tiles
+// better): hdim 64 runs one block per tile from 8k keys, hdim 128 with causality beyond 8k, hdim
+// 256 always. Head dims that are multiples of 8 run in the next compiled size up: the tensor maps
+// know the real head dim, so the copy engine fills the missing columns with zeros and stores
+// only the real ones.
 #include <cstdlib>
 
 #include <cuda.h>
