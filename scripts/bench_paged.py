@@ -28,6 +28,22 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_graphs import capture  # noqa: E402  (scripts/ is not a package)
 
 K = 1024
+
+
+def shuffled_pages(k_cache, v_cache, P, generator=None):
+    """The keys of a (B, L, Hkv, D) cache in pages of P keys shuffled over a pool, as a server's
+    allocator leaves them: (k_pages, v_pages, block_table), logical page j of row b at pool page
+    block_table[b, j]."""
+    B, L, Hkv, D = k_cache.shape
+    n = B * L // P
+    order = torch.randperm(n, device=k_cache.device, generator=generator)   # logical page i -> pool page order[i]
+    k_pages = torch.empty(n, P, Hkv, D, device=k_cache.device, dtype=k_cache.dtype)
+    v_pages = torch.empty_like(k_pages)
+    k_pages[order] = k_cache.reshape(n, P, Hkv, D)
+    v_pages[order] = v_cache.reshape(n, P, Hkv, D)
+    return k_pages, v_pages, order.to(torch.int32).view(B, L // P).contiguous()
+
+
 SHAPES = ((8, 32, 32, 128), (8, 12, 12, 64), (8, 32, 8, 128))   # B, Hq, Hkv, D: the bench's decode shapes
 PAGES = (16, 256)
 
@@ -67,13 +83,7 @@ def main():
             del graph
             cells, diff = [], 0.0
             for P in PAGES:
-                n = B * L // P
-                order = torch.randperm(n, device="cuda", generator=g)   # logical page i -> pool page order[i]
-                k_pages = torch.empty(n, P, Hkv, D, device="cuda", dtype=dt)
-                v_pages = torch.empty_like(k_pages)
-                k_pages[order] = k_cache.reshape(n, P, Hkv, D)
-                v_pages[order] = v_cache.reshape(n, P, Hkv, D)
-                table = order.to(torch.int32).view(B, L // P).contiguous()   # row b's j-th page: b * L / P + j
+                k_pages, v_pages, table = shuffled_pages(k_cache, v_cache, P, g)
                 out = run(k_pages, v_pages, table)
                 diff = max(diff, (out.float() - ref.float()).abs().max().item())
                 t = timer(lambda: run(k_pages, v_pages, table))

@@ -7,11 +7,15 @@ or the same keys in shuffled pages of P keys (argument P).
 
 Three calls, each after a 256 MB write that flushes the L2; the third is the one measured.
 """
+import os
 import sys
 
 import torch
 
 import flashmin_nn as fm
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from bench_paged import shuffled_pages  # noqa: E402  (scripts/ is not a package)
 
 dt = torch.float16
 B, Hq, Hkv, D, L = 8, 12, 12, 64, 16384
@@ -22,11 +26,7 @@ sl = torch.full((B,), L, dtype=torch.int32, device="cuda")
 if P == 0:
     a = (kc, vc, None)
 else:
-    n = B * L // P
-    order = torch.randperm(n, device="cuda", generator=torch.Generator(device="cuda").manual_seed(0))
-    kp = torch.empty(n, P, Hkv, D, device="cuda", dtype=dt); vp = torch.empty_like(kp)
-    kp[order] = kc.reshape(n, P, Hkv, D); vp[order] = vc.reshape(n, P, Hkv, D)
-    a = (kp, vp, order.to(torch.int32).view(B, L // P).contiguous())
+    a = shuffled_pages(kc, vc, P, torch.Generator(device="cuda").manual_seed(0))
 flush = torch.empty(256 * 2**20, dtype=torch.int8, device="cuda")
 for _ in range(3):
     flush.zero_()

@@ -8,13 +8,18 @@ graph-replay column part most). Prints the host time per call of 200 back-to-bac
 the 16-key-page cache, and a cProfile of 200 paged calls.
 """
 import cProfile
+import os
 import pstats
+import sys
 import time
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 import flashmin_nn as fm
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from bench_paged import shuffled_pages  # noqa: E402  (scripts/ is not a package)
 
 dt = torch.float16
 B, Hq, Hkv, D, L = 8, 12, 12, 64, 1024
@@ -23,11 +28,7 @@ q = torch.randn(B, 1, Hq, D, device="cuda", dtype=dt)
 sl = torch.full((B,), L, dtype=torch.int32, device="cuda")
 cases = {"contig": (kc, vc, None)}
 for P in (16, 256):
-    n = B * L // P
-    order = torch.randperm(n, device="cuda")
-    kp = torch.empty(n, P, Hkv, D, device="cuda", dtype=dt); vp = torch.empty_like(kp)
-    kp[order] = kc.reshape(n, P, Hkv, D); vp[order] = vc.reshape(n, P, Hkv, D)
-    cases[f"P{P}"] = (kp, vp, order.to(torch.int32).view(B, L // P).contiguous())
+    cases[f"P{P}"] = shuffled_pages(kc, vc, P)
 run = lambda a: fm.flash_attn_with_kvcache(q, a[0], a[1], cache_seqlens=sl, block_table=a[2], causal=True, check_lengths=False)
 for name, a in cases.items():
     for _ in range(20): run(a)
