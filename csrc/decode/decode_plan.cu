@@ -40,14 +40,24 @@ AttnParams packed_gqa(AttnParams p) {
 
 // How to split the key range (num_splits, split_sweep), for the kernel's tile shape Tr.
 //
-// (a) A (batch, head, row-block) grid smaller than the GPU: about one block per SM, never so
-// many splits that a warp is left with fewer than two tiles (below that the fixed costs - Q, the
-// merge, the combine - outweigh the streaming). One block per SM is enough to stream at the
-// bandwidth (its warps keep kNWarps x (kStages - 1) tiles in flight), and every split past that
-// adds partials to write and merge. Measured at B=8, H=12, D=64 (96 blocks on 132 SMs, torch
-// profiler, L2 flushed; commit 5c6ea90): unsplit 14.7 / 45.9 / 145.8 us at 1k / 4k / 16k keys
-// against 17.9 / 47.9 / 147.9 us for 4 splits (a full wave of 3 blocks per SM), and 2 or 3
-// splits, which leave some SMs with two blocks and others with one, were slower still.
+// (a) A (batch, head, row-block) grid smaller than the GPU. Each split adds partials to write and
+// a merge kernel to wait for, about 3 us on the H200 whatever the length, so a grid that already
+// keeps enough bytes in flight stays unsplit below kSplitTiles tiles (16k keys): blocks weighted by
+// head dim (a head dim 128 block has twice the bytes of a 64 one in flight) at least 2/3 of the
+// SMs. Measured at B=8 (H200, 2026-12-02, graph replay, splits switched per call beside SDPA's
+// default in one process; docs/results/2026-12-02-h200-c88936e/decode-split*.txt): 64 blocks
+// (Hq=32, Hkv=8, D=128) at 1k / 4k keys ran 17.1 / 43.2 us unsplit against 20.3 / 46.5 us in 2
+// splits, and 96 blocks (H=12, D=64) 14.6 / 34.3 / 111.2 us at 1k / 4k / 16k unsplit against
+// 17.4 / 38.6 / 115.4 us in 2; but 48 blocks (B=4, H=12, D=64) at 4k 27.6 us unsplit against
+// 24.1 us in 2. Otherwise (and from 16k keys) the grid takes about one block per SM as before,
+// never so many splits that a warp is left with fewer than two tiles (below that the fixed costs
+// - Q, the merge, the combine - outweigh the streaming): at B=1, H=32 (32 blocks) 1.28x faster
+// than unsplit at 4k keys, 1.76x at 32k. A paged cache of pages under one tile (16 keys: two half
+// tiles per tile, decode_kernel.cuh) streams slower per block, so there long ranges take at least
+// 2 splits: at 16k / 64k keys 114.3 / 407.3 us against 122.6 / 444.4 us unsplit (96 blocks),
+// 140.9 / 504.0 us against 151.4 / 576.2 us (64 blocks); the contiguous cache's 96 blocks
+// unsplit 111.2 / 400.2 us, in 2 splits 115.4 / 408.0 us. (On the H100, where the earlier rule
+// was measured, unsplit 96 blocks also beat 2-4 splits at 1k-16k keys, commit 5c6ea90.)
 //
 // (b) A grid that fills the GPU, over a long cache (kLongTiles tiles, 32k keys): 8 splits.
 // Unsplit, the blocks running at one time each stream their own head, 16 MB apart at 64k keys
@@ -73,6 +83,7 @@ AttnParams packed_gqa(AttnParams p) {
 template <typename Tr>
 void plan_splits(const AttnParams& p, DecodePlan& plan) {
     constexpr long kLongTiles = 32768 / Tr::kWarpN, kSweepTiles = 16384 / Tr::kWarpN, kLongSplits = 8;
+    constexpr long kSplitTiles = 16384 / Tr::kWarpN;   // rule (a): a grid with enough blocks stays unsplit below
     const long blocks = static_cast<long>(p.batch) * p.heads_q * ((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM);
     // The keys a row block reads: all of them, or with a window's left side about its width.
     long keys = p.len_k;
@@ -85,7 +96,11 @@ void plan_splits(const AttnParams& p, DecodePlan& plan) {
     if (blocks < p.num_sms) {
         const long by_sms = p.num_sms / std::max(1L, blocks);
         const long by_work = tiles / (2 * Tr::kNWarps);
-        splits = std::max(1L, std::min({by_sms, by_work, 128L}));
+        const bool small_pages = p.block_table != nullptr && (1L << p.page_shift) < Tr::kWarpN;
+        // Head dim 128 blocks keep twice the bytes in flight of head dim 64 ones.
+        const long streams = blocks * (Tr::kHeadDim / 64);
+        if (streams * 3 >= 2 * p.num_sms && tiles < kSplitTiles) splits = 1;
+        else splits = std::max(1L, std::min({std::max(by_sms, small_pages ? 2L : 1L), by_work, 128L}));
     } else if (tiles >= kLongTiles) {
         splits = kLongSplits;
     }
