@@ -69,6 +69,14 @@ struct PrefillTraits {
     // kSchedBarrier + w, in a ring), so that one warpgroup's softmax runs while another's
     // products keep the tensor cores busy (FlashAttention-3's inter-warpgroup schedule).
     static constexpr bool kPingPong = kPingPong_;
+    // Lazy rescaling (common/softmax.cuh, softmax_rescale_lazy): O (kHeadDim / 2 floats a thread
+    // per row half) is rescaled only in tiles where some row's max grew by more than 2^8. At head
+    // dim 256 (128 multiplies a thread per tile saved) 1.00-1.08x over 1k-16k keys, 1.03-1.13x
+    // from 4k (fp16 and bf16, H200, 2026-12-02, against the bench run before it); at head dims 64
+    // and 128 no gain beyond the runs' noise and 3-4% lost at head dim 64 with causality up to 1k
+    // keys (the branch and the vote cost more than the few skipped rescales of short rows), so
+    // those rescale every tile. docs/perf-notes.md, "Hopper prefill v11".
+    static constexpr bool kLazyRescale = kHeadDim >= 256;
     static constexpr int kSchedBarrier = 8;
     static constexpr int kBlockM = 64 * kConsumers;
     static constexpr int kThreads = 128 * (kConsumers + 1);
@@ -336,19 +344,33 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             l_run[0] = l_run[1] = 0.f;
 
             // Mask and the online softmax of the tile at key j0: P = exp2((S - m) sl) in place, l
-            // updated; alpha (per row half) is the factor O must take before P V is added.
+            // updated; alpha (per row half) is the factor O must take before P V is added, and the
+            // result says whether O must take them (with lazy rescaling, PrefillTraits::kLazyRescale,
+            // only when some row of the warp moved its reference max: otherwise every alpha is 1).
             auto softmax = [&](float (&sc)[kBlockN / 8][4], int j0, float (&alpha)[2]) {
                 if (kGeneral || scale_first) scale_and_mask<kGeneral>(sc, p, b, h, warp_row0, j0, N, scale_first, lane, mod);
                 const bool ragged = j0 + kBlockN > N || (p.is_causal && j0 + kBlockN - 1 > wg_row0 + offset) ||
                                     (lower && j0 < wg_row0 + 63 + lower_offset);
                 if (ragged && !lower) hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane);
                 else if (kGeneral && ragged) hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane, true, lower_offset);
+                if constexpr (Tr::kLazyRescale) {
+                    bool moved[2];
 #pragma unroll
-                for (int hf = 0; hf < 2; ++hf) {
-                    const float mx = row_max(sc, hf, m_run[hf]);
-                    alpha[hf] = softmax_rescale(m_run[hf], mx, sl);
-                    const float sum = softmax_exp(sc, mx, hf, sl);
-                    l_run[hf] = l_run[hf] * alpha[hf] + sum;
+                    for (int hf = 0; hf < 2; ++hf) {
+                        alpha[hf] = softmax_rescale_lazy(m_run[hf], row_max(sc, hf, m_run[hf]), sl, moved[hf]);
+                        const float sum = softmax_exp(sc, m_run[hf], hf, sl);
+                        l_run[hf] = l_run[hf] * alpha[hf] + sum;
+                    }
+                    return __any_sync(0xffffffffu, moved[0] || moved[1]);
+                } else {
+#pragma unroll
+                    for (int hf = 0; hf < 2; ++hf) {
+                        const float mx = row_max(sc, hf, m_run[hf]);
+                        alpha[hf] = softmax_rescale(m_run[hf], mx, sl);
+                        const float sum = softmax_exp(sc, mx, hf, sl);
+                        l_run[hf] = l_run[hf] * alpha[hf] + sum;
+                    }
+                    return true;
                 }
             };
 
@@ -394,14 +416,16 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                     fence_regs(sc);
                     release(bar_k_free + s);
                     if (Tr::kDirectO && t == t_end - 1) release(bar_q_free + qs);
-                    softmax(sc, t * kBlockN, alpha);
+                    const bool rescale = softmax(sc, t * kBlockN, alpha);
                     wgmma_wait<0>();   // P_{t-1} V_{t-1} is done: O and pa may be rewritten
                     fence_regs(o);
                     release(bar_v_free + sp);
+                    if (rescale) {   // warp-uniform (always, without lazy rescaling)
 #pragma unroll
-                    for (int dt = 0; dt < Tr::kHeadDim / 8; ++dt) {
-                        o[dt][0] *= alpha[0]; o[dt][1] *= alpha[0];
-                        o[dt][2] *= alpha[1]; o[dt][3] *= alpha[1];
+                        for (int dt = 0; dt < Tr::kHeadDim / 8; ++dt) {
+                            o[dt][0] *= alpha[0]; o[dt][1] *= alpha[0];
+                            o[dt][2] *= alpha[1]; o[dt][3] *= alpha[1];
+                        }
                     }
                     pack_all(sc, pa);
                 }

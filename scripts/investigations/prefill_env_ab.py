@@ -1,0 +1,65 @@
+"""One experiment knob of flashmin's prefill, switched per call in one process beside cuDNN.
+
+    git apply docs/results/2026-12-02-h200-c88936e/rescale-knob.patch   (FMX_RESCALE, read at every call)
+    python scripts/investigations/prefill_env_ab.py --env FMX_RESCALE --values 8,-1 [--rounds 3] [--dtype fp16|bf16]
+        [--cells 64:0:512,...]
+
+The bench's prefill shapes (B*N = 16k tokens, H*D = 2048, (B, H, N, D) inputs). Every round times
+each value of the variable (the order reversed in odd rounds) and cuDNN (SDPA forced to it), with
+flashmin_nn.bench.timing (L2 flushed); the line per cell gives the medians over rounds in TFLOP/s,
+the ratio to cuDNN's median and the spread (max / min - 1) over rounds. Each value's output is
+checked against the first value's.
+"""
+import argparse
+import os
+import statistics
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+import flashmin_nn as fm
+from flashmin_nn.bench.timing import make_timer
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--env", required=True)
+ap.add_argument("--values", required=True, help="comma list; the first is the reference for the output check")
+ap.add_argument("--rounds", type=int, default=3)
+ap.add_argument("--dtype", choices=("fp16", "bf16"), default="fp16")
+ap.add_argument("--cells", default="64:0:512,64:0:1024,64:0:4096,64:0:16384,64:1:512,64:1:1024,64:1:2048,64:1:4096,"
+                                   "64:1:16384,128:0:512,128:0:1024,128:0:2048,128:0:16384,128:1:1024,128:1:16384,"
+                                   "256:0:2048,256:1:4096", help="hdim:causal(0/1):N,...")
+args = ap.parse_args()
+values = args.values.split(",")
+dtype = torch.float16 if args.dtype == "fp16" else torch.bfloat16
+cells = [(int(d), c == "1", int(n)) for d, c, n in (x.split(":") for x in args.cells.split(","))]
+timer, method = make_timer(torch.device("cuda"), 25, 100)
+print(f"# {args.env} in {values}, {args.dtype}, {args.rounds} rounds, {torch.cuda.get_device_name()}, {method}")
+for D, causal, N in cells:
+    B, H = 16384 // N, 2048 // D
+    flops = 4 * B * H * N * N * D / (2 if causal else 1)
+    q, k, v = (torch.randn(B, H, N, D, device="cuda", dtype=dtype) for _ in range(3))
+    call = lambda: fm.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    ref = None
+    for val in values:
+        os.environ[args.env] = val
+        out = call().float()
+        if ref is None:
+            ref = out
+        diff = (out - ref).abs().max().item()
+        assert diff < 2e-2, f"D={D} causal={causal} N={N} {args.env}={val}: max diff {diff} against {values[0]}"
+    times = {val: [] for val in values + ["cudnn"]}
+    for r in range(args.rounds):
+        for val in (values if r % 2 == 0 else values[::-1]):
+            os.environ[args.env] = val
+            times[val].append(timer(call))
+        with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+            times["cudnn"].append(timer(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal)))
+    os.environ.pop(args.env, None)
+    med = {s: statistics.median(t) for s, t in times.items()}
+    row = " | ".join(f"{val}: {flops / med[val] / 1e9:.0f} TF ({med['cudnn'] / med[val]:.3f}x cuDNN, "
+                     f"{med[values[0]] / med[val]:.3f}x {values[0]}; spread {max(times[val]) / min(times[val]) - 1:.1%})"
+                     for val in values)
+    print(f"D={D} causal={int(causal)} N={N}: {row} | cudnn {flops / med['cudnn'] / 1e9:.0f} TF "
+          f"(spread {max(times['cudnn']) / min(times['cudnn']) - 1:.1%})", flush=True)
+    q = k = v = ref = out = None   # freed before the next cell
