@@ -242,17 +242,17 @@ __device__ __forceinline__ float softmax_rescale(float& m_run, float mx, float s
     m_run = mx;
     return alpha;
 }
-// Lazy rescaling (the conditional rescale of FlashAttention-4): the running max m_run, the
-// reference of P = exp2((S - m_run) sl), moves only when the row's new max mx passes it by more
-// than kRescaleLog2 in base-2 units, or while the row has seen no key. P then stays at most 2^8,
-// well inside fp16's range, and l and O keep one common reference, so the result is the same; a
-// tile whose rows' maxima grew less leaves O unscaled (its kHeadDim / 2 multiplies per thread and
-// per row half skipped). Returns alpha (1 when the reference stays) and whether it moved. Used
-// where it measured faster: prefill_sm90 at head dim 256 (PrefillTraits::kLazyRescale).
+// Lazy rescaling (the conditional rescale of FlashAttention-4): the running max, the reference
+// of P = exp2((S - m_run) sl), moves only when the row's max passes it by more than kRescaleLog2
+// in base-2 units. P then stays at most 2^8, well inside fp16's and bf16's range, and l and O keep
+// one common reference, so the result is the same softmax; a tile where no reference moved leaves
+// O unscaled. Used where it measured faster: the sm80 kernel per head dim (its warps move all
+// their rows' references together, prefill_kernel.cuh) and prefill_sm90 at head dim 256.
 constexpr float kRescaleLog2 = 8.f;
-__device__ __forceinline__ float softmax_rescale_lazy(float& m_run, float mx, float sl, bool& moved,
-                                                     float threshold = kRescaleLog2) {
-    moved = m_run == -INFINITY || (mx - m_run) * sl > threshold;
+// prefill_sm90's form, per row: the reference moves past kRescaleLog2 or while the row has seen
+// no key. Returns alpha (1 when the reference stays) and whether it moved.
+__device__ __forceinline__ float softmax_rescale_lazy(float& m_run, float mx, float sl, bool& moved) {
+    moved = m_run == -INFINITY || (mx - m_run) * sl > kRescaleLog2;
     return moved ? softmax_rescale(m_run, mx, sl) : 1.f;
 }
 template <int kNT>

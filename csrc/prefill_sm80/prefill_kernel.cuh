@@ -184,7 +184,7 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
             for (int hf = 0; hf < 2; ++hf) {
                 mx[mt][hf] = row_max(s[mt], hf, m_run[mt][hf]);
                 // -inf running max (nothing seen yet): (mx - m) * sl is +inf or NaN; only +inf grows.
-                if constexpr (Tr::kLazyRescale) grow |= (mx[mt][hf] - m_run[mt][hf]) * sl > Tr::kLazyLog2;
+                if constexpr (Tr::kLazyRescale) grow |= (mx[mt][hf] - m_run[mt][hf]) * sl > kRescaleLog2;
             }
         // Lazy: the whole warp rescales together, or not at all (a warp-uniform branch).
         const bool rescale = !Tr::kLazyRescale || __any_sync(0xffffffffu, grow);

@@ -22,8 +22,9 @@ struct PrefillTraits : Cfg {
     // K_{t+1} and V_{t+1} are fetched while tile t is computed (one barrier per tile).
     using Cfg::kStages;
     // Lazy rescaling: a warp keeps its rows' running max (and skips rescaling O and l) until some
-    // row's max has grown by more than 2^kLazyLog2, so P stays below 2^8 = 256, far inside fp16
-    // and bf16 range; the result is the same softmax, normalised by the same max it was built on.
+    // row's max has grown by more than 2^8 (kRescaleLog2, common/softmax.cuh), so P stays below
+    // 256, far inside fp16 and bf16 range; the result is the same softmax, normalised by the same
+    // max it was built on.
     using Cfg::kLazyRescale;
     // K/V tiles: padded like Q, or (kSwizzleKV) unpadded with 16-byte chunk c of row r stored at
     // chunk c ^ (r % 8): the 8 rows an ldmatrix reads still fall in distinct banks, and each 32-byte
@@ -41,7 +42,6 @@ struct PrefillTraits : Cfg {
     static constexpr int kKVStride = kSwizzleKV ? kHeadDim : kStride;
     static constexpr int kSmemKV = kBlockN * kKVStride;
     static constexpr int kSmemBytes = (kSmemQ + 2 * kStages * kSmemKV) * 2;
-    static constexpr float kLazyLog2 = 8.f;
     // K/V loads are plain cp.async (load_tile's default): no L2 prefetch-size hint (an L2::128B
     // hint measured no change on the H100, 2026-11-24) and no cache policy (every query block
     // re-reads the tiles: they should stay in L2).
