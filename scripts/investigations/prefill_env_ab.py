@@ -20,6 +20,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import flashmin_nn as fm
 from flashmin_nn.bench.timing import make_timer
+from prefill_cells import parse_cells, prefill_cell  # this folder is on the path when run as a script
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--env", required=True)
@@ -32,13 +33,11 @@ ap.add_argument("--cells", default="64:0:512,64:0:1024,64:0:4096,64:0:16384,64:1
 args = ap.parse_args()
 values = args.values.split(",")
 dtype = torch.float16 if args.dtype == "fp16" else torch.bfloat16
-cells = [(int(d), c == "1", int(n)) for d, c, n in (x.split(":") for x in args.cells.split(","))]
+cells = parse_cells(args.cells)
 timer, method = make_timer(torch.device("cuda"), 25, 100)
 print(f"# {args.env} in {values}, {args.dtype}, {args.rounds} rounds, {torch.cuda.get_device_name()}, {method}")
 for D, causal, N in cells:
-    B, H = 16384 // N, 2048 // D
-    flops = 4 * B * H * N * N * D / (2 if causal else 1)
-    q, k, v = (torch.randn(B, H, N, D, device="cuda", dtype=dtype) for _ in range(3))
+    flops, q, k, v = prefill_cell(D, causal, N, dtype)
     call = lambda: fm.scaled_dot_product_attention(q, k, v, is_causal=causal)
     ref = None
     for val in values:

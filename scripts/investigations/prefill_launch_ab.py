@@ -21,6 +21,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import flashmin_nn as fm
 from flashmin_nn.bench.timing import make_timer
+from prefill_cells import parse_cells, prefill_cell  # this folder is on the path when run as a script
 
 CELLS = [(64, False, 2048), (64, False, 4096), (64, False, 8192), (64, False, 16384), (64, True, 4096), (64, True, 8192),
          (128, False, 4096), (128, False, 8192), (128, False, 16384), (128, True, 2048), (128, True, 4096), (128, True, 8192),
@@ -34,13 +35,11 @@ args = ap.parse_args()
 rounds, dtype = args.rounds, torch.float16 if args.dtype == "fp16" else torch.bfloat16
 KNOWN = set(os.environ.get("FMX_SETTINGS", ",p64,n64,p128,n128,p176").split(","))   # those the applied patch knows
 if args.cells:
-    CELLS = [(int(d), c == "1", int(n)) for d, c, n in (x.split(":") for x in args.cells.split(","))]
+    CELLS = parse_cells(args.cells)
 timer, _ = make_timer(torch.device("cuda"), 25, 100)
 print(f"# {args.dtype}, {rounds} rounds")
 for D, causal, N in CELLS:
-    B, H = 16384 // N, 2048 // D
-    flops = 4 * B * H * N * N * D / (2 if causal else 1)
-    q, k, v = (torch.randn(B, H, N, D, device="cuda", dtype=dtype) for _ in range(3))
+    flops, q, k, v = prefill_cell(D, causal, N, dtype)
     sets = [s for s in SETTINGS[D] if s in KNOWN and (causal is False or s not in ("p176", "n176"))]
     times = {s: [] for s in sets + ["cudnn"]}
     for r in range(rounds):
