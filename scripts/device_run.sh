@@ -3,7 +3,7 @@
 # run the test suite, every kernel under compute-sanitizer, the benchmark and the GPT-2 example,
 # and print a short summary last.
 #
-#   STAGES="build jit test sanitize bench options gpt2" bash scripts/device_run.sh      (the default)
+#   STAGES="build sass jit test sanitize bench options gpt2" bash scripts/device_run.sh      (the default)
 #   BENCH_ARGS="--suite prefill --quick"  PYTEST_ARGS="-k cuda"  GPT2_ARGS="--batch 8"
 #     (each *_ARGS is split on spaces: a -k expression of several words does not pass; use
 #     PYTEST_TARGETS to choose files)
@@ -31,7 +31,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/bench_out}
 LOGS=${LOGS:-/tmp/flashmin-logs}
 mkdir -p "$OUT" "$LOGS"
-STAGES=${STAGES:-"build jit test sanitize bench options gpt2"}
+STAGES=${STAGES:-"build sass jit test sanitize bench options gpt2"}
 export PYTHONUNBUFFERED=1
 PY=${PY:-python3}
 summary=()
@@ -65,6 +65,16 @@ if has jit; then
     tail -3 "$LOGS/jit.log"
     summary+=("JIT build from a clean cache: rc=$rc, $(elapsed $t0 $t1) s")
     rm -rf "$jd"
+fi
+
+if has sass; then
+    # The built extension's SASS: no uniform register read that nothing writes (a ptxas fault seen
+    # at 13.0), and HGMMA and TMA loads in every sm_90 prefill kernel (scripts/check_sass.py).
+    so=$($PY -c "import flashmin_nn._C as m; print(m.__file__)" 2>/dev/null)
+    $PY scripts/check_sass.py --hopper $so > "$LOGS/sass.log" 2>&1
+    rc=$?
+    head -20 "$LOGS/sass.log"
+    summary+=("sass (scripts/check_sass.py --hopper): rc=$rc; $(tail -1 "$LOGS/sass.log")")
 fi
 
 if has test; then

@@ -111,6 +111,17 @@ __device__ __forceinline__ int64_t opaque64(int64_t x) {
     return x;
 }
 
+// p, passed through a warp shuffle of each lane's own value: the same pointer, but ptxas can no
+// longer split it into a per-thread part and a warp-uniform one. Needed by cp.async copies with a
+// cache policy (cp_async_16_policy) whose shared address has a uniform offset (a ring slot chosen
+// by the loop counter): under register pressure ptxas 13.0 (sm_90a) folds that offset into an
+// LDGSTS [R + UR] form whose uniform registers nothing writes, and the copy stops on an illegal
+// instruction (decode_kernel.cuh, 16-key pages at head dim 128). The whole warp must call it.
+template <typename T>
+__device__ __forceinline__ T* hide_uniform(T* p) {
+    return reinterpret_cast<T*>(__shfl_sync(0xffffffffu, reinterpret_cast<unsigned long long>(p), threadIdx.x % 32));
+}
+
 // Programmatic dependent launch (sm90+; no-ops below). A kernel that calls allow_dependent_launch
 // lets the next kernel of the stream, launched with programmatic stream serialization, start as
 // soon as all its blocks run; that kernel calls wait_for_prerequisite_grid before it reads what the

@@ -158,25 +158,23 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
                                                             p.v_row_stride, j0, N, p.head_dim, policy, gV);
                 return;
             }
-            // The half tiles carry the evict-first policy at head dim 64 only. At head dim 128 their
-            // policy loads stop on an illegal instruction on the H200 (at ptx.cuh's cp.async with
-            // the cache hint; nvcc 13.0; seen three times, 2026-12-02, also with the policy made
-            // inside the same asm statement as the copy; docs/results/2026-12-02-h200-c88936e): the
-            // tests of 16-key pages failed at head dim 128 and passed at 64. Not understood: the
-            // whole tiles' policy loads, paged or not, run clean at both head dims. With the policy,
-            // head dim 64's 16-key pages at 1k / 4k keys (B=8, H=12, caches of 25 / 100 MB) ran
-            // 15.2 / 37.2 us against 16.2 / 41.4 us plain (the contiguous cache 14.6 / 34.4 us).
-            constexpr bool kHalfEvict = kEvict && Tr::kHeadDim == 64;
+            // The half tiles' copies with the policy take their slot address through hide_uniform
+            // (common/ptx.cuh): at head dim 128, without it, ptxas 13.0 emitted copies that read
+            // uniform registers nothing writes, and they stopped on an illegal instruction on the
+            // H200 (docs/perf-notes.md, "Paged decode: a ptxas fault"). Head dim 64's 16-key pages
+            // at 1k / 4k keys (B=8, H=12, caches of 25 / 100 MB) ran 15.2 / 37.2 us with the policy
+            // against 16.2 / 41.4 us plain (the contiguous cache 14.6 / 34.4 us).
+            if constexpr (kEvict) slot = hide_uniform(slot);
 #pragma unroll
             for (int half = 0; half < 2; ++half) {
                 const int j = j0 + half * (Tr::kWarpN / 2);
                 const int page = half ? pg.y : pg.x;
                 T* dst = slot + half * (Tr::kWarpN / 2) * Tr::kHeadDim;   // swizzled rows of kHeadDim elements
                 const bool inside = j < N;   // else zero rows, as load_tile writes past len, from no page
-                load_tile<Tr, Tr::kWarpN / 2, true, 32, kHalfEvict>(dst,
+                load_tile<Tr, Tr::kWarpN / 2, true, 32, kEvict>(dst,
                                                                 inside ? base(gK, p.k_page_stride, p.k_row_stride, page, j) : gK,
                                                                 p.k_row_stride, j, N, p.head_dim, policy, gK);
-                load_tile<Tr, Tr::kWarpN / 2, true, 32, kHalfEvict>(dst + Tr::kTile,
+                load_tile<Tr, Tr::kWarpN / 2, true, 32, kEvict>(dst + Tr::kTile,
                                                                 inside ? base(gV, p.v_page_stride, p.v_row_stride, page, j) : gV,
                                                                 p.v_row_stride, j, N, p.head_dim, policy, gV);
             }
