@@ -88,6 +88,18 @@ struct ScoreMod {
     }
 };
 
+// The side of every row's ALiBi diagonal (key i + diag) on which the keys [j_lo, j_hi] of the
+// rows [row_lo, row_hi] lie (scale_and_mask's alibi_side): +1 at or left of it (j <= i + diag), -1 at
+// or right of it, 0 when they cross it. With causal masking whose diagonal is not right of ALiBi's
+// (causal_offset <= diag: flash_attn's alignment, where the two are the same), every key a row
+// sees is left of it: the keys the bias then gets wrong are hidden afterwards.
+__device__ __forceinline__ int alibi_side(const ScoreMod& mod, int row_lo, int row_hi, int j_lo, int j_hi, bool causal,
+                                          int causal_offset) {
+    if (j_hi <= row_lo + mod.diag || (causal && causal_offset <= mod.diag)) return 1;
+    if (j_lo >= row_hi + mod.diag) return -1;
+    return 0;
+}
+
 // attn_mask at `at`, in base-2 units (0 or -inf for a bool mask, the bias times log2(e) otherwise).
 __device__ __forceinline__ float mask_value(const AttnParams& p, int64_t at) {
     switch (p.mask_kind) {
@@ -138,9 +150,17 @@ __device__ __forceinline__ int2 mask_key_range(const AttnParams& p, int b, int h
 // softcap and ALiBi are short straight loops, kept apart from the mask's, whose per-element switch
 // over the mask kinds is large code (with the three in one loop, softcap and ALiBi measured
 // 0.18-0.25x of plain prefill, 2026-12-02, H200).
+// alibi_side (from alibi_side(), below; 0 where the caller does not ask): +1 or -1 when every key
+// of the slice lies on one side of every row's ALiBi diagonal. The bias is then linear in the key,
+// slope (j - i - diag) times the side, and splits into a per-element part that needs no |.| (one
+// FFMA with a compile-time column) and a part constant over the lane's half-row, returned in
+// alibi_off[hf]: the true score is s + alibi_off[hf], which the caller's row_max and softmax_exp
+// take as their offset (so the constant costs nothing per element). With alibi_side 0 the bias goes
+// in whole, slope |j - i - diag| per element (an add and an FFMA), and alibi_off is not written.
 template <bool kGeneral, int kNT>
 __device__ __forceinline__ void scale_and_mask(float (&s)[kNT][4], const AttnParams& p, int b, int h, int row_base, int j0,
-                                               int N, bool scale_first, int lane, const ScoreMod& mod) {
+                                               int N, bool scale_first, int lane, const ScoreMod& mod, int alibi_side = 0,
+                                               float* alibi_off = nullptr) {
     if (kGeneral && mod.cap > 0.f) {   // the scale and the cap in one pass: cap * tanh(s * scale log2(e) / cap)
 #pragma unroll
         for (int nt = 0; nt < kNT; ++nt)
@@ -153,7 +173,21 @@ __device__ __forceinline__ void scale_and_mask(float (&s)[kNT][4], const AttnPar
             for (int e = 0; e < 4; ++e) s[nt][e] *= p.scale_log2;
     }
     if constexpr (kGeneral) {
-        if (mod.alibi) {
+        if (mod.alibi && alibi_side != 0) {
+            // side * slope (c0 + k) for this lane's column k of the slice: slope k per element,
+            // slope c0 per half-row into alibi_off.
+#pragma unroll
+            for (int hf = 0; hf < 2; ++hf) {
+                const int i = row_base + (lane / 4 + hf * 8) * mod.row_step;
+                const float g = alibi_side > 0 ? mod.slope[hf] : -mod.slope[hf];
+                alibi_off[hf] = g * static_cast<float>(j0 + (lane % 4) * 2 - i - mod.diag);
+#pragma unroll
+                for (int nt = 0; nt < kNT; ++nt) {
+                    s[nt][2 * hf] = fmaf(g, static_cast<float>(nt * 8), s[nt][2 * hf]);
+                    s[nt][2 * hf + 1] = fmaf(g, static_cast<float>(nt * 8 + 1), s[nt][2 * hf + 1]);
+                }
+            }
+        } else if (mod.alibi) {
             // -slope |j - i - diag|: per row one float offset, then per element an add of the
             // column (a compile-time constant plus this lane's first column) and a |.|.
 #pragma unroll
@@ -228,6 +262,15 @@ __device__ __forceinline__ float row_max(const float (&s)[kNT][4], int hf, float
     for (int nt = 0; nt < kNT; ++nt) m = fmaxf(m, fmaxf(s[nt][2 * hf], s[nt][2 * hf + 1]));
     return quad_max(m);
 }
+// The same where the true scores are s + off (off: this lane's constant for the half-row, the ALiBi
+// part scale_and_mask returns).
+template <int kNT>
+__device__ __forceinline__ float row_max(const float (&s)[kNT][4], int hf, float m, float off) {
+    float x = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < kNT; ++nt) x = fmaxf(x, fmaxf(s[nt][2 * hf], s[nt][2 * hf + 1]));
+    return quad_max(fmaxf(m, x + off));
+}
 
 
 // The two halves of one online-softmax step for half hf (row lane / 4 + 8 hf), given its new row
@@ -255,10 +298,9 @@ __device__ __forceinline__ float softmax_rescale_lazy(float& m_run, float mx, fl
     moved = m_run == -INFINITY || (mx - m_run) * sl > kRescaleLog2;
     return moved ? softmax_rescale(m_run, mx, sl) : 1.f;
 }
+// P = exp2((S - m) sl) given neg = -m sl (softmax_exp's body).
 template <int kNT>
-__device__ __forceinline__ float softmax_exp(float (&s)[kNT][4], const float& m_run, int hf, float sl) {
-    const float m_ref = m_run == -INFINITY ? 0.f : m_run;
-    const float neg = -m_ref * sl;
+__device__ __forceinline__ float softmax_exp_from(float (&s)[kNT][4], int hf, float sl, float neg) {
     float sum = 0.f;
 #pragma unroll
     for (int nt = 0; nt < kNT; ++nt) {
@@ -267,6 +309,17 @@ __device__ __forceinline__ float softmax_exp(float (&s)[kNT][4], const float& m_
         sum += s[nt][2 * hf] + s[nt][2 * hf + 1];
     }
     return sum;
+}
+template <int kNT>
+__device__ __forceinline__ float softmax_exp(float (&s)[kNT][4], const float& m_run, int hf, float sl) {
+    const float m_ref = m_run == -INFINITY ? 0.f : m_run;
+    return softmax_exp_from(s, hf, sl, -m_ref * sl);
+}
+// The same where the true scores are s + off (row_max's offset form).
+template <int kNT>
+__device__ __forceinline__ float softmax_exp(float (&s)[kNT][4], const float& m_run, int hf, float sl, float off) {
+    const float m_ref = m_run == -INFINITY ? 0.f : m_run;
+    return softmax_exp_from(s, hf, sl, (off - m_ref) * sl);
 }
 
 // One whole step with O in hand: when rescale, move the running max and rescale l and O; then P.

@@ -348,7 +348,18 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             // result says whether O must take them (with lazy rescaling, PrefillTraits::kLazyRescale,
             // only when some row of the warp moved its reference max: otherwise every alpha is 1).
             auto softmax = [&](float (&sc)[kBlockN / 8][4], int j0, float (&alpha)[2]) {
-                if (kGeneral || scale_first) scale_and_mask<kGeneral>(sc, p, b, h, warp_row0, j0, N, scale_first, lane, mod);
+                // off: ALiBi's part constant over a half-row, where the tile lies on one side of
+                // every row's diagonal (scale_and_mask; always with flash_attn's causal alignment).
+                float off[2] = {0.f, 0.f};
+                if (kGeneral) {
+                    const int side = mod.alibi ? alibi_side(mod, warp_row0, warp_row0 + 15, j0, j0 + kBlockN - 1, p.is_causal, offset) : 0;
+                    scale_and_mask<kGeneral>(sc, p, b, h, warp_row0, j0, N, scale_first, lane, mod, side, off);
+                } else if (scale_first) {
+                    scale_and_mask<kGeneral>(sc, p, b, h, warp_row0, j0, N, scale_first, lane, mod);
+                }
+                // The row max and P of scores s + off (general path), s (plain path: no offset code).
+                auto max_of = [&](int hf, float m) { if constexpr (kGeneral) return row_max(sc, hf, m, off[hf]); else return row_max(sc, hf, m); };
+                auto exp_of = [&](int hf, float m) { if constexpr (kGeneral) return softmax_exp(sc, m, hf, sl, off[hf]); else return softmax_exp(sc, m, hf, sl); };
                 const bool ragged = j0 + kBlockN > N || (p.is_causal && j0 + kBlockN - 1 > wg_row0 + offset) ||
                                     (lower && j0 < wg_row0 + 63 + lower_offset);
                 if (ragged && !lower) hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane);
@@ -357,17 +368,17 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                     bool moved[2];
 #pragma unroll
                     for (int hf = 0; hf < 2; ++hf) {
-                        alpha[hf] = softmax_rescale_lazy(m_run[hf], row_max(sc, hf, m_run[hf]), sl, moved[hf]);
-                        const float sum = softmax_exp(sc, m_run[hf], hf, sl);
+                        alpha[hf] = softmax_rescale_lazy(m_run[hf], max_of(hf, m_run[hf]), sl, moved[hf]);
+                        const float sum = exp_of(hf, m_run[hf]);
                         l_run[hf] = l_run[hf] * alpha[hf] + sum;
                     }
                     return __any_sync(0xffffffffu, moved[0] || moved[1]);
                 } else {
 #pragma unroll
                     for (int hf = 0; hf < 2; ++hf) {
-                        const float mx = row_max(sc, hf, m_run[hf]);
+                        const float mx = max_of(hf, m_run[hf]);
                         alpha[hf] = softmax_rescale(m_run[hf], mx, sl);
-                        const float sum = softmax_exp(sc, mx, hf, sl);
+                        const float sum = exp_of(hf, mx);
                         l_run[hf] = l_run[hf] * alpha[hf] + sum;
                     }
                     return true;
