@@ -16,7 +16,8 @@ Two checks, per kernel:
   load (UTMALDG, cp.async.bulk.tensor), and counts of both are printed.
 
 cuobjdump comes from $CUOBJDUMP, PATH, $CUDA_HOME/bin or /usr/local/cuda/bin, or the PyPI wheel
-nvidia-cuda-cuobjdump. Exit status 1 when a check fails.
+nvidia-cuda-cuobjdump; its -sass needs nvdisasm beside it or on PATH (the wheel
+nvidia-cuda-nvdisasm installs into the same folder). Exit status 1 when a check fails.
 """
 import argparse
 import collections
@@ -28,13 +29,17 @@ import subprocess
 import sys
 
 
+def wheel_bins():
+    """The PyPI wheels' tool folders (nvidia/cu*/bin in site-packages)."""
+    return [d for site in sys.path for d in sorted(glob.glob(os.path.join(site, "nvidia", "cu*", "bin")))]
+
+
 def find_cuobjdump():
     candidates = [os.environ.get("CUOBJDUMP"), shutil.which("cuobjdump")]
     for home in (os.environ.get("CUDA_HOME"), "/usr/local/cuda"):
         if home:
             candidates.append(os.path.join(home, "bin", "cuobjdump"))
-    for site in sys.path:  # the PyPI wheel: nvidia/cu*/bin/cuobjdump in site-packages
-        candidates += sorted(glob.glob(os.path.join(site, "nvidia", "cu*", "bin", "cuobjdump")))
+    candidates += [os.path.join(d, "cuobjdump") for d in wheel_bins()]
     for c in candidates:
         if c and os.path.isfile(c) and os.access(c, os.X_OK):
             return c
@@ -83,9 +88,11 @@ def main():
     ap.add_argument("--hopper", action="store_true", help="also check HGMMA and TMA in the sm_90 prefill kernels")
     args = ap.parse_args()
     tool = find_cuobjdump()
+    # cuobjdump -sass runs nvdisasm: look beside it, on PATH, then in the wheels' folders.
+    env = dict(os.environ, PATH=os.pathsep.join([os.path.dirname(tool), os.environ.get("PATH", ""), *wheel_bins()]))
     failures, n_kernels, hopper = [], 0, collections.Counter()
     for path in args.files:
-        p = subprocess.run([tool, "-sass", path], capture_output=True, text=True)
+        p = subprocess.run([tool, "-sass", path], capture_output=True, text=True, env=env)
         if p.returncode != 0:
             if "does not contain device code" in p.stderr:
                 continue
