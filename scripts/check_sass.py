@@ -8,10 +8,10 @@ Two checks, per kernel:
   descriptor `desc[URn]`) that no instruction of the kernel writes. ptxas 13.0 emitted such copies
   for decode_kernel's 16-key pages at head dim 128 with the evict-first policy (LDGSTS
   `[R159+UR0+0x1100], desc[UR1]`, UR0 and UR1 set nowhere), and they stopped on an illegal
-  instruction on the H200 (docs/perf-notes.md, "Paged decode: a ptxas fault"). A register counts as
-  written when it appears outside a memory operand anywhere in the kernel (as a destination, or
-  as a source of something that did write it): a register seen only inside memory operands has
-  no writer.
+  instruction on the H200 (docs/perf-notes.md, "Paged decode: a ptxas fault"). The test is
+  conservative: a register that appears anywhere outside a memory operand (as a destination or a
+  source) counts as written, so only one seen in memory operands alone, which nothing can have
+  written, is reported.
 - With --hopper: every sm_90 prefill kernel (prefill_sm90_kernel) issues HGMMA (wgmma) and a TMA
   load (UTMALDG, cp.async.bulk.tensor), and counts of both are printed.
 

@@ -150,7 +150,7 @@ __device__ __forceinline__ int2 mask_key_range(const AttnParams& p, int b, int h
 // softcap and ALiBi are short straight loops, kept apart from the mask's, whose per-element switch
 // over the mask kinds is large code (with the three in one loop, softcap and ALiBi measured
 // 0.18-0.25x of plain prefill, 2026-12-02, H200).
-// alibi_side (from alibi_side(), below; 0 where the caller does not ask): +1 or -1 when every key
+// alibi_side (from alibi_side(), above; 0 where the caller does not ask): +1 or -1 when every key
 // of the slice lies on one side of every row's ALiBi diagonal. The bias is then linear in the key,
 // slope (j - i - diag) times the side, and splits into a per-element part that needs no |.| (one
 // FFMA with a compile-time column) and a part constant over the lane's half-row, returned in
