@@ -98,6 +98,11 @@ __device__ __forceinline__ float fast_exp2(float x) {
     asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
     return y;
 }
+__device__ __forceinline__ float fast_log2(float x) {
+    float y;
+    asm("lg2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
 
 // tanh in one MUFU instruction (tanh.approx, sm75+; relative error about 2^-11), for softcapping.
 __device__ __forceinline__ float fast_tanh(float x) {

@@ -89,6 +89,13 @@ __device__ __forceinline__ uint64_t sw128_desc(uint32_t smem_addr, uint32_t lbo,
     d |= uint64_t{1} << 62;   // 128-byte swizzle
     return d;
 }
+// The descriptor of the same tile off bytes further on (a 16-byte multiple): sw128_desc(addr + off,
+// lbo, sbo) == sw128_desc_at(sw128_desc(addr, lbo, sbo), off) while addr + off stays inside shared
+// memory (the start-address field, addr / 16 in its low 14 bits, then carries nothing into the next
+// field). An add to the low word per k-step instead of the whole encoding.
+__device__ __forceinline__ uint64_t sw128_desc_at(uint64_t base, uint32_t off) {
+    return (base & 0xFFFFFFFF00000000ull) | (static_cast<uint32_t>(base) + (off >> 4));
+}
 // Order this thread's register writes (accumulators, A fragments) before the next wgmma reads them.
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }

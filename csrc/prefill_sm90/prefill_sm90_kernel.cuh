@@ -34,6 +34,7 @@
 
 #include "flashmin.h"
 #include "common/block_info.cuh"
+#include "common/fast_div.cuh"
 #include "common/launch.cuh"
 #include "common/ptx.cuh"
 #include "common/ptx_sm90.cuh"
@@ -135,18 +136,24 @@ struct TileInfo {
     int len_q;              // this batch row's queries
 };
 
+// The divisors of a work-tile index, fixed for the kernel and made on the host (common/fast_div.cuh):
+// query blocks per head, query heads, and query heads per kv head. A block decodes a tile index per
+// tile in every thread; with these that is three multiply-highs instead of three integer divisions.
+struct TileDivs {
+    FastDiv num_m, heads, group;
+};
+
+// Tile index -> (query block, head, batch): a head's query blocks side by side, its last
+// (heaviest, with causality) first.
 template <int kBlockM, int kBlockN, bool kGeneral>
-__device__ __forceinline__ TileInfo tile_info(const AttnParams& p, int tile, bool m_fastest) {
-    // m_fastest: a head's query blocks side by side, its last (heaviest, with causality) first;
-    // else every head's last query block first, then the ones before (heaviest first overall).
-    const int num_m = (p.len_q + kBlockM - 1) / kBlockM;
-    const int bh = p.batch * p.heads_q;
-    const int m_idx = m_fastest ? tile % num_m : tile / bh;
-    const int bh_idx = m_fastest ? tile / num_m : tile % bh;
+__device__ __forceinline__ TileInfo tile_info(const AttnParams& p, int tile, const TileDivs& dv) {
+    const int num_m = static_cast<int>(dv.num_m.d);
+    const int bh_idx = dv.num_m.div(tile);
+    const int m_idx = dv.num_m.mod(tile, bh_idx);
     TileInfo ti;
     ti.m_block = num_m - 1 - m_idx;
-    ti.h = bh_idx % p.heads_q;
-    ti.b = bh_idx / p.heads_q;
+    ti.b = dv.heads.div(bh_idx);
+    ti.h = dv.heads.mod(bh_idx, ti.b);
     const BlockInfo bi(p, ti.b, ti.h, kGeneral);
     ti.keys = bi.keys(p);
     ti.len_q = bi.len_q;
@@ -165,7 +172,7 @@ __device__ __forceinline__ TileInfo tile_info(const AttnParams& p, int tile, boo
 // common/softmax.cuh). A window's right side and attention sinks need no flag.
 template <typename Tr, typename T, bool kGeneral>
 __global__ void __launch_bounds__(Tr::kThreads, 1)
-prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant__ TmaMaps maps, int num_tiles, bool m_fastest) {
+prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant__ TmaMaps maps, const TileDivs dv, int num_tiles) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr int kBlockM = Tr::kBlockM, kBlockN = Tr::kBlockN, kStages = Tr::kStages;
     extern __shared__ unsigned char smem_raw[];
@@ -209,8 +216,8 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             for (int round = 0; round * static_cast<int>(gridDim.x) < num_tiles; ++round) {
                 const int tile = round_tile(round);
                 if (tile >= num_tiles) continue;
-                const TileInfo ti = tile_info<kBlockM, kBlockN, kGeneral>(p, tile, m_fastest);
-                const int hk = ti.h / p.group;
+                const TileInfo ti = tile_info<kBlockM, kBlockN, kGeneral>(p, tile, dv);
+                const int hk = dv.group.div(ti.h);
                 auto load_q = [&] {
                     const int q = k % Tr::kQStages;
                     if (k >= Tr::kQStages) mbar_wait(bar_q_free + q, (k / Tr::kQStages - 1) & 1);
@@ -269,13 +276,14 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         // S = Q K^T of one ring slot, issued (not waited for): k-step ks reads 16 columns, panel
         // ks / 4 at byte 32 (ks % 4) of each row; the hardware applies the swizzle to the address.
         auto issue_qk = [&](float (&sc)[kBlockN / 8][4], int slot) {
-            const uint32_t k_addr = smem_u32(sK + slot * Tr::kKVElems);
+            const uint64_t qd = sw128_desc(q_addr, 16, 1024);
+            const uint64_t kd = sw128_desc(smem_u32(sK + slot * Tr::kKVElems), 16, 1024);
             wgmma_fence();
 #pragma unroll
             for (int ks = 0; ks < Tr::kHeadDim / 16; ++ks) {
                 const uint32_t col = (ks % 4) * 32;
-                const uint64_t da = sw128_desc(q_addr + (ks / 4) * kBlockM * 128 + col, 16, 1024);
-                const uint64_t db = sw128_desc(k_addr + (ks / 4) * kBlockN * 128 + col, 16, 1024);
+                const uint64_t da = sw128_desc_at(qd, (ks / 4) * kBlockM * 128 + col);
+                const uint64_t db = sw128_desc_at(kd, (ks / 4) * kBlockN * 128 + col);
                 mma_ss<kBlockN, T>(sc, da, db, ks > 0);
             }
             wgmma_commit();
@@ -302,11 +310,10 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         };
         auto issue_pv = [&](const uint32_t (&pa)[kBlockN / 16][4], int slot, int j0, int N) {
             if constexpr (!Tr::kPingPong) zero_v_tail(slot, j0, N);   // ping-pong: before the turn is taken
-            const uint32_t v_addr = smem_u32(sV + slot * Tr::kKVElems);
+            const uint64_t vd = sw128_desc(smem_u32(sV + slot * Tr::kKVElems), kBlockN * 128, 1024);
             wgmma_fence();
 #pragma unroll
-            for (int kk = 0; kk < kBlockN / 16; ++kk)
-                mma_rs<Tr::kHeadDim, T>(o, pa[kk], sw128_desc(v_addr + kk * 16 * 128, kBlockN * 128, 1024), 1);
+            for (int kk = 0; kk < kBlockN / 16; ++kk) mma_rs<Tr::kHeadDim, T>(o, pa[kk], sw128_desc_at(vd, kk * 16 * 128), 1);
             wgmma_commit();
         };
         auto release = [&](uint64_t* bar) {
@@ -327,12 +334,21 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             for (int kk = 0; kk < kBlockN / 16; ++kk) pack_p<T>(sc, kk, pa[kk]);
         };
 
-        int it = 0;   // K/V tiles consumed so far
+        // The ring slot of the K/V tile to consume next and the phase its barriers are in (the count
+        // of K/V tiles consumed, kept as slot and parity rather than divided each time).
+        int slot = 0;
+        uint32_t phase = 0;
+        auto advance = [&] {
+            if (++slot == kStages) {
+                slot = 0;
+                phase ^= 1;
+            }
+        };
         int k = 0;    // work tiles so far
         for (int round = 0; round * static_cast<int>(gridDim.x) < num_tiles; ++round) {
             const int tile = round_tile(round);
             if (tile >= num_tiles) continue;
-            const TileInfo ti = tile_info<kBlockM, kBlockN, kGeneral>(p, tile, m_fastest);
+            const TileInfo ti = tile_info<kBlockM, kBlockN, kGeneral>(p, tile, dv);
             const int b = ti.b, h = ti.h, N = ti.keys.len_k, offset = ti.keys.causal_offset;
             const int lower_offset = ti.keys.lower_offset, t_begin = ti.t_begin, t_end = ti.t_end;
             const ScoreMod mod(p, b, h, ti.keys.diag_offset);
@@ -394,8 +410,8 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 float sc[kBlockN / 8][4];
                 uint32_t pa[kBlockN / 16][4];
                 float alpha[2];
-                int s = it % kStages;
-                mbar_wait(bar_k + s, (it / kStages) & 1);
+                int s = slot;
+                mbar_wait(bar_k + s, phase);
                 take_turn();
                 issue_qk(sc, s);
                 pass_turn();
@@ -407,12 +423,13 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 softmax(sc, t_begin * kBlockN, alpha);   // O is 0: nothing to rescale
                 pack_all(sc, pa);
                 for (int t = t_begin + 1; t < t_end; ++t) {
-                    const int sp = s, itp = it;
-                    ++it;
-                    s = it % kStages;
-                    mbar_wait(bar_k + s, (it / kStages) & 1);
+                    const int sp = s;
+                    const uint32_t php = phase;
+                    advance();
+                    s = slot;
+                    mbar_wait(bar_k + s, phase);
                     if constexpr (Tr::kPingPong) {   // both products in one turn, the data there first
-                        mbar_wait(bar_v + sp, (itp / kStages) & 1);
+                        mbar_wait(bar_v + sp, php);
                         zero_v_tail(sp, (t - 1) * kBlockN, N);
                         take_turn();
                         issue_qk(sc, s);
@@ -420,7 +437,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                         pass_turn();
                     } else {
                         issue_qk(sc, s);
-                        mbar_wait(bar_v + sp, (itp / kStages) & 1);
+                        mbar_wait(bar_v + sp, php);
                         issue_pv(pa, sp, (t - 1) * kBlockN, N);
                     }
                     wgmma_wait<1>();   // S_t is done; P_{t-1} V_{t-1} may still run
@@ -440,7 +457,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                     }
                     pack_all(sc, pa);
                 }
-                mbar_wait(bar_v + s, (it / kStages) & 1);
+                mbar_wait(bar_v + s, phase);
                 if constexpr (Tr::kPingPong) zero_v_tail(s, (t_end - 1) * kBlockN, N);
                 take_turn();
                 issue_pv(pa, s, (t_end - 1) * kBlockN, N);
@@ -448,7 +465,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 wgmma_wait<0>();
                 fence_regs(o);
                 release(bar_v_free + s);
-                ++it;
+                advance();
             } else if (Tr::kDirectO) {
                 release(bar_q_free + qs);
             }
@@ -468,7 +485,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             const float sink = sink_log2(p, h);
 #pragma unroll
             for (int hf = 0; hf < 2; ++hf) {
-                const RowEnd end = finish_row(m_run[hf] * sl, quad_sum(l_run[hf]), sink);
+                const RowEnd end = finish_row_approx(m_run[hf] * sl, quad_sum(l_run[hf]), sink);
                 const float inv = end.o_scale;
                 const int r = warp * 16 + lane / 4 + hf * 8;   // row within this warpgroup's 64
                 const int row = wg_row0 + r;
@@ -526,7 +543,9 @@ cudaError_t launch_prefill_kernel(const AttnParams& p, const TmaMaps& maps, bool
     if (tiles >= (int64_t{1} << 31)) return cudaErrorInvalidValue;
     const int num_tiles = static_cast<int>(tiles);
     const int grid = persistent ? std::min(num_tiles, p.num_sms) : num_tiles;
-    kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p, maps, num_tiles, /*m_fastest=*/true);
+    const TileDivs dv{FastDiv(std::max(1, (p.len_q + Tr::kBlockM - 1) / Tr::kBlockM)), FastDiv(std::max(1, p.heads_q)),
+                      FastDiv(std::max(1, p.group))};
+    kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p, maps, dv, num_tiles);
     return cudaGetLastError();
 }
 
