@@ -8,7 +8,8 @@ Each kernel of flashmin_nn.backends.CUDA_KERNELS (and "prefill_sm90" where the b
 forced with use_kernel over:
   - prefill: L, S in {1, 17, 97, 1000}, causal or not, head dims 64 and 128, fp16 and bf16
     alternating; plus a bool mask (B, 1, L, S) broadcast over heads, GQA (4 query heads on
-    2 kv heads), head dim 256, and head dim 64 at 2000 queries;
+    2 kv heads), head dim 256, head dim 64 at 2000 queries, and grids of more work tiles than
+    SMs (several per persistent prefill_sm90 block);
   - decode: q_len 1 and 7 against long caches (4099 and 33000 keys, split and unsplit), with and
     without GQA, a full grid over 32k keys (8 splits), and flash_attn_with_kvcache with
     per-batch cache lengths;
@@ -65,6 +66,16 @@ def prefill_cases(lengths=LENGTHS):
     for causal in (False, True):
         yield f"D=64 L=2000 S=2000 causal={int(causal)}", dict(shape=(1, 1, 1, 2000, 2000, 64), dtype=torch.float16,
                                                                causal=causal, skip=("minimal",))
+    # More work tiles than SMs (480 and 400 here), so that prefill_sm90's persistent blocks run
+    # several and its pipeline runs on from one tile into the next; with a window (the general path)
+    # and rows that see no key (a bottom-right diagonal above the first 297 rows): empty tiles.
+    yield "several tiles per block L=300 S=300 D=64 causal", dict(shape=(2, 80, 80, 300, 300, 64), dtype=torch.float16,
+                                                                  causal=True, skip=("minimal",))
+    yield "several tiles per block L=300 S=500 D=128", dict(shape=(2, 80, 80, 300, 500, 128), dtype=torch.bfloat16,
+                                                            skip=("minimal",))
+    yield "several tiles per block window (100, 3) L=600 S=300 D=128", dict(shape=(2, 40, 40, 600, 300, 128),
+                                                                            dtype=torch.float16, opts="window",
+                                                                            skip=("minimal",))
     # flash_attn's options: a window (tiles before it skipped), softcap, ALiBi and sinks, with a mask.
     for L, S in ((97, 1000), (1000, 1000), (17, 97)) if 1000 in lengths else ((17, 97), (97, 300)):
         yield f"window (100, 3) L={L} S={S} D=128", dict(shape=(1, 4, 2, L, S, 128), dtype=torch.float16, opts="window")

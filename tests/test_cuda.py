@@ -536,3 +536,48 @@ def test_prefill_sm90_configurations(config, causal, dtype):
     assert_attention_close(out, ref, dead, torch_out=torch_sdpa(q, k, v, causal_offset=co), what=what)
     assert_lse_close(lse, ref_lse, dead, dtype=dtype, what=what)
 
+
+# Persistent grids with more work tiles than SMs, so that every block runs two or more: the
+# pipeline runs on from one tile into the next (prefill_sm90_kernel.cuh), into and out of tiles with
+# no key to read (rows above a bottom-right diagonal, rows of a short batch row) and between tiles
+# of different key counts (seqlens_k). B = 4, H = 16: 192 to 704 work tiles.
+# (D, L, S, causal_offset (None: not causal), per-batch key counts (None: S))
+SM90_ROUNDS = {
+    "d64-rows192": (64, 1000, 1000, None, None),
+    "d64-rows192-causal": (64, 2000, 2000, 0, None),
+    "d64-rows128-causal-lens": (64, 1000, 1000, 0, (1000, 999, 517, 1)),
+    "d64-rows128-empty-tiles": (64, 1000, 600, -400, None),
+    "d128-lens": (128, 1000, 1000, None, (1000, 873, 129, 40)),
+    "d128-causal": (128, 1000, 1000, 0, None),
+    "d128-causal-empty-tiles-lens": (128, 900, 500, -400, (500, 300, 17, 1)),
+    "d128-keys176-one-q-slot": (128, 300, 8200, None, None),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=_ids)
+@pytest.mark.parametrize("case", list(SM90_ROUNDS))
+def test_prefill_sm90_several_tiles_per_block(case, dtype):
+    D, L, S, co, lens = SM90_ROUNDS[case]
+    B, H = 4, 16
+    q, k, v = make_qkv(B, H, L, S, D, dtype=dtype, device=DEV, scale=2.0)
+    seqlens = None
+    if lens is not None:
+        seqlens = torch.tensor(lens, dtype=torch.int32, device=DEV)
+        for b, n in enumerate(lens):   # past each row's keys: never read
+            k[b, :, n:] = float("nan")
+            v[b, :, n:] = float("nan")
+    fn = lambda: flashmin_nn.attention(q, k, v, is_causal=co is not None, causal_offset=co or 0, return_lse=True,
+                                       seqlens_k=seqlens)
+    out, lse = run_kernel("prefill_sm90", fn, dtype=dtype, D=D)
+    refs, ts = [], []
+    for b in range(B):   # with seqlens_k the diagonal moves with the row's length (bottom-right stays so)
+        n = S if lens is None else lens[b]
+        co_b = None if co is None else co + n - S
+        kb, vb = k[b:b + 1, :, :n], v[b:b + 1, :, :n]
+        refs.append(ref_attention(q[b:b + 1], kb, vb, causal_offset=co_b))
+        ts.append(torch_sdpa(q[b:b + 1], kb, vb, causal_offset=co_b))
+    ref, ref_lse, dead = (torch.cat([r[i] for r in refs]) for i in range(3))
+    t = None if any(x is None for x in ts) else torch.cat(ts)
+    what = f"prefill_sm90 {case} {DT_IDS[dtype]}"
+    assert_attention_close(out, ref, dead, torch_out=t, what=what)
+    assert_lse_close(lse, ref_lse, dead, dtype=dtype, what=what)
