@@ -334,8 +334,9 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             for (int kk = 0; kk < kBlockN / 16; ++kk) pack_p<T>(sc, kk, pa[kk]);
         };
 
-        // The ring slot of the K/V tile to consume next and the phase its barriers are in (the count
-        // of K/V tiles consumed, kept as slot and parity rather than divided each time).
+        // The ring slot of the K/V tile in hand (the next one to wait for, between work tiles) and the
+        // phase its barriers are in: the count of K/V tiles consumed, kept as slot and parity rather
+        // than divided by kStages each time.
         int slot = 0;
         uint32_t phase = 0;
         auto advance = [&] {
@@ -410,39 +411,37 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 float sc[kBlockN / 8][4];
                 uint32_t pa[kBlockN / 16][4];
                 float alpha[2];
-                int s = slot;
-                mbar_wait(bar_k + s, phase);
+                mbar_wait(bar_k + slot, phase);
                 take_turn();
-                issue_qk(sc, s);
+                issue_qk(sc, slot);
                 pass_turn();
                 release_stored();   // the previous tile's O store, while this product runs
                 wgmma_wait<0>();
                 fence_regs(sc);
-                release(bar_k_free + s);
+                release(bar_k_free + slot);
                 if (Tr::kDirectO && t_end - t_begin == 1) release(bar_q_free + qs);
                 softmax(sc, t_begin * kBlockN, alpha);   // O is 0: nothing to rescale
                 pack_all(sc, pa);
                 for (int t = t_begin + 1; t < t_end; ++t) {
-                    const int sp = s;
+                    const int sp = slot;
                     const uint32_t php = phase;
                     advance();
-                    s = slot;
-                    mbar_wait(bar_k + s, phase);
+                    mbar_wait(bar_k + slot, phase);
                     if constexpr (Tr::kPingPong) {   // both products in one turn, the data there first
                         mbar_wait(bar_v + sp, php);
                         zero_v_tail(sp, (t - 1) * kBlockN, N);
                         take_turn();
-                        issue_qk(sc, s);
+                        issue_qk(sc, slot);
                         issue_pv(pa, sp, (t - 1) * kBlockN, N);
                         pass_turn();
                     } else {
-                        issue_qk(sc, s);
+                        issue_qk(sc, slot);
                         mbar_wait(bar_v + sp, php);
                         issue_pv(pa, sp, (t - 1) * kBlockN, N);
                     }
                     wgmma_wait<1>();   // S_t is done; P_{t-1} V_{t-1} may still run
                     fence_regs(sc);
-                    release(bar_k_free + s);
+                    release(bar_k_free + slot);
                     if (Tr::kDirectO && t == t_end - 1) release(bar_q_free + qs);
                     const bool rescale = softmax(sc, t * kBlockN, alpha);
                     wgmma_wait<0>();   // P_{t-1} V_{t-1} is done: O and pa may be rewritten
@@ -457,14 +456,14 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                     }
                     pack_all(sc, pa);
                 }
-                mbar_wait(bar_v + s, phase);
-                if constexpr (Tr::kPingPong) zero_v_tail(s, (t_end - 1) * kBlockN, N);
+                mbar_wait(bar_v + slot, phase);
+                if constexpr (Tr::kPingPong) zero_v_tail(slot, (t_end - 1) * kBlockN, N);
                 take_turn();
-                issue_pv(pa, s, (t_end - 1) * kBlockN, N);
+                issue_pv(pa, slot, (t_end - 1) * kBlockN, N);
                 pass_turn();
                 wgmma_wait<0>();
                 fence_regs(o);
-                release(bar_v_free + s);
+                release(bar_v_free + slot);
                 advance();
             } else if (Tr::kDirectO) {
                 release(bar_q_free + qs);
