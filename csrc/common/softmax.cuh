@@ -157,7 +157,9 @@ __device__ __forceinline__ int2 mask_key_range(const AttnParams& p, int b, int h
 // alibi_off[hf]: the true score is s + alibi_off[hf], which the caller's row_max and softmax_exp
 // take as their offset (so the constant costs nothing per element). With alibi_side 0 the bias goes
 // in whole, slope |j - i - diag| per element (an add and an FFMA), and alibi_off is not written.
-template <bool kGeneral, int kNT>
+// kMask = false: a general instantiation compiled for calls without attn_mask (prefill_sm90's score
+// modifications alone), which carries none of the mask's code.
+template <bool kGeneral, bool kMask = kGeneral, int kNT>
 __device__ __forceinline__ void scale_and_mask(float (&s)[kNT][4], const AttnParams& p, int b, int h, int row_base, int j0,
                                                int N, bool scale_first, int lane, const ScoreMod& mod, int alibi_side = 0,
                                                float* alibi_off = nullptr) {
@@ -201,7 +203,7 @@ __device__ __forceinline__ void scale_and_mask(float (&s)[kNT][4], const AttnPar
                 }
             }
         }
-        if (p.mask_kind != MaskKind::kNone) {
+        if (kMask && p.mask_kind != MaskKind::kNone) {
 #pragma unroll
             for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll

@@ -145,7 +145,7 @@ struct TileDivs {
 
 // Tile index -> (query block, head, batch): a head's query blocks side by side, its last
 // (heaviest, with causality) first.
-template <int kBlockM, int kBlockN, bool kGeneral>
+template <int kBlockM, int kBlockN, bool kGeneral, bool kMask>
 __device__ __forceinline__ TileInfo tile_info(const AttnParams& p, int tile, const TileDivs& dv) {
     const int num_m = static_cast<int>(dv.num_m.d);
     const int bh_idx = dv.num_m.div(tile);
@@ -164,13 +164,14 @@ __device__ __forceinline__ TileInfo tile_info(const AttnParams& p, int tile, con
     ti.t_end = (ti.keys.end(p, ti.m_block * kBlockM, kBlockM) + kBlockN - 1) / kBlockN;
     ti.t_begin = min(ti.t_end, ti.keys.begin(p, ti.m_block * kBlockM) / kBlockN);
     if (ti.m_block * kBlockM >= ti.len_q) ti.t_begin = ti.t_end;   // packed: past this sequence's rows
-    if constexpr (kGeneral) narrow_by_mask(p, ti.b, ti.h, ti.m_block * kBlockM, kBlockM, kBlockN, ti.t_begin, ti.t_end);
+    if constexpr (kMask) narrow_by_mask(p, ti.b, ti.h, ti.m_block * kBlockM, kBlockM, kBlockN, ti.t_begin, ti.t_end);
     return ti;
 }
 
 // kGeneral: attn_mask, softcap, ALiBi and a window's left side (the general path of
-// common/softmax.cuh). A window's right side and attention sinks need no flag.
-template <typename Tr, typename T, bool kGeneral>
+// common/softmax.cuh). A window's right side and attention sinks need no flag. kMask (only with
+// kGeneral): the attn_mask code; without it, the general instantiation for calls with no mask.
+template <typename Tr, typename T, bool kGeneral, bool kMask>
 __global__ void __launch_bounds__(Tr::kThreads, 1)
 prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant__ TmaMaps maps, const TileDivs dv, int num_tiles) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -216,7 +217,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             for (int round = 0; round * static_cast<int>(gridDim.x) < num_tiles; ++round) {
                 const int tile = round_tile(round);
                 if (tile >= num_tiles) continue;
-                const TileInfo ti = tile_info<kBlockM, kBlockN, kGeneral>(p, tile, dv);
+                const TileInfo ti = tile_info<kBlockM, kBlockN, kGeneral, kMask>(p, tile, dv);
                 const int hk = dv.group.div(ti.h);
                 auto load_q = [&] {
                     const int q = k % Tr::kQStages;
@@ -349,7 +350,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         for (int round = 0; round * static_cast<int>(gridDim.x) < num_tiles; ++round) {
             const int tile = round_tile(round);
             if (tile >= num_tiles) continue;
-            const TileInfo ti = tile_info<kBlockM, kBlockN, kGeneral>(p, tile, dv);
+            const TileInfo ti = tile_info<kBlockM, kBlockN, kGeneral, kMask>(p, tile, dv);
             const int b = ti.b, h = ti.h, N = ti.keys.len_k, offset = ti.keys.causal_offset;
             const int lower_offset = ti.keys.lower_offset, t_begin = ti.t_begin, t_end = ti.t_end;
             const ScoreMod mod(p, b, h, ti.keys.diag_offset);
@@ -370,9 +371,9 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 float off[2] = {0.f, 0.f};
                 if (kGeneral) {
                     const int side = mod.alibi ? alibi_side(mod, warp_row0, warp_row0 + 15, j0, j0 + kBlockN - 1, p.is_causal, offset) : 0;
-                    scale_and_mask<kGeneral>(sc, p, b, h, warp_row0, j0, N, scale_first, lane, mod, side, off);
+                    scale_and_mask<kGeneral, kMask>(sc, p, b, h, warp_row0, j0, N, scale_first, lane, mod, side, off);
                 } else if (scale_first) {
-                    scale_and_mask<kGeneral>(sc, p, b, h, warp_row0, j0, N, scale_first, lane, mod);
+                    scale_and_mask<kGeneral, kMask>(sc, p, b, h, warp_row0, j0, N, scale_first, lane, mod);
                 }
                 // The row max and P of scores s + off (general path), s (plain path: no offset code).
                 auto max_of = [&](int hf, float m) { if constexpr (kGeneral) return row_max(sc, hf, m, off[hf]); else return row_max(sc, hf, m); };
@@ -528,10 +529,11 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
 bool make_tensor_map(CUtensorMap* map, const void* ptr, DType dtype, int head_dim, int rows, int heads, int batch,
                      int64_t row_stride, int64_t head_stride, int64_t batch_stride, int box_rows);
 
-// Dispatches on dtype and path (plain, or general); each per-head-dim file names only its configuration.
-template <typename Tr, typename T, bool kGeneral>
+// Dispatches on dtype and path (plain, general without attn_mask, general); each per-head-dim file
+// names only its configuration.
+template <typename Tr, typename T, bool kGeneral, bool kMask>
 cudaError_t launch_prefill_kernel(const AttnParams& p, const TmaMaps& maps, bool persistent, cudaStream_t stream) {
-    constexpr auto kernel = prefill_sm90_kernel<Tr, T, kGeneral>;
+    constexpr auto kernel = prefill_sm90_kernel<Tr, T, kGeneral, kMask>;
     if (Tr::kSmemBytes > p.max_smem_per_block) return cudaErrorInvalidConfiguration;
     const cudaError_t err = opt_in_smem<kernel>(Tr::kSmemBytes);
     if (err != cudaSuccess) return err;
@@ -584,10 +586,18 @@ cudaError_t launch_prefill_sm90(const AttnParams& p, bool persistent, cudaStream
         make_tensor_map(&maps.o, p.o, p.dtype, p.head_dim, q_rows, p.heads_q, batch, p.o_row_stride, p.o_head_stride,
                         p.o_batch_stride, 64);
     if (!ok) return cudaErrorInvalidValue;
+    // Calls with softcap, ALiBi or a window's left side but no attn_mask run a general
+    // instantiation without the mask's code (the mask loop made the general kernel's main loop four
+    // times the plain one's; without it plain calls forced onto the general path ran 0.91-0.95x of
+    // plain at head dim 64 and 0.93-0.96x at 128, against 0.85-0.91x and 0.91-0.93x with it: H200,
+    // 2026-12-02, docs/perf-notes.md "ALiBi in one FFMA, and what the general path costs"). Only
+    // the ping-pong schedule has it (the sequential one is the ladder's rung, not a fast path).
     return DTYPE_SWITCH(p.dtype, T, [&] {
-        return BOOL_SWITCH(general_path(p), kGeneral, [&] {
-            return launch_prefill_kernel<Tr, T, kGeneral>(p, maps, persistent, stream);
-        });
+        if (!general_path(p)) return launch_prefill_kernel<Tr, T, false, false>(p, maps, persistent, stream);
+        if constexpr (Tr::kPingPong) {
+            if (p.mask_kind == MaskKind::kNone) return launch_prefill_kernel<Tr, T, true, false>(p, maps, persistent, stream);
+        }
+        return launch_prefill_kernel<Tr, T, true, true>(p, maps, persistent, stream);
     });
 }
 
