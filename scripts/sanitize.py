@@ -67,7 +67,7 @@ def prefill_cases(lengths=LENGTHS):
         yield f"D=64 L=2000 S=2000 causal={int(causal)}", dict(shape=(1, 1, 1, 2000, 2000, 64), dtype=torch.float16,
                                                                causal=causal, skip=("minimal",))
     # More work tiles than SMs (480 and 400 here), so that prefill_sm90's persistent blocks run
-    # several and its pipeline runs on from one tile into the next; with a window (the general path)
+    # several and its K/V ring and Q slots run on from one tile into the next; with a window (the general path)
     # and rows that see no key (a bottom-right diagonal above the first 297 rows): empty tiles.
     yield "several tiles per block L=300 S=300 D=64 causal", dict(shape=(2, 80, 80, 300, 300, 64), dtype=torch.float16,
                                                                   causal=True, skip=("minimal",))

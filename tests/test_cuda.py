@@ -537,10 +537,10 @@ def test_prefill_sm90_configurations(config, causal, dtype):
     assert_lse_close(lse, ref_lse, dead, dtype=dtype, what=what)
 
 
-# Persistent grids with more work tiles than SMs, so that every block runs two or more: the
-# pipeline runs on from one tile into the next (prefill_sm90_kernel.cuh), into and out of tiles with
-# no key to read (rows above a bottom-right diagonal, rows of a short batch row) and between tiles
-# of different key counts (seqlens_k). B = 4, H = 16: 192 to 704 work tiles.
+# Persistent grids with more work tiles than SMs, so that every block runs two or more: the K/V
+# ring and the Q slots run on from one tile into the next (prefill_sm90_kernel.cuh), into and out
+# of tiles with no key to read (rows above a bottom-right diagonal, rows of a short batch row) and
+# between tiles of different key counts (seqlens_k). B = 4, H = 16: 192 to 704 work tiles.
 # (D, L, S, causal_offset (None: not causal), per-batch key counts (None: S))
 SM90_ROUNDS = {
     "d64-rows192": (64, 1000, 1000, None, None),

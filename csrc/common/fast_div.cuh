@@ -15,7 +15,6 @@ namespace flashmin {
 struct FastDiv {
     uint32_t d, mul, shift;
 
-    FastDiv() = default;
     __host__ explicit FastDiv(int divisor) : d(static_cast<uint32_t>(divisor)), shift(0) {
         while ((uint64_t{1} << shift) < d) ++shift;
         mul = static_cast<uint32_t>(((uint64_t{1} << 32) * ((uint64_t{1} << shift) - d)) / d + 1);

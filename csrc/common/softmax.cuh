@@ -242,25 +242,20 @@ __device__ __forceinline__ void hide_keys(float (&s)[kNT][4], int row_base, int 
 // The end of a row: its running max m (in base-2 scaled units: m_run * sl) and sum l, and a sink
 // logit (base 2; -inf: none) that joins the denominator. Returns the factor O must take (1 / l
 // without a sink) and lse (natural log). A row that saw no key: O = 0, lse = the sink (-inf if none).
+// kApprox: the hardware's approximate ex2, lg2 and divide (relative errors near 2^-22, far below
+// the fp16 / bf16 output's rounding; total >= 1, so no denormal reaches them), for prefill_sm90's
+// epilogue, where the library's accurate forms came to ~140 instructions a thread per work tile.
 struct RowEnd { float o_scale, lse; };
+template <bool kApprox = false>
 __device__ __forceinline__ RowEnd finish_row(float m, float l, float sink) {
     if (!(l > 0.f)) m = -INFINITY;
     const float top = fmaxf(m, sink);
     if (top == -INFINITY) return {0.f, -INFINITY};
-    const float keep = m == -INFINITY ? 0.f : exp2f(m - top);   // exp2f(-inf) is 0: no sink adds nothing
-    const float total = l * keep + exp2f(sink - top);
-    return {keep / total, (top + log2f(total)) * kLn2};
-}
-// The same with the hardware's approximate ex2, lg2 and reciprocal (relative errors near 2^-22, far
-// below the fp16 / bf16 output's rounding; total >= 1, so no denormal reaches them): prefill_sm90's
-// epilogue, where the library's accurate forms came to ~140 instructions a thread per work tile.
-__device__ __forceinline__ RowEnd finish_row_approx(float m, float l, float sink) {
-    if (!(l > 0.f)) m = -INFINITY;
-    const float top = fmaxf(m, sink);
-    if (top == -INFINITY) return {0.f, -INFINITY};
-    const float keep = m == -INFINITY ? 0.f : fast_exp2(m - top);
-    const float total = l * keep + fast_exp2(sink - top);
-    return {__fdividef(keep, total), (top + fast_log2(total)) * kLn2};
+    auto exp2_ = [](float x) { if constexpr (kApprox) return fast_exp2(x); else return exp2f(x); };
+    const float keep = m == -INFINITY ? 0.f : exp2_(m - top);   // exp2(-inf) is 0: no sink adds nothing
+    const float total = l * keep + exp2_(sink - top);
+    if constexpr (kApprox) return {__fdividef(keep, total), (top + fast_log2(total)) * kLn2};
+    else return {keep / total, (top + log2f(total)) * kLn2};
 }
 
 // The sink of query head h in base 2 (-inf without sinks).

@@ -485,7 +485,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             const float sink = sink_log2(p, h);
 #pragma unroll
             for (int hf = 0; hf < 2; ++hf) {
-                const RowEnd end = finish_row_approx(m_run[hf] * sl, quad_sum(l_run[hf]), sink);
+                const RowEnd end = finish_row<true>(m_run[hf] * sl, quad_sum(l_run[hf]), sink);
                 const float inv = end.o_scale;
                 const int r = warp * 16 + lane / 4 + hf * 8;   // row within this warpgroup's 64
                 const int row = wg_row0 + r;
