@@ -20,6 +20,9 @@
 //   while the tensor cores compute. Across warpgroups (kPingPong, the default) the math
 //   warpgroups take turns, on named barriers, to issue an iteration's two products, so one
 //   warpgroup's softmax runs while another's products keep the tensor cores busy.
+// - the half tile (PrefillTraits::kHalfTile): where a warpgroup's rows see only the first half of
+//   a work tile's last key tile (the warpgroup above the diagonal, with causality), it computes
+//   that half alone, with m64 x kBlockN/2 products.
 // - O is normalised once and leaves through the tile's Q slot and a bulk tensor store (two Q
 //   slots), or straight from registers (one slot); rows past len_q are not written. LSE goes
 //   straight to global memory.
@@ -27,6 +30,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include <cuda.h>
 #include <cuda_bf16.h>
@@ -78,6 +82,15 @@ struct PrefillTraits {
     // keys (the branch and the vote cost more than the few skipped rescales of short rows), so
     // those rescale every tile. docs/perf-notes.md, "Hopper prefill v11".
     static constexpr bool kLazyRescale = kHeadDim >= 256;
+    // The half tile: a warpgroup whose rows see nothing of a work tile's last key tile past its
+    // first kBlockN / 2 keys (with causality the warpgroup above the diagonal of a 128-row tile, or
+    // a short key tail) computes only those keys there: m64 x kBlockN/2 products and half the
+    // exponentials. Switched per call in one process (H200, 2026-12-02, fp16; docs/perf-notes.md,
+    // "Hopper prefill v13"): at head dim 64 1.09x at 128 causal queries and 0.99-1.03x from 256
+    // to 16k; at head dim 128 0.93x / 0.97x at 256 / 512 causal queries, 1.00-1.01x from 1k. So
+    // head dim 64 only, and two math warpgroups only: with three (160 registers a thread) the
+    // half tile's S and P beside the whole tile's made ptxas spill and serialize the wgmma.
+    static constexpr bool kHalfTile = kBlockN == 128 && kHeadDim == 64 && kConsumers == 2;
     static constexpr int kSchedBarrier = 8;
     static constexpr int kBlockM = 64 * kConsumers;
     static constexpr int kThreads = 128 * (kConsumers + 1);
@@ -99,6 +112,11 @@ struct PrefillTraits {
     static_assert(kProducerRegs * 128 + kConsumerRegs * 128 * kConsumers <= 65536, "the register file");
     static_assert(kSmemBytes <= 227 * 1024, "shared memory per block");
 };
+
+// The key columns of a score array float[kNT][4] and of P's A fragments uint32_t[kKT][4] (a whole
+// tile's or a half tile's: PrefillTraits::kHalfTile).
+template <typename A> constexpr int score_cols = static_cast<int>(std::extent<std::remove_reference_t<A>>::value) * 8;
+template <typename A> constexpr int p_cols = static_cast<int>(std::extent<std::remove_reference_t<A>>::value) * 16;
 
 // wgmma shapes by N (the generated wrappers, csrc/common/wgmma.cuh).
 template <int kN, typename T>
@@ -204,7 +222,10 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
     __syncthreads();
 
     // K/V tiles count across work tiles: the ring's slot and phase continue from one to the next.
-    const int wg = threadIdx.x / 128;
+    // The warpgroup, broadcast from lane 0 so that the compiler knows it is warp-uniform (values
+    // derived from it, such as the half tile's branch, then leave the wgmma descriptors in uniform
+    // registers).
+    const int wg = __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x) / 128, 0);
     if (wg == 0) {
         // ---- producer: one thread issues every copy --------------------------------------------
         // Tile k's first K/V tiles are fetched as soon as slots free up, while the consumers still
@@ -276,7 +297,9 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
 
         // S = Q K^T of one ring slot, issued (not waited for): k-step ks reads 16 columns, panel
         // ks / 4 at byte 32 (ks % 4) of each row; the hardware applies the swizzle to the address.
-        auto issue_qk = [&](float (&sc)[kBlockN / 8][4], int slot) {
+        // sc holds the slot's kBlockN keys, or its first kBlockN / 2 (the half tile).
+        auto issue_qk = [&](auto& sc, int slot) {
+            constexpr int kN = score_cols<decltype(sc)>;
             const uint64_t qd = sw128_desc(q_addr, 16, 1024);
             const uint64_t kd = sw128_desc(smem_u32(sK + slot * Tr::kKVElems), 16, 1024);
             wgmma_fence();
@@ -285,16 +308,16 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 const uint32_t col = (ks % 4) * 32;
                 const uint64_t da = sw128_desc_at(qd, (ks / 4) * kBlockM * 128 + col);
                 const uint64_t db = sw128_desc_at(kd, (ks / 4) * kBlockN * 128 + col);
-                mma_ss<kBlockN, T>(sc, da, db, ks > 0);
+                mma_ss<kN, T>(sc, da, db, ks > 0);
             }
             wgmma_commit();
         };
         // O += P V of one ring slot, issued: k-step kk reads keys 16 kk ..; V is MN-major (head dim
         // contiguous): 8 keys are 1024 bytes apart (sbo), 64-column panels kBlockN * 128 (lbo).
         // Per-batch key lengths: rows N .. len_k of the last tile hold whatever the cache holds
-        // (possibly NaN, and 0 * NaN is NaN in P V): the first consumer zeroes them first (every
-        // consumer meets at the barrier). Packed sequences: the next sequence's rows, or whatever
-        // follows the last one.
+        // (possibly NaN, and 0 * NaN is NaN in P V): zero_v_tail, before the last tile's P V, has
+        // the first consumer zero them (every consumer meets at the barrier). Packed sequences: the
+        // next sequence's rows, or whatever follows the last one.
         auto zero_v_tail = [&](int slot, int j0, int N) {
             T* v_tile = sV + slot * Tr::kKVElems;
             if ((N < p.len_k || (kGeneral && p.cu_seqlens_q != nullptr)) && j0 + kBlockN > N) {
@@ -309,12 +332,11 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 named_sync(1, 128 * Tr::kConsumers);
             }
         };
-        auto issue_pv = [&](const uint32_t (&pa)[kBlockN / 16][4], int slot, int j0, int N) {
-            if constexpr (!Tr::kPingPong) zero_v_tail(slot, j0, N);   // ping-pong: before the turn is taken
+        auto issue_pv = [&](const auto& pa, int slot) {
             const uint64_t vd = sw128_desc(smem_u32(sV + slot * Tr::kKVElems), kBlockN * 128, 1024);
             wgmma_fence();
 #pragma unroll
-            for (int kk = 0; kk < kBlockN / 16; ++kk) mma_rs<Tr::kHeadDim, T>(o, pa[kk], sw128_desc_at(vd, kk * 16 * 128), 1);
+            for (int kk = 0; kk < p_cols<decltype(pa)> / 16; ++kk) mma_rs<Tr::kHeadDim, T>(o, pa[kk], sw128_desc_at(vd, kk * 16 * 128), 1);
             wgmma_commit();
         };
         auto release = [&](uint64_t* bar) {
@@ -330,9 +352,10 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         };
         if (Tr::kPingPong && cw == Tr::kConsumers - 1) named_arrive(Tr::kSchedBarrier, 256);   // the first turn: warpgroup 0's
         // P as wgmma A fragments: key columns 16 kk .. 16 kk + 15 (the m16n8k16 A layout).
-        auto pack_all = [&](const float (&sc)[kBlockN / 8][4], uint32_t (&pa)[kBlockN / 16][4]) {
+        auto pack_all = [&](const auto& sc, auto& pa) {
+            static_assert(score_cols<decltype(sc)> == p_cols<decltype(pa)>, "P of the keys in hand");
 #pragma unroll
-            for (int kk = 0; kk < kBlockN / 16; ++kk) pack_p<T>(sc, kk, pa[kk]);
+            for (int kk = 0; kk < p_cols<decltype(pa)> / 16; ++kk) pack_p<T>(sc, kk, pa[kk]);
         };
 
         // The ring slot of the K/V tile in hand (the next one to wait for, between work tiles) and the
@@ -365,12 +388,13 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             // updated; alpha (per row half) is the factor O must take before P V is added, and the
             // result says whether O must take them (with lazy rescaling, PrefillTraits::kLazyRescale,
             // only when some row of the warp moved its reference max: otherwise every alpha is 1).
-            auto softmax = [&](float (&sc)[kBlockN / 8][4], int j0, float (&alpha)[2]) {
+            auto softmax = [&](auto& sc, int j0, float (&alpha)[2]) {
+                constexpr int kN = score_cols<decltype(sc)>;   // keys in hand: kBlockN, or half of it
                 // off: ALiBi's part constant over a half-row, where the tile lies on one side of
                 // every row's diagonal (scale_and_mask; always with flash_attn's causal alignment).
                 float off[2] = {0.f, 0.f};
                 if (kGeneral) {
-                    const int side = mod.alibi ? alibi_side(mod, warp_row0, warp_row0 + 15, j0, j0 + kBlockN - 1, p.is_causal, offset) : 0;
+                    const int side = mod.alibi ? alibi_side(mod, warp_row0, warp_row0 + 15, j0, j0 + kN - 1, p.is_causal, offset) : 0;
                     scale_and_mask<kGeneral, kMask>(sc, p, b, h, warp_row0, j0, N, scale_first, lane, mod, side, off);
                 } else if (scale_first) {
                     scale_and_mask<kGeneral, kMask>(sc, p, b, h, warp_row0, j0, N, scale_first, lane, mod);
@@ -378,7 +402,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 // The row max and P of scores s + off (general path), s (plain path: no offset code).
                 auto max_of = [&](int hf, float m) { if constexpr (kGeneral) return row_max(sc, hf, m, off[hf]); else return row_max(sc, hf, m); };
                 auto exp_of = [&](int hf, float m) { if constexpr (kGeneral) return softmax_exp(sc, m, hf, sl, off[hf]); else return softmax_exp(sc, m, hf, sl); };
-                const bool ragged = j0 + kBlockN > N || (p.is_causal && j0 + kBlockN - 1 > wg_row0 + offset) ||
+                const bool ragged = j0 + kN > N || (p.is_causal && j0 + kN - 1 > wg_row0 + offset) ||
                                     (lower && j0 < wg_row0 + 63 + lower_offset);
                 if (ragged && !lower) hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane);
                 else if (kGeneral && ragged) hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane, true, lower_offset);
@@ -408,9 +432,8 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             const int qs = k % Tr::kQStages;
             q_addr = smem_u32(sQ + qs * Tr::kQElems) + cw * 64 * 128;
             mbar_wait(bar_q + qs, (k / Tr::kQStages) & 1);
-            if (t_begin < t_end) {
-                float sc[kBlockN / 8][4];
-                uint32_t pa[kBlockN / 16][4];
+            // The first key tile: S alone (O is 0, nothing to rescale).
+            auto first_tile = [&](auto& sc, auto& pa) {
                 float alpha[2];
                 mbar_wait(bar_k + slot, phase);
                 take_turn();
@@ -421,46 +444,80 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 fence_regs(sc);
                 release(bar_k_free + slot);
                 if (Tr::kDirectO && t_end - t_begin == 1) release(bar_q_free + qs);
-                softmax(sc, t_begin * kBlockN, alpha);   // O is 0: nothing to rescale
+                softmax(sc, t_begin * kBlockN, alpha);
                 pack_all(sc, pa);
-                for (int t = t_begin + 1; t < t_end; ++t) {
-                    const int sp = slot;
-                    const uint32_t php = phase;
-                    advance();
-                    mbar_wait(bar_k + slot, phase);
-                    if constexpr (Tr::kPingPong) {   // both products in one turn, the data there first
-                        mbar_wait(bar_v + sp, php);
-                        zero_v_tail(sp, (t - 1) * kBlockN, N);
-                        take_turn();
-                        issue_qk(sc, slot);
-                        issue_pv(pa, sp, (t - 1) * kBlockN, N);
-                        pass_turn();
-                    } else {
-                        issue_qk(sc, slot);
-                        mbar_wait(bar_v + sp, php);
-                        issue_pv(pa, sp, (t - 1) * kBlockN, N);
-                    }
-                    wgmma_wait<1>();   // S_t is done; P_{t-1} V_{t-1} may still run
-                    fence_regs(sc);
-                    release(bar_k_free + slot);
-                    if (Tr::kDirectO && t == t_end - 1) release(bar_q_free + qs);
-                    const bool rescale = softmax(sc, t * kBlockN, alpha);
-                    wgmma_wait<0>();   // P_{t-1} V_{t-1} is done: O and pa may be rewritten
-                    fence_regs(o);
-                    release(bar_v_free + sp);
-                    if (rescale) {   // warp-uniform (always, without lazy rescaling)
-#pragma unroll
-                        for (int dt = 0; dt < Tr::kHeadDim / 8; ++dt) {
-                            o[dt][0] *= alpha[0]; o[dt][1] *= alpha[0];
-                            o[dt][2] *= alpha[1]; o[dt][3] *= alpha[1];
-                        }
-                    }
-                    pack_all(sc, pa);
+            };
+            // Key tile t: S_t into sc with P_{t-1} V_{t-1} from pa_prev queued behind it; then sc's
+            // softmax, O rescaled, and P_t into pa (which may be pa_prev: it is rewritten only
+            // once P_{t-1} V_{t-1} is done).
+            auto next_tile = [&](int t, auto& sc, const auto& pa_prev, auto& pa) {
+                float alpha[2];
+                const int sp = slot;
+                const uint32_t php = phase;
+                advance();
+                mbar_wait(bar_k + slot, phase);
+                if constexpr (Tr::kPingPong) {   // both products in one turn, the data there first
+                    mbar_wait(bar_v + sp, php);
+                    take_turn();
+                    issue_qk(sc, slot);
+                    issue_pv(pa_prev, sp);
+                    pass_turn();
+                } else {
+                    issue_qk(sc, slot);
+                    mbar_wait(bar_v + sp, php);
+                    issue_pv(pa_prev, sp);
                 }
+                wgmma_wait<1>();   // S_t is done; P_{t-1} V_{t-1} may still run
+                fence_regs(sc);
+                release(bar_k_free + slot);
+                if (Tr::kDirectO && t == t_end - 1) release(bar_q_free + qs);
+                const bool rescale = softmax(sc, t * kBlockN, alpha);
+                wgmma_wait<0>();   // P_{t-1} V_{t-1} is done: O and pa may be rewritten
+                fence_regs(o);
+                release(bar_v_free + sp);
+                if (rescale) {   // warp-uniform (always, without lazy rescaling)
+#pragma unroll
+                    for (int dt = 0; dt < Tr::kHeadDim / 8; ++dt) {
+                        o[dt][0] *= alpha[0]; o[dt][1] *= alpha[0];
+                        o[dt][2] *= alpha[1]; o[dt][3] *= alpha[1];
+                    }
+                }
+                pack_all(sc, pa);
+            };
+            // The half tile (PrefillTraits::kHalfTile): this warpgroup's rows see keys up to `seen`,
+            // which lies in the first half of the last key tile. Each path below completes its
+            // products of S before the branches meet.
+            int seen = N - 1;
+            if (p.is_causal) seen = min(seen, wg_row0 + 63 + offset);
+            const int j_last = (t_end - 1) * kBlockN;
+            const bool half = Tr::kHalfTile && t_begin < t_end && seen >= j_last && seen < j_last + kBlockN / 2;
+            const int t_whole = half ? t_end - 1 : t_end;   // key tiles computed whole: [t_begin, t_whole)
+            if (t_begin < t_end) {
+                float sc[kBlockN / 8][4];
+                uint32_t pa[kBlockN / 16][4];
+                float sh[Tr::kHalfTile ? kBlockN / 16 : 1][4];    // the half tile's S and P
+                uint32_t ph[Tr::kHalfTile ? kBlockN / 32 : 1][4];
+                if (t_begin < t_whole) {
+                    first_tile(sc, pa);
+                    for (int t = t_begin + 1; t < t_whole; ++t) next_tile(t, sc, pa, pa);
+                    if constexpr (Tr::kHalfTile) {
+                        if (half) next_tile(t_end - 1, sh, pa, ph);
+                    }
+                } else if constexpr (Tr::kHalfTile) {   // half: a single key tile, only its first half seen
+                    first_tile(sh, ph);
+                }
+                // The last key tile's P V. Only that tile can hold rows past N (zero_v_tail): every
+                // math warpgroup meets at its barrier here, at one instruction (bar.sync is aligned;
+                // compute-sanitizer's synccheck reports a barrier reached from two places).
                 mbar_wait(bar_v + slot, phase);
-                if constexpr (Tr::kPingPong) zero_v_tail(slot, (t_end - 1) * kBlockN, N);
+                zero_v_tail(slot, j_last, N);
                 take_turn();
-                issue_pv(pa, slot, (t_end - 1) * kBlockN, N);
+                if constexpr (Tr::kHalfTile) {
+                    if (half) issue_pv(ph, slot);
+                    else issue_pv(pa, slot);
+                } else {
+                    issue_pv(pa, slot);
+                }
                 pass_turn();
                 wgmma_wait<0>();
                 fence_regs(o);
