@@ -512,12 +512,8 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 mbar_wait(bar_v + slot, phase);
                 zero_v_tail(slot, j_last, N);
                 take_turn();
-                if constexpr (Tr::kHalfTile) {
-                    if (half) issue_pv(ph, slot);
-                    else issue_pv(pa, slot);
-                } else {
-                    issue_pv(pa, slot);
-                }
+                if (half) issue_pv(ph, slot);   // never without kHalfTile (half is then a constant false)
+                else issue_pv(pa, slot);
                 pass_turn();
                 wgmma_wait<0>();
                 fence_regs(o);
