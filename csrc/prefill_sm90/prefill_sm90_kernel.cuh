@@ -91,6 +91,12 @@ struct PrefillTraits {
     // head dim 64 only, and two math warpgroups only: with three (160 registers a thread) the
     // half tile's S and P beside the whole tile's made ptxas spill and serialize the wgmma.
     static constexpr bool kHalfTile = kBlockN == 128 && kHeadDim == 64 && kConsumers == 2;
+    // Math warpgroups whose 64 rows hold no queries (the last query block of a length that is not
+    // a multiple of the tile) skip the work tile's products and softmax: with three (192-row
+    // tiles, head dim 64) a third to two thirds of such a tile. Not with two: the runtime
+    // warpgroup count cost the hdim 128 kernel's key-tile loop 23 instructions (696 -> 719); nor
+    // in the sequential schedule (the ladder's rung), whose general kernel with a mask then spilt.
+    static constexpr bool kSkipIdle = kConsumers == 3 && kPingPong;
     static constexpr int kSchedBarrier = 8;
     static constexpr int kBlockM = 64 * kConsumers;
     static constexpr int kThreads = 128 * (kConsumers + 1);
@@ -139,11 +145,24 @@ __device__ __forceinline__ void mma_rs(float (&d)[kN / 8][4], const uint32_t (&a
 // A persistent block takes one tile of each round of gridDim.x tiles, in a snake order (block c
 // takes the c-th tile of even rounds and the c-th from the end of odd ones), so that with
 // causality no block collects only the heavy ends of the rounds. Static round robin left blocks
-// up to 13% apart in work at hdim 128, N = 16k (2026-12-01, H200).
-__device__ __forceinline__ int round_tile(int round) {
-    const int g = gridDim.x;
-    return round * g + ((round & 1) ? g - 1 - static_cast<int>(blockIdx.x) : static_cast<int>(blockIdx.x));
-}
+// up to 13% apart in work at hdim 128, N = 16k (2026-12-01, H200). Each pair of rounds the places
+// turn by one block: where a head's query blocks divide the grid (6 of 192 rows at 1024 queries,
+// 132 SMs), the light last block of every head (its rows partly past the queries) would otherwise
+// fall to the same few blocks in every round.
+// The place is carried from round to round: a modulo by gridDim.x per tile moved ptxas's
+// schedule of the hdim 128 key-tile loop (693 instructions -> 711; 696 carried).
+struct TileWalk {
+    int round = 0;
+    int place = static_cast<int>(blockIdx.x);   // this block's place in the round, before the snake's turn
+    __device__ __forceinline__ int tile() const {
+        const int g = gridDim.x;
+        return round * g + ((round & 1) ? g - 1 - place : place);
+    }
+    __device__ __forceinline__ void next() {
+        if ((round & 1) && ++place == static_cast<int>(gridDim.x)) place = 0;
+        ++round;
+    }
+};
 struct TileInfo {
     int m_block, h, b;
     KeyRange keys;          // this batch row's key count and the limits of its rows (KeyRange)
@@ -152,6 +171,9 @@ struct TileInfo {
     // coordinate (packed sequences: rows of one batch row, BlockInfo's q_start / k_start).
     int q_row0, k_row0, map_b, kv_map_b;
     int len_q;              // this batch row's queries
+    // Math warpgroups whose 64 rows hold queries: the first `active` ones (fewer than all in the
+    // last query block of a length that is not a multiple of the tile). The others skip the tile.
+    int active;
 };
 
 // The divisors of a work-tile index, fixed for the kernel and made on the host (common/fast_div.cuh):
@@ -182,6 +204,7 @@ __device__ __forceinline__ TileInfo tile_info(const AttnParams& p, int tile, con
     ti.t_end = (ti.keys.end(p, ti.m_block * kBlockM, kBlockM) + kBlockN - 1) / kBlockN;
     ti.t_begin = min(ti.t_end, ti.keys.begin(p, ti.m_block * kBlockM) / kBlockN);
     if (ti.m_block * kBlockM >= ti.len_q) ti.t_begin = ti.t_end;   // packed: past this sequence's rows
+    ti.active = min(kBlockM / 64, max(0, (ti.len_q - ti.m_block * kBlockM + 63) / 64));
     if constexpr (kMask) narrow_by_mask(p, ti.b, ti.h, ti.m_block * kBlockM, kBlockM, kBlockN, ti.t_begin, ti.t_end);
     return ti;
 }
@@ -235,8 +258,8 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         if (threadIdx.x == 0) {
             int it = 0;   // K/V tiles issued so far
             int k = 0;    // work tiles so far
-            for (int round = 0; round * static_cast<int>(gridDim.x) < num_tiles; ++round) {
-                const int tile = round_tile(round);
+            for (TileWalk walk; walk.round * static_cast<int>(gridDim.x) < num_tiles; walk.next()) {
+                const int tile = walk.tile();
                 if (tile >= num_tiles) continue;
                 const TileInfo ti = tile_info<kBlockM, kBlockN, kGeneral, kMask>(p, tile, dv);
                 const int hk = dv.group.div(ti.h);
@@ -274,6 +297,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         const int cw = wg - 1;                       // consumer index
         const int tid = threadIdx.x % 128, warp = tid / 32, lane = tid % 32;
         uint32_t q_addr = 0;   // this warpgroup's rows of panel 0 of the tile's Q slot
+        int n_act = Tr::kConsumers;   // the work tile's active math warpgroups (TileInfo::active)
         // The O store of the last tile, until it has read its Q slot: then the slot is released.
         int pending_slot = -1;
         auto release_stored = [&] {
@@ -321,7 +345,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         auto zero_v_tail = [&](int slot, int j0, int N) {
             T* v_tile = sV + slot * Tr::kKVElems;
             if ((N < p.len_k || (kGeneral && p.cu_seqlens_q != nullptr)) && j0 + kBlockN > N) {
-                if (cw == 0) {
+                if (cw == 0) {   // always active
                     const int r_first = max(0, N - j0);
                     const int chunks = (kBlockN - r_first) * 8;   // 16-byte chunks of one panel's rows
                     for (int c = 0; c < Tr::kPanels; ++c)
@@ -329,7 +353,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                             reinterpret_cast<uint4*>(v_tile + c * kBlockN * 64 + r_first * 64)[idx] = make_uint4(0, 0, 0, 0);
                     fence_proxy_async();
                 }
-                named_sync(1, 128 * Tr::kConsumers);
+                named_sync(1, 128 * n_act);
             }
         };
         auto issue_pv = [&](const auto& pa, int slot) {
@@ -343,12 +367,18 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             __syncwarp();
             if (lane == 0) mbar_arrive(bar);
         };
-        // Ping-pong turns: wait for this warpgroup's, then hand it to the next one.
+        // Ping-pong turns: wait for this warpgroup's, then hand it to the next one, among the tile's
+        // active math warpgroups (n_act; none where one computes alone). Between tiles the turn is
+        // always warpgroup 0's: the last one of every tile hands it there.
         auto take_turn = [&] {
-            if constexpr (Tr::kPingPong) named_sync(Tr::kSchedBarrier + cw, 256);
+            if constexpr (Tr::kPingPong) {
+                if (n_act > 1) named_sync(Tr::kSchedBarrier + cw, 256);
+            }
         };
         auto pass_turn = [&] {
-            if constexpr (Tr::kPingPong) named_arrive(Tr::kSchedBarrier + (cw + 1) % Tr::kConsumers, 256);
+            if constexpr (Tr::kPingPong) {
+                if (n_act > 1) named_arrive(Tr::kSchedBarrier + (cw + 1 == n_act ? 0 : cw + 1), 256);
+            }
         };
         if (Tr::kPingPong && cw == Tr::kConsumers - 1) named_arrive(Tr::kSchedBarrier, 256);   // the first turn: warpgroup 0's
         // P as wgmma A fragments: key columns 16 kk .. 16 kk + 15 (the m16n8k16 A layout).
@@ -370,10 +400,32 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             }
         };
         int k = 0;    // work tiles so far
-        for (int round = 0; round * static_cast<int>(gridDim.x) < num_tiles; ++round) {
-            const int tile = round_tile(round);
+        for (TileWalk walk; walk.round * static_cast<int>(gridDim.x) < num_tiles; walk.next()) {
+            const int tile = walk.tile();
             if (tile >= num_tiles) continue;
             const TileInfo ti = tile_info<kBlockM, kBlockN, kGeneral, kMask>(p, tile, dv);
+            if constexpr (Tr::kSkipIdle) n_act = ti.active;
+            if (Tr::kSkipIdle && cw >= n_act) {
+                // No query rows in this warpgroup's 64: it computes nothing, but still waits for
+                // every K/V tile and the Q slot before it frees its share of them, as the others do.
+                // An arrival before a slot holds this tile could count towards the slot's previous
+                // use; and a warpgroup that let the ring run on without it could find a slot two
+                // uses on, where its parity wait reads a later phase as this one.
+                const int qs = k % Tr::kQStages;
+                mbar_wait(bar_q + qs, (k / Tr::kQStages) & 1);
+                for (int t = ti.t_begin; t < ti.t_end; ++t) {
+                    mbar_wait(bar_k + slot, phase);
+                    release(bar_k_free + slot);
+                    mbar_wait(bar_v + slot, phase);
+                    release(bar_v_free + slot);
+                    advance();
+                }
+                release_stored();
+                if constexpr (Tr::kDirectO) release(bar_q_free + qs);
+                else pending_slot = qs;
+                ++k;
+                continue;
+            }
             const int b = ti.b, h = ti.h, N = ti.keys.len_k, offset = ti.keys.causal_offset;
             const int lower_offset = ti.keys.lower_offset, t_begin = ti.t_begin, t_end = ti.t_end;
             const ScoreMod mod(p, b, h, ti.keys.diag_offset);
@@ -569,7 +621,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             }
             ++k;
         }
-        if (Tr::kPingPong && cw == 0) take_turn();   // the last warpgroup's last hand-over: the barrier ends complete
+        if (Tr::kPingPong && cw == 0) named_sync(Tr::kSchedBarrier, 256);   // the last hand-over: the barrier ends complete
         if (tid == 0) tma_store_wait_read();   // shared memory must outlive the last store's reads
     }
 #endif
