@@ -145,10 +145,19 @@ __device__ __forceinline__ void mma_rs(float (&d)[kN / 8][4], const uint32_t (&a
 // A persistent block takes one tile of each round of gridDim.x tiles, in a snake order (block c
 // takes the c-th tile of even rounds and the c-th from the end of odd ones), so that with
 // causality no block collects only the heavy ends of the rounds. Static round robin left blocks
-// up to 13% apart in work at hdim 128, N = 16k (2026-12-01, H200). Each pair of rounds the places
-// turn by one block: where a head's query blocks divide the grid (6 of 192 rows at 1024 queries,
-// 132 SMs), the light last block of every head (its rows partly past the queries) would otherwise
-// fall to the same few blocks in every round.
+// up to 13% apart in work at hdim 128, N = 16k (2026-12-01, H200).
+// Where a head's query blocks divide the grid (TileDivs::rotate: 6 of 192 rows at 1024 queries on
+// 132 SMs), every round holds the same query blocks at the same places, so a block would get the
+// same kind of tile in every round: the light last query block of each head (rows partly past the
+// queries: TileInfo::active) or, with causality, the same heavy-light pair. There the places turn
+// by one block every pair of rounds. H200, 2026-12-02, fp16, switched per call beside cuDNN:
+// turning and the skip of idle warpgroups (PrefillTraits::kSkipIdle) together against neither,
+// hdim 64 non-causal 512 / 1024 / 2048 queries 1.07x / 1.06x / 1.01x (each alone 1.00-1.01x: a
+// light tile only helps where it does not always fall to the same blocks), causal 2048 1.06x;
+// turning alone, hdim 64 causal 512 (128-row tiles, no idle warpgroups) 1.04x. Where the query
+// blocks do not divide the grid the plain snake balances better: turning lost 7% at hdim 128
+// causal 2048 (16 query blocks a head), and the model of scripts/investigations/tile_balance.py
+// finds no cell of the other kind where it loses.
 // The place is carried from round to round: a modulo by gridDim.x per tile moved ptxas's
 // schedule of the hdim 128 key-tile loop (693 instructions -> 711; 696 carried).
 struct TileWalk {
@@ -158,8 +167,8 @@ struct TileWalk {
         const int g = gridDim.x;
         return round * g + ((round & 1) ? g - 1 - place : place);
     }
-    __device__ __forceinline__ void next() {
-        if ((round & 1) && ++place == static_cast<int>(gridDim.x)) place = 0;
+    __device__ __forceinline__ void next(int rotate) {
+        if (rotate && (round & 1) && ++place == static_cast<int>(gridDim.x)) place = 0;
         ++round;
     }
 };
@@ -179,8 +188,10 @@ struct TileInfo {
 // The divisors of a work-tile index, fixed for the kernel and made on the host (common/fast_div.cuh):
 // query blocks per head, query heads, and query heads per kv head. A block decodes a tile index per
 // tile in every thread; with these that is three multiply-highs instead of three integer divisions.
+// And whether the tile walk turns (TileWalk).
 struct TileDivs {
     FastDiv num_m, heads, group;
+    int rotate;   // 1: a persistent grid whose size the query blocks per head divide (TileWalk)
 };
 
 // Tile index -> (query block, head, batch): a head's query blocks side by side, its last
@@ -258,7 +269,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         if (threadIdx.x == 0) {
             int it = 0;   // K/V tiles issued so far
             int k = 0;    // work tiles so far
-            for (TileWalk walk; walk.round * static_cast<int>(gridDim.x) < num_tiles; walk.next()) {
+            for (TileWalk walk; walk.round * static_cast<int>(gridDim.x) < num_tiles; walk.next(dv.rotate)) {
                 const int tile = walk.tile();
                 if (tile >= num_tiles) continue;
                 const TileInfo ti = tile_info<kBlockM, kBlockN, kGeneral, kMask>(p, tile, dv);
@@ -400,7 +411,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             }
         };
         int k = 0;    // work tiles so far
-        for (TileWalk walk; walk.round * static_cast<int>(gridDim.x) < num_tiles; walk.next()) {
+        for (TileWalk walk; walk.round * static_cast<int>(gridDim.x) < num_tiles; walk.next(dv.rotate)) {
             const int tile = walk.tile();
             if (tile >= num_tiles) continue;
             const TileInfo ti = tile_info<kBlockM, kBlockN, kGeneral, kMask>(p, tile, dv);
@@ -649,8 +660,9 @@ cudaError_t launch_prefill_kernel(const AttnParams& p, const TmaMaps& maps, bool
     if (tiles >= (int64_t{1} << 31)) return cudaErrorInvalidValue;
     const int num_tiles = static_cast<int>(tiles);
     const int grid = persistent ? std::min(num_tiles, p.num_sms) : num_tiles;
-    const TileDivs dv{FastDiv(std::max(1, (p.len_q + Tr::kBlockM - 1) / Tr::kBlockM)), FastDiv(std::max(1, p.heads_q)),
-                      FastDiv(std::max(1, p.group))};
+    const int num_m = std::max(1, (p.len_q + Tr::kBlockM - 1) / Tr::kBlockM);
+    const TileDivs dv{FastDiv(num_m), FastDiv(std::max(1, p.heads_q)), FastDiv(std::max(1, p.group)),
+                      persistent && grid % num_m == 0 ? 1 : 0};
     kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p, maps, dv, num_tiles);
     return cudaGetLastError();
 }
