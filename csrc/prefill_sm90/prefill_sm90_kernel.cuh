@@ -146,18 +146,17 @@ __device__ __forceinline__ void mma_rs(float (&d)[kN / 8][4], const uint32_t (&a
 // takes the c-th tile of even rounds and the c-th from the end of odd ones), so that with
 // causality no block collects only the heavy ends of the rounds. Static round robin left blocks
 // up to 13% apart in work at hdim 128, N = 16k (2026-12-01, H200).
-// Where a head's query blocks divide the grid (TileDivs::rotate: 6 of 192 rows at 1024 queries on
-// 132 SMs), every round holds the same query blocks at the same places, so a block would get the
-// same kind of tile in every round: the light last query block of each head (rows partly past the
-// queries: TileInfo::active) or, with causality, the same heavy-light pair. There the places turn
-// by one block every pair of rounds. H200, 2026-12-02, fp16, switched per call beside cuDNN:
-// turning and the skip of idle warpgroups (PrefillTraits::kSkipIdle) together against neither,
-// hdim 64 non-causal 512 / 1024 / 2048 queries 1.07x / 1.06x / 1.01x (each alone 1.00-1.01x: a
-// light tile only helps where it does not always fall to the same blocks), causal 2048 1.06x;
-// turning alone, hdim 64 causal 512 (128-row tiles, no idle warpgroups) 1.04x. Where the query
-// blocks do not divide the grid the plain snake balances better: turning lost 7% at hdim 128
-// causal 2048 (16 query blocks a head), and the model of scripts/investigations/tile_balance.py
-// finds no cell of the other kind where it loses.
+// Where a head's query blocks divide the grid (6 of 192 rows at 1024 queries on 132 SMs), every
+// round holds the same query blocks at the same places, so the light last block of each head
+// (rows partly past the queries, whose idle warpgroups skip it: PrefillTraits::kSkipIdle) would
+// fall to the same few blocks in every round. There (TileDivs::rotate) the places turn by one
+// block every pair of rounds. H200, 2026-12-02, fp16, switched per call beside cuDNN: the skip
+// and the turning together against neither, hdim 64 non-causal 512 / 1024 / 2048 queries 1.07x /
+// 1.06x / 1.01x (each alone 1.00-1.01x), causal 2048 1.06x; turning against not, by the rule
+// (docs/results/2026-12-02-h200-1919431, ab-rot-fp16.txt), 1.03x / 1.03x / 1.05x at non-causal 512 /
+// 1024 and causal 2048. Without light tiles turning lost: 4.5% / 1.3% at hdim 64 causal 256 / 512,
+// 1.7% at hdim 128 causal 256, 9% at hdim 128 causal 2048, where the snake's heavy-light pairs
+// balance better than tile_balance.py's model says.
 // The place is carried from round to round: a modulo by gridDim.x per tile moved ptxas's
 // schedule of the hdim 128 key-tile loop (693 instructions -> 711; 696 carried).
 struct TileWalk {
@@ -191,7 +190,7 @@ struct TileInfo {
 // And whether the tile walk turns (TileWalk).
 struct TileDivs {
     FastDiv num_m, heads, group;
-    int rotate;   // 1: a persistent grid whose size the query blocks per head divide (TileWalk)
+    int rotate;   // 1: the walk turns (a light last query block, and query blocks that divide the grid: TileWalk)
 };
 
 // Tile index -> (query block, head, batch): a head's query blocks side by side, its last
@@ -660,9 +659,13 @@ cudaError_t launch_prefill_kernel(const AttnParams& p, const TmaMaps& maps, bool
     if (tiles >= (int64_t{1} << 31)) return cudaErrorInvalidValue;
     const int num_tiles = static_cast<int>(tiles);
     const int grid = persistent ? std::min(num_tiles, p.num_sms) : num_tiles;
+    // The walk turns where the last query block is light (a warpgroup of it idle) and the query
+    // blocks divide the grid (TileWalk).
     const int num_m = std::max(1, (p.len_q + Tr::kBlockM - 1) / Tr::kBlockM);
+    const int tail = p.len_q % Tr::kBlockM;
+    const bool light_last = Tr::kSkipIdle && tail != 0 && tail <= Tr::kBlockM - 64;
     const TileDivs dv{FastDiv(num_m), FastDiv(std::max(1, p.heads_q)), FastDiv(std::max(1, p.group)),
-                      persistent && grid % num_m == 0 ? 1 : 0};
+                      persistent && light_last && grid % num_m == 0 ? 1 : 0};
     kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p, maps, dv, num_tiles);
     return cudaGetLastError();
 }
