@@ -2,32 +2,45 @@
 
     python scripts/investigations/tile_balance.py [--sms 132] [--overhead 0.5]
 
-For the bench's causal prefill cells (B*N = 16384 tokens, H*D = 2048) each work tile of a query
-block costs its key tiles (128 keys) plus a fixed overhead (in key tiles). Printed per cell: the
-most loaded SM against the mean for
+For the bench's prefill cells (B*N = 16384 tokens, H*D = 2048) each work tile of a query block
+costs its key tiles (128 keys) plus a fixed overhead (in key tiles). With the skip of idle
+warpgroups (PrefillTraits::kSkipIdle, three math warpgroups of 192-row tiles) a last query block
+whose rows fill one / two of the three warpgroups costs 0.4 / 0.75 of its key tiles (guesses: one
+warpgroup alone has no partner to overlap its softmax with). Printed per cell: the most loaded
+SM against the mean for
 - "snake": the kernel's order (a head's query blocks side by side, the heaviest first) handed out
-  statically, block c taking the c-th tile of even rounds and the c-th from the end of odd ones
-  (round_tile in prefill_sm90_kernel.cuh);
+  statically, block c taking the c-th tile of even rounds and the c-th from the end of odd ones;
+- "turned": the same, the places turned by one block every pair of rounds (TileWalk, where
+  TileDivs::rotate is set);
 - "dynamic": the same order, each tile to the SM that frees first (an atomic tile counter);
 - "global": every head's heaviest query blocks first, then the next, handed out dynamically.
-1.000 is a perfect spread; the kernel's time follows the most loaded SM.
+1.000 is a perfect spread; the kernel's time follows the most loaded SM. The last column, the
+skip's "time": the most loaded SM with the skip and the turning against the snake without either.
 """
 import argparse
 import heapq
 
 
-def weights(N, D, rows, kbn, overhead, head_major):
-    B, H = 16384 // N, 2048 // D
+def weights(N, D, rows, causal, overhead, skip, head_major=True):
+    B, H = max(1, 16384 // N), 2048 // D
     num_m = (N + rows - 1) // rows
-    w = [(min(N, (mb + 1) * rows) + kbn - 1) // kbn + overhead for _ in range(B * H) for mb in reversed(range(num_m))]
+    cons = rows // 64
+    w = []
+    for _ in range(B * H):
+        for mb in reversed(range(num_m)):
+            kt = (min(N, (mb + 1) * rows) + 127) // 128 if causal else (N + 127) // 128
+            active = min(cons, (N - mb * rows + 63) // 64)
+            f = {1: 0.4, 2: 0.75}[active] if skip and cons == 3 and active < cons else 1.0
+            w.append(kt * f + overhead)
     return w if head_major else sorted(w, reverse=True)
 
 
-def snake(w, g):
+def snake(w, g, turn=False):
     load = [0.0] * g
     for r in range((len(w) + g - 1) // g):
         for c in range(g):
-            t = r * g + ((g - 1 - c) if r & 1 else c)
+            cc = (c + (r // 2)) % g if turn else c
+            t = r * g + ((g - 1 - cc) if r & 1 else cc)
             if t < len(w):
                 load[c] += w[t]
     return max(load)
@@ -47,10 +60,15 @@ ap.add_argument("--overhead", type=float, default=0.5, help="fixed cost of a wor
 args = ap.parse_args()
 g = args.sms
 for D in (64, 128):
-    for N in (512, 1024, 2048, 4096):
-        rows = 192 if D == 64 and N > 1024 else 128   # prefill_sm90_hdim64.cu's rule for causal calls
-        w = weights(N, D, rows, 128, args.overhead, True)
-        mean = sum(w) / g
-        wg = weights(N, D, rows, 128, args.overhead, False)
-        print(f"hdim {D} causal N={N} ({rows}-row tiles, {len(w) / g:.1f} tiles per SM): snake {snake(w, g) / mean:.3f}, "
-              f"dynamic {dynamic(w, g) / mean:.3f}, global {dynamic(wg, g) / mean:.3f}")
+    for causal in (False, True):
+        for N in (512, 1024, 2048, 4096):
+            # prefill_sm90_hdim64.cu's rule: 128-row tiles with causality up to 1024 queries
+            rows = 192 if D == 64 and not (causal and N <= 1024) else 128
+            w = weights(N, D, rows, causal, args.overhead, False)
+            ws = weights(N, D, rows, causal, args.overhead, True)
+            mean = sum(w) / g
+            base = snake(w, g)
+            print(f"hdim {D} causal {int(causal)} N={N} ({rows}-row tiles, {len(w) / g:.1f} tiles per SM): "
+                  f"snake {base / mean:.3f}, turned {snake(w, g, True) / mean:.3f}, dynamic {dynamic(w, g) / mean:.3f}, "
+                  f"global {dynamic(weights(N, D, rows, causal, args.overhead, False, False), g) / mean:.3f}; "
+                  f"with the skip, turned: {snake(ws, g, True) / base:.3f} of the time")
