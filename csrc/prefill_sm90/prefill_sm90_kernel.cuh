@@ -152,7 +152,7 @@ __device__ __forceinline__ void mma_rs(float (&d)[kN / 8][4], const uint32_t (&a
 // fall to the same few blocks in every round. There (TileDivs::rotate) the places turn by one
 // block every pair of rounds. H200, 2026-12-02, fp16, switched per call beside cuDNN: the skip
 // and the turning together against neither, hdim 64 non-causal 512 / 1024 / 2048 queries 1.07x /
-// 1.06x / 1.01x (each alone 1.00-1.01x), causal 2048 1.06x; turning against not, by the rule
+// 1.06x / 1.01x (each alone 0.99-1.01x), causal 2048 1.06x; turning against not, by the rule
 // (docs/results/2026-12-02-h200-1919431, ab-rot-fp16.txt), 1.03x / 1.03x / 1.05x at non-causal 512 /
 // 1024 and causal 2048. Without light tiles turning lost: 4.5% / 1.3% at hdim 64 causal 256 / 512,
 // 1.7% at hdim 128 causal 256, 9% at hdim 128 causal 2048, where the snake's heavy-light pairs
