@@ -23,6 +23,10 @@
 // - the half tile (PrefillTraits::kHalfTile): where a warpgroup's rows see only the first half of
 //   a work tile's last key tile (the warpgroup above the diagonal, with causality), it computes
 //   that half alone, with m64 x kBlockN/2 products.
+// - idle warpgroups (PrefillTraits::kSkipIdle): with three math warpgroups, those whose rows of
+//   the last query block hold no queries compute nothing there; they only keep the ring's phases
+//   in step. The persistent walk over the tiles (TileWalk) turns where such light tiles would
+//   otherwise fall to the same blocks in every round.
 // - O is normalised once and leaves through the tile's Q slot and a bulk tensor store (two Q
 //   slots), or straight from registers (one slot); rows past len_q are not written. LSE goes
 //   straight to global memory.
