@@ -13,7 +13,10 @@ SM against the mean for
 - "turned": the same, the places turned by one block every pair of rounds (TileWalk, where
   TileDivs::rotate is set);
 - "dynamic": the same order, each tile to the SM that frees first (an atomic tile counter);
-- "global": every head's heaviest query blocks first, then the next, handed out dynamically.
+- "global": every head's heaviest query blocks first, then the next, handed out dynamically;
+- "queue": the tile queue of docs/results/2026-12-03-h200-queue/queue.patch (measured, not on
+  main): dynamic, and the last heads (about 6 rounds of tiles, at most 24 MiB of their K and V)
+  heaviest first across heads, as that patch's TileDivs::tail_* order them.
 1.000 is a perfect spread; the kernel's time follows the most loaded SM. The last column, the
 skip's "time": the most loaded SM with the skip and the turning against the snake without either.
 """
@@ -46,6 +49,15 @@ def snake(w, g, turn=False):
     return max(load)
 
 
+def queue_order(w, num_m, N, D, g, rounds=6, tail_bytes=24 << 20):
+    heads = len(w) // num_m
+    tail = min(heads, (rounds * g + num_m - 1) // num_m, tail_bytes // (N * D * 4))
+    if tail < 2:
+        return w
+    t0 = (heads - tail) * num_m
+    return w[:t0] + [w[t0 + h * num_m + m] for m in range(num_m) for h in range(tail)]
+
+
 def dynamic(w, g):
     heap = [(0.0, c) for c in range(g)]
     for x in w:
@@ -70,5 +82,6 @@ for D in (64, 128):
             base = snake(w, g)
             print(f"hdim {D} causal {int(causal)} N={N} ({rows}-row tiles, {len(w) / g:.1f} tiles per SM): "
                   f"snake {base / mean:.3f}, turned {snake(w, g, True) / mean:.3f}, dynamic {dynamic(w, g) / mean:.3f}, "
-                  f"global {dynamic(weights(N, D, rows, causal, args.overhead, False, False), g) / mean:.3f}; "
+                  f"global {dynamic(weights(N, D, rows, causal, args.overhead, False, False), g) / mean:.3f}, "
+                  f"queue {dynamic(queue_order(ws, (N + rows - 1) // rows, N, D, g), g) / sum(ws) * g:.3f}; "
                   f"with the skip, turned: {snake(ws, g, True) / base:.3f} of the time")
