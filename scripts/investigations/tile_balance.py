@@ -83,5 +83,5 @@ for D in (64, 128):
             print(f"hdim {D} causal {int(causal)} N={N} ({rows}-row tiles, {len(w) / g:.1f} tiles per SM): "
                   f"snake {base / mean:.3f}, turned {snake(w, g, True) / mean:.3f}, dynamic {dynamic(w, g) / mean:.3f}, "
                   f"global {dynamic(weights(N, D, rows, causal, args.overhead, False, False), g) / mean:.3f}, "
-                  f"queue {dynamic(queue_order(ws, (N + rows - 1) // rows, N, D, g), g) / sum(ws) * g:.3f}; "
+                  f"queue {dynamic(queue_order(w, (N + rows - 1) // rows, N, D, g), g) / mean:.3f}; "
                   f"with the skip, turned: {snake(ws, g, True) / base:.3f} of the time")
