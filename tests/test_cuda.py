@@ -540,7 +540,9 @@ def test_prefill_sm90_configurations(config, causal, dtype):
 # Persistent grids with more work tiles than SMs, so that every block runs two or more: the K/V
 # ring and the Q slots run on from one tile into the next (prefill_sm90_kernel.cuh), into and out
 # of tiles with no key to read (rows above a bottom-right diagonal, rows of a short batch row) and
-# between tiles of different key counts (seqlens_k). B = 4, H = 16: 192 to 704 work tiles.
+# between tiles of different key counts (seqlens_k). B = 4, H = 16: 192 to 704 work tiles. Causal
+# calls without seqlens_k walk their last rounds by the host's plan (TileTail), whose blocks run
+# different numbers of tiles.
 # (D, L, S, causal_offset (None: not causal), per-batch key counts (None: S))
 SM90_ROUNDS = {
     "d64-rows192": (64, 1000, 1000, None, None),
@@ -551,6 +553,9 @@ SM90_ROUNDS = {
     "d128-causal": (128, 1000, 1000, 0, None),
     "d128-causal-empty-tiles-lens": (128, 900, 500, -400, (500, 300, 17, 1)),
     "d128-keys176-one-q-slot": (128, 300, 8200, None, None),
+    "d64-causal-1025": (64, 1025, 1025, 0, None),
+    "d64-causal-top-left": (64, 1000, 2000, 0, None),
+    "d256-causal": (256, 1000, 1000, 0, None),
 }
 
 
@@ -581,3 +586,44 @@ def test_prefill_sm90_several_tiles_per_block(case, dtype):
     what = f"prefill_sm90 {case} {DT_IDS[dtype]}"
     assert_attention_close(out, ref, dead, torch_out=t, what=what)
     assert_lse_close(lse, ref_lse, dead, dtype=dtype, what=what)
+
+
+@pytest.mark.parametrize("D,L", [(64, 1000), (128, 1025)])
+def test_prefill_sm90_planned_walk_replayed_in_a_cuda_graph(D, L):
+    # The last rounds' plan is a kernel parameter made from the shape (prefill_sm90.cu keeps one per
+    # shape): captured by value, replayed with new inputs, with a call of another shape run in
+    # between, it must give what an eager call gives.
+    if not _must_support("prefill_sm90", torch.float16, D, "none"):
+        pytest.skip("prefill_sm90 needs a Hopper GPU and a build with it")
+    B, H, dt = 4, 16, torch.float16
+    q, k, v = make_qkv(B, H, L, L, D, dtype=dt, device=DEV, scale=2.0)
+    q2, k2, v2 = make_qkv(2, 16, 2000, 2000, 64, dtype=dt, device=DEV, scale=2.0)
+
+    def step():
+        return flashmin_nn.attention(q, k, v, is_causal=True)
+
+    with flashmin_nn.use_kernel("prefill_sm90"):
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):   # warm-up off the capture (loads the extension, plans)
+            step()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = step()
+        for i in range(3):
+            for t in (q, k, v):
+                t.normal_()
+            other = flashmin_nn.attention(q2, k2, v2, is_causal=True)   # another shape's plan
+            out.fill_(float("nan"))
+            graph.replay()
+            exp = step()
+            torch.cuda.synchronize()
+            assert torch.isfinite(out).all(), f"replay {i}"
+            torch.testing.assert_close(out, exp, rtol=0, atol=0, msg=lambda m: f"replay {i}: {m}")
+    ref, _, dead = ref_attention(q, k, v, causal_offset=0)
+    assert_attention_close(out, ref, dead, torch_out=torch_sdpa(q, k, v, causal_offset=0), dtype=dt,
+                           what=f"prefill_sm90 graph replay D={D} L={L}")
+    ref2, _, dead2 = ref_attention(q2, k2, v2, causal_offset=0)
+    assert_attention_close(other, ref2, dead2, torch_out=torch_sdpa(q2, k2, v2, causal_offset=0), dtype=dt,
+                           what="prefill_sm90 the call between replays")

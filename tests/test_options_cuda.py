@@ -411,6 +411,15 @@ def test_window_sweep(Sq, Sk, heads, D, dtype, window, causal, kernel):
     func_case(kernel, Sq, Sk, heads, D, dtype, causal=causal, window=window)
 
 
+# Windows over more work tiles than the H200's 132 SMs (B = 4, 16 query heads): the Hopper kernel's
+# persistent walk gives its last rounds out by the host's plan of the tiles' costs (TileTail).
+@pytest.mark.parametrize("Sq,Sk,D,window,causal", [(1025, 1025, 64, (256, 0), True), (2000, 2000, 128, (300, 300), False),
+                                                   (1000, 1000, 64, (97, -1), False)],
+                         ids=["1025-d64-w256_0-causal", "2000-d128-w300_300", "1000-d64-w97_-1"])
+def test_window_over_many_rounds(Sq, Sk, D, window, causal):
+    func_case("prefill_sm90", Sq, Sk, (16, 4), D, FP16, causal=causal, window=window, B=4)
+
+
 # fp32 runs on "minimal" only, head dim 256 on "minimal" and the prefill kernels (the others: skips).
 DTYPE_DIMS = [(FP32, 64), (FP32, 128), (FP16, 256), (BF16, 256)]
 DD_LENS = [(1, 17), (17, 17), (97, 1000), (1000, 97), (1025, 1025)]

@@ -33,7 +33,9 @@
 #pragma once
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
+#include <vector>
 #include <type_traits>
 
 #include <cuda.h>
@@ -109,9 +111,11 @@ struct PrefillTraits {
     static constexpr int kKVElems = kBlockN * kHeadDim;
     static constexpr uint32_t kKVBytes = kKVElems * 2;
     // Q, then K slots, then V slots (each a multiple of 1024 bytes, so every panel keeps the
-    // swizzle's 1024-byte alignment), then the barriers; 1024 bytes of slack to align the base.
+    // swizzle's 1024-byte alignment), then the barriers. The base is declared 1024-byte aligned
+    // (the kernel checks it once): aligning it at run time cost the key-tile loops 6-30
+    // instructions, ptxas recomputing the offset in every iteration.
     static constexpr int kBarriers = 2 * kQStages + 4 * kStages;
-    static constexpr int kSmemBytes = (kQStages * kQElems + 2 * kStages * kKVElems) * 2 + kBarriers * 8 + 1024;
+    static constexpr int kSmemBytes = (kQStages * kQElems + 2 * kStages * kKVElems) * 2 + kBarriers * 8;
     // setmaxnreg: the producer keeps 24-32 registers, the math warpgroups share the rest of the
     // 64K-register file (240 each for two, 160 each for three).
     static constexpr int kProducerRegs = kConsumers == 2 ? 24 : 32;
@@ -163,11 +167,28 @@ __device__ __forceinline__ void mma_rs(float (&d)[kN / 8][4], const uint32_t (&a
 // balance better than tile_balance.py's model says.
 // The place is carried from round to round: a modulo by gridDim.x per tile moved ptxas's
 // schedule of the hdim 128 key-tile loop (693 instructions -> 711; 696 carried).
+// The walk's last rounds can follow a plan made on the host (TileTail, plan_tile_tail in
+// prefill_sm90.cu): where tiles differ in cost (causality), the snake leaves some blocks a heavy
+// last tile while others are done, and the plan gives the last rounds' tiles out heaviest first,
+// each to the block with the least work so far (counting the snake's rounds before it).
+constexpr int kTailEntries = 1024;
+constexpr uint16_t kTailNone = 0xffff;
+struct TileTail {
+    int round0;   // the snake's rounds before the plan (without a plan: all of them)
+    int rounds;   // the walk's rounds: round0 + the plan's rows
+    int base;     // the tile index of plan entry 0 (round0 * gridDim.x)
+    uint16_t t[kTailEntries];   // row j of block c: tile base + t[j * gridDim.x + c], or kTailNone
+};
 struct TileWalk {
     int round = 0;
     int place = static_cast<int>(blockIdx.x);   // this block's place in the round, before the snake's turn
-    __device__ __forceinline__ int tile() const {
+    // The tile of this round (num_tiles or more: none).
+    __device__ __forceinline__ int tile(const TileTail& tt) const {
         const int g = gridDim.x;
+        if (round >= tt.round0) {
+            const int e = tt.t[(round - tt.round0) * g + static_cast<int>(blockIdx.x)];
+            return e == kTailNone ? INT_MAX : tt.base + e;
+        }
         return round * g + ((round & 1) ? g - 1 - place : place);
     }
     __device__ __forceinline__ void next(int rotate) {
@@ -228,11 +249,13 @@ __device__ __forceinline__ TileInfo tile_info(const AttnParams& p, int tile, con
 // kGeneral): the attn_mask code; without it, the general instantiation for calls with no mask.
 template <typename Tr, typename T, bool kGeneral, bool kMask>
 __global__ void __launch_bounds__(Tr::kThreads, 1)
-prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant__ TmaMaps maps, const TileDivs dv, int num_tiles) {
+prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant__ TmaMaps maps, const TileDivs dv, int num_tiles,
+                    const __grid_constant__ TileTail tt) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr int kBlockM = Tr::kBlockM, kBlockN = Tr::kBlockN, kStages = Tr::kStages;
-    extern __shared__ unsigned char smem_raw[];
-    unsigned char* base = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    if ((smem_u32(smem_raw) & 1023) != 0) __trap();   // the swizzled panels need it; never seen
+    unsigned char* base = smem_raw;
     T* sQ = reinterpret_cast<T*>(base);          // Q slot q at + q * kQElems: kPanels panels of kBlockM x 64 (later: O)
     T* sK = sQ + Tr::kQStages * Tr::kQElems;      // K slot s at + s * kKVElems: kPanels panels of kBlockN x 64
     T* sV = sK + kStages * Tr::kKVElems;
@@ -272,8 +295,8 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         if (threadIdx.x == 0) {
             int it = 0;   // K/V tiles issued so far
             int k = 0;    // work tiles so far
-            for (TileWalk walk; walk.round * static_cast<int>(gridDim.x) < num_tiles; walk.next(dv.rotate)) {
-                const int tile = walk.tile();
+            for (TileWalk walk; tt.rounds > walk.round; walk.next(dv.rotate)) {
+                const int tile = walk.tile(tt);
                 if (tile >= num_tiles) continue;
                 const TileInfo ti = tile_info<kBlockM, kBlockN, kGeneral, kMask>(p, tile, dv);
                 const int hk = dv.group.div(ti.h);
@@ -414,8 +437,8 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             }
         };
         int k = 0;    // work tiles so far
-        for (TileWalk walk; walk.round * static_cast<int>(gridDim.x) < num_tiles; walk.next(dv.rotate)) {
-            const int tile = walk.tile();
+        for (TileWalk walk; tt.rounds > walk.round; walk.next(dv.rotate)) {
+            const int tile = walk.tile(tt);
             if (tile >= num_tiles) continue;
             const TileInfo ti = tile_info<kBlockM, kBlockN, kGeneral, kMask>(p, tile, dv);
             if constexpr (Tr::kSkipIdle) n_act = ti.active;
@@ -648,6 +671,24 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
 bool make_tensor_map(CUtensorMap* map, const void* ptr, DType dtype, int head_dim, int rows, int heads, int batch,
                      int64_t row_stride, int64_t head_stride, int64_t batch_stride, int box_rows);
 
+// The cost of query block m_block's work tile, in key tiles plus a fixed 0.5 a tile (the model of
+// scripts/investigations/tile_balance.py): the key tiles it reads, where a warpgroup whose rows
+// hold no queries skips them (kSkipIdle; one of three active costs 0.4, two 0.75).
+inline float tile_cost(const AttnParams& p, int m_block, int block_m, int block_n, int consumers, bool skip_idle) {
+    const int row0 = m_block * block_m;
+    const int end = p.is_causal ? std::max(0, std::min(p.len_k, row0 + block_m + p.causal_offset)) : p.len_k;
+    const int t_end = (end + block_n - 1) / block_n;
+    const int begin = p.has_window_left ? std::max(0, std::min(p.len_k, row0 + p.diag_offset - p.window_left)) : 0;
+    const int t_begin = std::min(t_end, begin / block_n);
+    const int active = std::min(consumers, std::max(0, (p.len_q - row0 + 63) / 64));
+    const float share = skip_idle && active < consumers ? (active == 1 ? 0.4f : 0.75f) : 1.f;
+    return static_cast<float>(t_end - t_begin) * share + 0.5f;
+}
+
+// Fills tt with the plan of the last rounds of a persistent walk of num_tiles tiles over grid
+// blocks (tile t costs cost[t % num_m]), or leaves it without one (prefill_sm90.cu).
+void plan_tile_tail(TileTail& tt, const std::vector<float>& cost, int num_tiles, int grid, int rotate);
+
 // Dispatches on dtype and path (plain, general without attn_mask, general); each per-head-dim file
 // names only its configuration.
 template <typename Tr, typename T, bool kGeneral, bool kMask>
@@ -670,7 +711,19 @@ cudaError_t launch_prefill_kernel(const AttnParams& p, const TmaMaps& maps, bool
     const bool light_last = Tr::kSkipIdle && tail != 0 && tail <= Tr::kBlockM - 64;
     const TileDivs dv{FastDiv(num_m), FastDiv(std::max(1, p.heads_q)), FastDiv(std::max(1, p.group)),
                       persistent && light_last && grid % num_m == 0 ? 1 : 0};
-    kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p, maps, dv, num_tiles);
+    // The last rounds' plan (TileTail), where the tiles' costs differ and are known on the host:
+    // each batch row of the same lengths (no seqlens_k, packed sequences or mask ranges).
+    TileTail tt{};
+    tt.round0 = tt.rounds = (num_tiles + grid - 1) / grid;
+    tt.base = num_tiles;
+    if (persistent && num_tiles > grid && p.seqlens_k == nullptr && p.cu_seqlens_q == nullptr && p.mask_ranges == nullptr &&
+        (p.is_causal || p.has_window_left || light_last)) {
+        std::vector<float> cost(num_m);
+        for (int m_idx = 0; m_idx < num_m; ++m_idx)
+            cost[m_idx] = tile_cost(p, num_m - 1 - m_idx, Tr::kBlockM, Tr::kBlockN, Tr::kConsumers, Tr::kSkipIdle);
+        plan_tile_tail(tt, cost, num_tiles, grid, dv.rotate);
+    }
+    kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p, maps, dv, num_tiles, tt);
     return cudaGetLastError();
 }
 
