@@ -541,8 +541,8 @@ def test_prefill_sm90_configurations(config, causal, dtype):
 # ring and the Q slots run on from one tile into the next (prefill_sm90_kernel.cuh), into and out
 # of tiles with no key to read (rows above a bottom-right diagonal, rows of a short batch row) and
 # between tiles of different key counts (seqlens_k). B = 4, H = 16: 192 to 704 work tiles. Causal
-# calls without seqlens_k walk their last rounds by the host's plan (TileTail), whose blocks run
-# different numbers of tiles.
+# calls at head dim 64 without seqlens_k walk their last rounds by the host's plan (TileTail),
+# whose blocks run different numbers of tiles.
 # (D, L, S, causal_offset (None: not causal), per-batch key counts (None: S))
 SM90_ROUNDS = {
     "d64-rows192": (64, 1000, 1000, None, None),
@@ -588,7 +588,7 @@ def test_prefill_sm90_several_tiles_per_block(case, dtype):
     assert_lse_close(lse, ref_lse, dead, dtype=dtype, what=what)
 
 
-@pytest.mark.parametrize("D,L", [(64, 1000), (128, 1025)])
+@pytest.mark.parametrize("D,L", [(64, 1000), (64, 2000)])
 def test_prefill_sm90_planned_walk_replayed_in_a_cuda_graph(D, L):
     # The last rounds' plan is a kernel parameter made from the shape (prefill_sm90.cu keeps one per
     # shape): captured by value, replayed with new inputs, with a call of another shape run in
@@ -597,7 +597,7 @@ def test_prefill_sm90_planned_walk_replayed_in_a_cuda_graph(D, L):
         pytest.skip("prefill_sm90 needs a Hopper GPU and a build with it")
     B, H, dt = 4, 16, torch.float16
     q, k, v = make_qkv(B, H, L, L, D, dtype=dt, device=DEV, scale=2.0)
-    q2, k2, v2 = make_qkv(2, 16, 2000, 2000, 64, dtype=dt, device=DEV, scale=2.0)
+    q2, k2, v2 = make_qkv(2, 16, 1500, 1500, 64, dtype=dt, device=DEV, scale=2.0)
 
     def step():
         return flashmin_nn.attention(q, k, v, is_causal=True)

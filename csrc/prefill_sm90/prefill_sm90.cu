@@ -71,12 +71,8 @@ EncodeTiled encode_tiled() {
 namespace {
 
 // The plan's rounds: about six rounds of the grid (tile_balance.py: at hdim 64 causal 2048 the
-// busiest SM 1.002x the mean with six, 1.007x with three). FMX_TAIL (read per call, for the A/B
-// runs of scripts/investigations/prefill_env_ab.py) sets another count; 0 plans nothing.
-int tail_rounds() {
-    const char* v = std::getenv("FMX_TAIL");
-    return v != nullptr && v[0] != '\0' ? std::atoi(v) : 6;
-}
+// busiest SM 1.002x the mean with six, 1.007x with three).
+constexpr int kTailRounds = 6;
 
 // Longest processing time first: the tiles [base, num_tiles), heaviest first (the lower index
 // first among equals), each to the block with the least work so far, the snake's rounds before
@@ -120,8 +116,7 @@ bool make_plan(TileTail& tt, const std::vector<float>& cost, int num_tiles, int 
 
 void plan_tile_tail(TileTail& tt, const std::vector<float>& cost, int num_tiles, int grid, int rotate) {
     if (cost.empty() || std::all_of(cost.begin(), cost.end(), [&](float c) { return c == cost[0]; })) return;
-    const int rounds = tail_rounds();
-    if (rounds <= 0) return;
+    const int rounds = kTailRounds;
     // Plans are kept per shape (a call's host time stays that of a lookup).
     std::vector<int32_t> key{num_tiles, grid, rotate, rounds};
     for (const float c : cost) {

@@ -103,6 +103,11 @@ struct PrefillTraits {
     // warpgroup count cost the hdim 128 kernel's key-tile loop 23 instructions (696 -> 719); nor
     // in the sequential schedule (the ladder's rung), whose general kernel with a mask then spilt.
     static constexpr bool kSkipIdle = kConsumers == 3 && kPingPong;
+    // The persistent walk's last rounds by the host's plan (TileTail, below), switched per call in
+    // one process (H200, 2026-12-03, fp16, causal; docs/perf-notes.md, "Hopper prefill v16"): at
+    // head dim 64 1.023x / 1.006x / 1.014x / 1.019x at 512 / 1k / 2k / 4k queries; at head dim 128
+    // 0.950x / 0.953x / 0.982x / 0.961x. So head dim 64 only.
+    static constexpr bool kPlanTail = kHeadDim == 64;
     static constexpr int kSchedBarrier = 8;
     static constexpr int kBlockM = 64 * kConsumers;
     static constexpr int kThreads = 128 * (kConsumers + 1);
@@ -716,7 +721,7 @@ cudaError_t launch_prefill_kernel(const AttnParams& p, const TmaMaps& maps, bool
     TileTail tt{};
     tt.round0 = tt.rounds = (num_tiles + grid - 1) / grid;
     tt.base = num_tiles;
-    if (persistent && num_tiles > grid && p.seqlens_k == nullptr && p.cu_seqlens_q == nullptr && p.mask_ranges == nullptr &&
+    if (Tr::kPlanTail && persistent && num_tiles > grid && p.seqlens_k == nullptr && p.cu_seqlens_q == nullptr && p.mask_ranges == nullptr &&
         (p.is_causal || p.has_window_left || light_last)) {
         std::vector<float> cost(num_m);
         for (int m_idx = 0; m_idx < num_m; ++m_idx)
