@@ -26,7 +26,8 @@
 // - idle warpgroups (PrefillTraits::kSkipIdle): with three math warpgroups, those whose rows of
 //   the last query block hold no queries compute nothing there; they only keep the ring's phases
 //   in step. The persistent walk over the tiles (TileWalk) turns where such light tiles would
-//   otherwise fall to the same blocks in every round.
+//   otherwise fall to the same blocks in every round; at head dim 64 its last rounds follow a
+//   plan made on the host from the tiles' costs (TileTail).
 // - O is normalised once and leaves through the tile's Q slot and a bulk tensor store (two Q
 //   slots), or straight from registers (one slot); rows past len_q are not written. LSE goes
 //   straight to global memory.
@@ -104,9 +105,10 @@ struct PrefillTraits {
     // in the sequential schedule (the ladder's rung), whose general kernel with a mask then spilt.
     static constexpr bool kSkipIdle = kConsumers == 3 && kPingPong;
     // The persistent walk's last rounds by the host's plan (TileTail, below), switched per call in
-    // one process (H200, 2026-12-03, fp16, causal; docs/perf-notes.md, "Hopper prefill v16"): at
-    // head dim 64 1.023x / 1.006x / 1.014x / 1.019x at 512 / 1k / 2k / 4k queries; at head dim 128
-    // 0.950x / 0.953x / 0.982x / 0.961x. So head dim 64 only.
+    // one process (H200, 2026-12-03, three runs; docs/perf-notes.md, "Hopper prefill v16"): at
+    // head dim 64 causal 512 / 1k / 2k / 4k queries 1.017-1.023x / 1.006-1.020x / 1.013-1.016x /
+    // 1.000-1.019x, causal 256 0.988-1.000x, non-causal 0.994-1.012x; at head dim 128 causal
+    // 512-4k 0.950-0.982x (fp16). So head dim 64 only.
     static constexpr bool kPlanTail = kHeadDim == 64;
     static constexpr int kSchedBarrier = 8;
     static constexpr int kBlockM = 64 * kConsumers;
@@ -175,7 +177,10 @@ __device__ __forceinline__ void mma_rs(float (&d)[kN / 8][4], const uint32_t (&a
 // The walk's last rounds can follow a plan made on the host (TileTail, plan_tile_tail in
 // prefill_sm90.cu): where tiles differ in cost (causality), the snake leaves some blocks a heavy
 // last tile while others are done, and the plan gives the last rounds' tiles out heaviest first,
-// each to the block with the least work so far (counting the snake's rounds before it).
+// each to the block with the least work so far (counting the snake's rounds before it). It is a
+// kernel parameter, so a CUDA graph captures it with the launch; the producer and the math
+// warpgroups read the same entries, so nothing passes between them and no counter is shared
+// between launches. Head dim 64 only (PrefillTraits::kPlanTail).
 constexpr int kTailEntries = 1024;
 constexpr uint16_t kTailNone = 0xffff;
 struct TileTail {

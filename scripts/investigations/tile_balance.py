@@ -14,6 +14,10 @@ SM against the mean for
   TileDivs::rotate is set);
 - "dynamic": the same order, each tile to the SM that frees first (an atomic tile counter);
 - "global": every head's heaviest query blocks first, then the next, handed out dynamically;
+- "plan": the kernel's walk on main (TileTail, prefill_sm90.cu's make_plan; head dim 64 only in
+  the kernel): the snake (turned where the kernel turns it) up to about six rounds before the
+  end, then those tiles heaviest first, each to the SM with the least work so far; fewer rounds
+  where an SM's list would pass the plan's 1024 entries (seven rows of 132);
 - "queue": the tile queue of docs/results/2026-12-03-h200-queue/queue.patch (measured, not on
   main): dynamic, and the last heads (about 6 rounds of tiles, at most 24 MiB of their K and V)
   heaviest first across heads, as that patch's TileDivs::tail_* order them.
@@ -58,6 +62,27 @@ def queue_order(w, num_m, N, D, g, rounds=6, tail_bytes=24 << 20):
     return w[:t0] + [w[t0 + h * num_m + m] for m in range(num_m) for h in range(tail)]
 
 
+def plan(w, g, turn, rounds=6, entries=1024):
+    """prefill_sm90.cu's plan_tile_tail: the most loaded SM, or None where no plan fits."""
+    for r in range(rounds, 0, -1):
+        r0 = max(0, len(w) // g - r)
+        load = [0.0] * g
+        for rr in range(r0):
+            for c in range(g):
+                cc = (c + rr // 2) % g if turn else c
+                load[c] += w[rr * g + ((g - 1 - cc) if rr & 1 else cc)]
+        heap = [(load[c], c) for c in range(g)]
+        heapq.heapify(heap)
+        count = [0] * g
+        for t in sorted(range(r0 * g, len(w)), key=lambda t: -w[t]):   # stable: lower index first
+            l, c = heapq.heappop(heap)
+            count[c] += 1
+            heapq.heappush(heap, (l + w[t], c))
+        if max(count) * g <= entries:
+            return max(l for l, _ in heap)
+    return None
+
+
 def dynamic(w, g):
     heap = [(0.0, c) for c in range(g)]
     for x in w:
@@ -80,8 +105,14 @@ for D in (64, 128):
             ws = weights(N, D, rows, causal, args.overhead, True)
             mean = sum(w) / g
             base = snake(w, g)
+            num_m = (N + rows - 1) // rows
+            light = rows == 192 and N % rows != 0 and N % rows <= rows - 64   # the kernel's turn
+            planned = plan(ws, g, light and g % num_m == 0)
+            turned_skip = snake(ws, g, light and g % num_m == 0)
             print(f"hdim {D} causal {int(causal)} N={N} ({rows}-row tiles, {len(w) / g:.1f} tiles per SM): "
                   f"snake {base / mean:.3f}, turned {snake(w, g, True) / mean:.3f}, dynamic {dynamic(w, g) / mean:.3f}, "
                   f"global {dynamic(weights(N, D, rows, causal, args.overhead, False, False), g) / mean:.3f}, "
                   f"queue {dynamic(queue_order(w, (N + rows - 1) // rows, N, D, g), g) / mean:.3f}; "
-                  f"with the skip, turned: {snake(ws, g, True) / base:.3f} of the time")
+                  f"with the skip, turned: {snake(ws, g, True) / base:.3f} of the time; "
+                  f"with the skip, the kernel's walk: planned "
+                  f"{'-' if planned is None else f'{planned / sum(ws) * g:.3f}'} against unplanned {turned_skip / sum(ws) * g:.3f}")
