@@ -108,7 +108,8 @@ struct PrefillTraits {
     // one process (H200, 2026-12-03, three runs; docs/perf-notes.md, "Hopper prefill v16"): at
     // head dim 64 causal 512 / 1k / 2k / 4k queries 1.017-1.023x / 1.006-1.020x / 1.013-1.016x /
     // 1.000-1.019x, causal 256 0.988-1.000x, non-causal 0.994-1.012x; at head dim 128 causal
-    // 512-4k 0.950-0.982x (fp16). So head dim 64 only.
+    // 512-4k 0.947-0.982x with six rounds and 0.974-1.023x with two; at head dim 256 causal 1k-4k
+    // 0.979-1.007x with two to six (fp16). So head dim 64 only.
     static constexpr bool kPlanTail = kHeadDim == 64;
     static constexpr int kSchedBarrier = 8;
     static constexpr int kBlockM = 64 * kConsumers;
