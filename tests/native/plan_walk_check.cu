@@ -1,0 +1,86 @@
+// Host-only check of the Hopper prefill kernel's planned walk (tests/test_plan_walk.py builds and
+// runs it; no GPU needed). For many grids, tile counts and cost patterns it asks
+// csrc/prefill_sm90/prefill_sm90.cu's plan_tile_tail for a plan, then walks every block the way
+// TileWalk does (prefill_sm90_kernel.cuh: the snake, turned where rotate is set, then the plan's
+// entries) and counts the visits of each tile: each must be visited exactly once, and the plan
+// must fit its entries. Prints "<cases> cases, <planned> planned, <bad> bad"; exits 1 on a bad one.
+#include <cstdio>
+#include <vector>
+
+#include "prefill_sm90/prefill_sm90_kernel.cuh"
+
+namespace flashmin {   // prefill_sm90.cu's dispatch calls these (the per-head-dim files); never called here
+cudaError_t run_prefill_sm90_hdim64(const AttnParams&, cudaStream_t) { return cudaErrorInvalidValue; }
+cudaError_t run_prefill_sm90_hdim128(const AttnParams&, cudaStream_t) { return cudaErrorInvalidValue; }
+cudaError_t run_prefill_sm90_hdim256(const AttnParams&, cudaStream_t) { return cudaErrorInvalidValue; }
+}  // namespace flashmin
+
+using flashmin::sm90::kTailEntries;
+using flashmin::sm90::kTailNone;
+using flashmin::sm90::TileTail;
+
+// Tile m_idx's cost (m_idx 0: the last query block), by pattern.
+static std::vector<float> costs(int pattern, int num_m, unsigned& seed) {
+    std::vector<float> c(num_m);
+    for (int i = 0; i < num_m; ++i) {
+        switch (pattern) {
+            case 0: c[i] = (num_m - i) + 0.5f; break;                                   // causal
+            case 1: c[i] = (i == 0 ? 0.4f * num_m : float(num_m - i)) + 0.5f; break;    // causal, light last block
+            case 2: c[i] = std::min(num_m - i, 3) + 0.5f; break;                        // a left window: a plateau
+            case 3: c[i] = (i == 0 ? 0.75f : 1.f) * 8 + 0.5f; break;                    // non-causal, light last block
+            default: seed = seed * 1664525u + 1013904223u; c[i] = float(seed >> 24) / 16.f + 0.5f; break;
+        }
+    }
+    return c;
+}
+
+int main() {
+    int bad = 0, planned = 0, cases = 0;
+    unsigned seed = 12345;
+    for (int grid : {132, 114, 78, 7, 1})
+        for (int num_m : {1, 2, 3, 4, 6, 8, 11, 22, 32, 64, 128})
+            for (int heads : {1, 3, 16, 64, 333, 1024})
+                for (int rotate : {0, 1})
+                    for (int pattern = 0; pattern < 5; ++pattern) {
+                        const int num_tiles = num_m * heads;
+                        if (num_tiles <= grid) continue;   // the launcher plans only walks of two rounds or more
+                        const std::vector<float> cost = costs(pattern, num_m, seed);
+                        TileTail tt{};
+                        tt.round0 = tt.rounds = (num_tiles + grid - 1) / grid;   // as launch_prefill_kernel
+                        tt.base = num_tiles;
+                        flashmin::sm90::plan_tile_tail(tt, cost, num_tiles, grid, rotate);
+                        ++cases;
+                        const bool has_plan = tt.rounds != tt.round0;
+                        planned += has_plan;
+                        if (has_plan && ((tt.rounds - tt.round0) * grid > kTailEntries || tt.base != tt.round0 * grid)) {
+                            ++bad;
+                            std::printf("grid %d num_m %d heads %d rotate %d pattern %d: a plan of %d rows, base %d\n", grid,
+                                        num_m, heads, rotate, pattern, tt.rounds - tt.round0, tt.base);
+                            continue;
+                        }
+                        std::vector<int> seen(num_tiles, 0);
+                        for (int c = 0; c < grid; ++c) {   // TileWalk of block c
+                            int place = c;
+                            for (int r = 0; r < tt.rounds; ++r) {
+                                int t;
+                                if (r >= tt.round0) {
+                                    const int e = tt.t[(r - tt.round0) * grid + c];
+                                    t = e == kTailNone ? num_tiles : tt.base + e;
+                                } else {
+                                    t = r * grid + ((r & 1) ? grid - 1 - place : place);
+                                }
+                                if (t < num_tiles) ++seen[t];
+                                if (rotate && (r & 1) && ++place == grid) place = 0;
+                            }
+                        }
+                        for (int t = 0; t < num_tiles; ++t)
+                            if (seen[t] != 1) {
+                                ++bad;
+                                std::printf("grid %d num_m %d heads %d rotate %d pattern %d: tile %d visited %d times\n", grid,
+                                            num_m, heads, rotate, pattern, t, seen[t]);
+                                break;
+                            }
+                    }
+    std::printf("%d cases, %d planned, %d bad\n", cases, planned, bad);
+    return bad != 0;
+}
