@@ -116,9 +116,8 @@ bool make_plan(TileTail& tt, const std::vector<float>& cost, int num_tiles, int 
 
 void plan_tile_tail(TileTail& tt, const std::vector<float>& cost, int num_tiles, int grid, int rotate) {
     if (cost.empty() || std::all_of(cost.begin(), cost.end(), [&](float c) { return c == cost[0]; })) return;
-    const int rounds = kTailRounds;
     // Plans are kept per shape (a call's host time stays that of a lookup).
-    std::vector<int32_t> key{num_tiles, grid, rotate, rounds};
+    std::vector<int32_t> key{num_tiles, grid, rotate};
     for (const float c : cost) {
         int32_t bits;
         std::memcpy(&bits, &c, sizeof bits);
@@ -130,7 +129,7 @@ void plan_tile_tail(TileTail& tt, const std::vector<float>& cost, int num_tiles,
     auto found = plans.find(key);
     if (found == plans.end()) {
         auto plan = std::make_shared<TileTail>(tt);   // unplanned, unless one fits below
-        for (int r = rounds; r >= 1; --r)   // fewer rounds where a block's list would not fit
+        for (int r = kTailRounds; r >= 1; --r)   // fewer rounds where a block's list would not fit
             if (make_plan(*plan, cost, num_tiles, grid, rotate, std::max(0, num_tiles / grid - r))) break;
         if (plans.size() >= 64) plans.clear();
         found = plans.emplace(std::move(key), std::move(plan)).first;

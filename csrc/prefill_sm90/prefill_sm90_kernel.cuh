@@ -120,7 +120,7 @@ struct PrefillTraits {
     static constexpr uint32_t kKVBytes = kKVElems * 2;
     // Q, then K slots, then V slots (each a multiple of 1024 bytes, so every panel keeps the
     // swizzle's 1024-byte alignment), then the barriers. The base is declared 1024-byte aligned
-    // (the kernel checks it once): aligning it at run time cost the key-tile loops 6-30
+    // (the kernel checks it once): aligning it at run time cost the key-tile loops up to 48
     // instructions, ptxas recomputing the offset in every iteration.
     static constexpr int kBarriers = 2 * kQStages + 4 * kStages;
     static constexpr int kSmemBytes = (kQStages * kQElems + 2 * kStages * kKVElems) * 2 + kBarriers * 8;
