@@ -25,12 +25,13 @@ struct KeyRange {
 
     // One past the last key that any of the query rows [row0, row0 + rows) can see. Key tiles at
     // or past it are skipped, not masked (with causal attention, the tiles above the diagonal).
-    __device__ __forceinline__ int end(const AttnParams& p, int row0, int rows) const {
+    // end and begin also run on the host (the Hopper launcher's tile costs).
+    __host__ __device__ __forceinline__ int end(const AttnParams& p, int row0, int rows) const {
         return p.is_causal ? max(0, min(len_k, row0 + rows + causal_offset)) : len_k;
     }
     // The first key that any of the query rows from row0 on can see (0 without a window's left
     // side): key tiles wholly before it are skipped.
-    __device__ __forceinline__ int begin(const AttnParams& p, int row0) const {
+    __host__ __device__ __forceinline__ int begin(const AttnParams& p, int row0) const {
         return p.has_window_left ? max(0, min(len_k, row0 + lower_offset)) : 0;
     }
 };

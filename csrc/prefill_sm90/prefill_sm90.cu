@@ -22,7 +22,6 @@
 #include <cstring>
 #include <functional>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <numeric>
 #include <queue>
@@ -124,17 +123,17 @@ void plan_tile_tail(TileTail& tt, const std::vector<float>& cost, int num_tiles,
         key.push_back(bits);
     }
     static std::mutex mu;
-    static std::map<std::vector<int32_t>, std::shared_ptr<const TileTail>> plans;
+    static std::map<std::vector<int32_t>, TileTail> plans;
     std::lock_guard<std::mutex> lock(mu);
     auto found = plans.find(key);
     if (found == plans.end()) {
-        auto plan = std::make_shared<TileTail>(tt);   // unplanned, unless one fits below
+        TileTail plan = tt;   // unplanned, unless one fits below
         for (int r = kTailRounds; r >= 1; --r)   // fewer rounds where a block's list would not fit
-            if (make_plan(*plan, cost, num_tiles, grid, rotate, std::max(0, num_tiles / grid - r))) break;
+            if (make_plan(plan, cost, num_tiles, grid, rotate, std::max(0, num_tiles / grid - r))) break;
         if (plans.size() >= 64) plans.clear();
-        found = plans.emplace(std::move(key), std::move(plan)).first;
+        found = plans.emplace(std::move(key), plan).first;
     }
-    const TileTail& plan = *found->second;
+    const TileTail& plan = found->second;
     tt.round0 = plan.round0;
     tt.rounds = plan.rounds;
     tt.base = plan.base;

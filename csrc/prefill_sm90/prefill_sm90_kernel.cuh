@@ -683,14 +683,14 @@ bool make_tensor_map(CUtensorMap* map, const void* ptr, DType dtype, int head_di
                      int64_t row_stride, int64_t head_stride, int64_t batch_stride, int box_rows);
 
 // The cost of query block m_block's work tile, in key tiles plus a fixed 0.5 a tile (the model of
-// scripts/investigations/tile_balance.py): the key tiles it reads, where a warpgroup whose rows
-// hold no queries skips them (kSkipIdle; one of three active costs 0.4, two 0.75).
+// scripts/investigations/tile_balance.py): the key tiles it reads (as tile_info counts them, every
+// batch row holding len_k keys), where a warpgroup whose rows hold no queries skips them
+// (kSkipIdle; one of three active costs 0.4, two 0.75).
 inline float tile_cost(const AttnParams& p, int m_block, int block_m, int block_n, int consumers, bool skip_idle) {
     const int row0 = m_block * block_m;
-    const int end = p.is_causal ? std::max(0, std::min(p.len_k, row0 + block_m + p.causal_offset)) : p.len_k;
-    const int t_end = (end + block_n - 1) / block_n;
-    const int begin = p.has_window_left ? std::max(0, std::min(p.len_k, row0 + p.diag_offset - p.window_left)) : 0;
-    const int t_begin = std::min(t_end, begin / block_n);
+    const KeyRange keys{p.len_k, p.causal_offset, p.diag_offset, p.diag_offset - p.window_left};   // BlockInfo::keys, unmoved
+    const int t_end = (keys.end(p, row0, block_m) + block_n - 1) / block_n;
+    const int t_begin = std::min(t_end, keys.begin(p, row0) / block_n);
     const int active = std::min(consumers, std::max(0, (p.len_q - row0 + 63) / 64));
     const float share = skip_idle && active < consumers ? (active == 1 ? 0.4f : 0.75f) : 1.f;
     return static_cast<float>(t_end - t_begin) * share + 0.5f;

@@ -3,7 +3,9 @@
 // csrc/prefill_sm90/prefill_sm90.cu's plan_tile_tail for a plan, then walks every block the way
 // TileWalk does (prefill_sm90_kernel.cuh: the snake, turned where rotate is set, then the plan's
 // entries) and counts the visits of each tile: each must be visited exactly once, and the plan
-// must fit its entries. Prints "<cases> cases, <planned> planned, <bad> bad"; exits 1 on a bad one.
+// must fit its entries. It also checks the tiles' cost (tile_cost) against the key-tile count
+// written out. Prints "<cases> cases, <planned> planned, <bad> bad"; exits 1 on a bad one.
+#include <algorithm>
 #include <cstdio>
 #include <vector>
 
@@ -34,8 +36,43 @@ static std::vector<float> costs(int pattern, int num_m, unsigned& seed) {
     return c;
 }
 
+// tile_cost (prefill_sm90_kernel.cuh, through KeyRange) against the key-tile count written out:
+// causal or not, any causal offset, with and without a window's left side. Returns the mismatches.
+static int check_tile_costs() {
+    int bad = 0;
+    for (int len_q : {1, 17, 97, 1000, 1025})
+        for (int len_k : {1, 17, 97, 1000, 1025})
+            for (int causal = 0; causal < 2; ++causal)
+                for (int offset : {-400, -1, 0, 5, 1000})
+                    for (int window : {-1, 0, 3, 256}) {
+                        flashmin::AttnParams p{};
+                        p.len_q = len_q;
+                        p.len_k = len_k;
+                        p.is_causal = causal != 0;
+                        p.causal_offset = offset;
+                        p.diag_offset = offset;
+                        p.has_window_left = window >= 0;
+                        p.window_left = window < 0 ? 0 : window;
+                        for (int m = 0; m * 128 < len_q; ++m) {
+                            const int row0 = m * 128;
+                            const int end = causal ? std::max(0, std::min(len_k, row0 + 128 + offset)) : len_k;
+                            const int t_end = (end + 127) / 128;
+                            const int begin = window >= 0 ? std::max(0, std::min(len_k, row0 + offset - window)) : 0;
+                            const int t_begin = std::min(t_end, begin / 128);
+                            const float want = static_cast<float>(t_end - t_begin) + 0.5f;
+                            const float got = flashmin::sm90::tile_cost(p, m, 128, 128, 2, false);
+                            if (got != want) {
+                                ++bad;
+                                std::printf("tile_cost len_q %d len_k %d causal %d offset %d window %d block %d: %g, want %g\n",
+                                            len_q, len_k, causal, offset, window, m, got, want);
+                            }
+                        }
+                    }
+    return bad;
+}
+
 int main() {
-    int bad = 0, planned = 0, cases = 0;
+    int bad = check_tile_costs(), planned = 0, cases = 0;
     unsigned seed = 12345;
     for (int grid : {132, 114, 78, 7, 1})
         for (int num_m : {1, 2, 3, 4, 6, 8, 11, 22, 32, 64, 128})
