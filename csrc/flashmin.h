@@ -102,12 +102,16 @@ struct AttnParams {
     // read neighbouring memory (csrc/decode/decode_plan.cu).
     int num_splits;
     bool split_sweep;
+    // Decode: run the configuration of which two blocks share an SM (DecodeConfigPair,
+    // csrc/decode/decode_config.h) instead of the default one (DecodeConfig).
+    bool decode_pair;
     float* o_accum;
     float* lse_accum;
 
     // Device facts, read by the binding once per device.
     int num_sms;
     int max_smem_per_block;  // opt-in limit (cudaDevAttrMaxSharedMemoryPerBlockOptin)
+    int smem_per_sm;         // cudaDevAttrMaxSharedMemoryPerMultiprocessor
     bool dependent_launch;   // sm90+: a second kernel may start while the first one finishes (PDL)
     bool kv_evict_first;     // decode: K/V loads marked evict-first in L2 (a small cache, read once)
 };

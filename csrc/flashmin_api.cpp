@@ -93,7 +93,7 @@ void check_qkv(const at::Tensor& t, const char* name, const at::Tensor& q) {
 }
 
 // Per-device facts the kernels size themselves by, read once per device.
-struct DeviceFacts { int num_sms = 0, max_smem = 0, cc_major = 0, l2_bytes = 0; };
+struct DeviceFacts { int num_sms = 0, max_smem = 0, smem_per_sm = 0, cc_major = 0, l2_bytes = 0; };
 
 const DeviceFacts& device_facts(int device) {
     static DeviceFacts facts[64];
@@ -101,6 +101,7 @@ const DeviceFacts& device_facts(int device) {
     DeviceFacts& f = facts[device];
     if (f.num_sms == 0) {
         C10_CUDA_CHECK(cudaDeviceGetAttribute(&f.max_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+        C10_CUDA_CHECK(cudaDeviceGetAttribute(&f.smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device));
         C10_CUDA_CHECK(cudaDeviceGetAttribute(&f.cc_major, cudaDevAttrComputeCapabilityMajor, device));
         C10_CUDA_CHECK(cudaDeviceGetAttribute(&f.l2_bytes, cudaDevAttrL2CacheSize, device));
         C10_CUDA_CHECK(cudaDeviceGetAttribute(&f.num_sms, cudaDevAttrMultiProcessorCount, device));
@@ -323,6 +324,7 @@ std::tuple<at::Tensor, at::Tensor> attention_fwd_cuda(
     const DeviceFacts& dev = device_facts(q.get_device());
     p.num_sms = dev.num_sms;
     p.max_smem_per_block = dev.max_smem;
+    p.smem_per_sm = dev.smem_per_sm;
     p.dependent_launch = dev.cc_major >= 9;
 
     if (kernel == Kernel::kPrefill || kernel == Kernel::kDecode || kernel == Kernel::kPrefillSm90) {

@@ -20,11 +20,13 @@ CUDA_SOURCES = [
     "csrc/prefill_sm80/prefill_hdim128.cu",
     "csrc/prefill_sm80/prefill_hdim256.cu",
     # The decode kernel and its split merge: the host-side plan, the head-dim dispatch, one file
-    # per compiled head dim.
+    # per compiled head dim and configuration (decode_config.h).
     "csrc/decode/decode_plan.cu",
     "csrc/decode/decode_launch.cu",
     "csrc/decode/decode_hdim64.cu",
     "csrc/decode/decode_hdim128.cu",
+    "csrc/decode/decode_hdim64_pair.cu",
+    "csrc/decode/decode_hdim128_pair.cu",
     # The Hopper prefill kernel: real code only in the sm_90a pass (empty elsewhere).
     "csrc/prefill_sm90/prefill_sm90.cu",
     "csrc/prefill_sm90/prefill_sm90_hdim64.cu",

@@ -95,11 +95,19 @@ def decode_cases(quick=False):
                                                             opts="all", skip=("minimal",) if S > 5000 else ())
         yield f"decode window + sinks S={S} D=64 H=8/2", dict(shape=(2, 8, 2, 1, S, 64), dtype=torch.bfloat16, causal=True,
                                                               opts="window_sinks", skip=("minimal",) if S > 5000 else ())
+    # 4 x 36 = 144 blocks: on 132 SMs of 228 KB (sm_90) the head dim 128 pair configuration
+    # (csrc/decode/decode_plan.cu, rule e), which the small grids above never run.
+    yield "decode pair grid S=4099 D=128", dict(shape=(4, 36, 36, 1, 4099, 128), dtype=torch.float16, causal=False,
+                                                skip=("minimal",))
     if quick:
         return
-    # A grid that fills the GPU (4 x 36 = 144 blocks) over a long cache: the 8-split sweep-order plan.
+    # Grids that fill the GPU over a long cache. 4 x 36 = 144 blocks: on 132 SMs of 228 KB (sm_90)
+    # the head dim 128 pair configuration, unsplit (csrc/decode/decode_plan.cu, rule e); elsewhere
+    # the 8-split sweep-order plan, which 4 x 72 = 288 blocks run everywhere.
     yield "decode full grid S=32768 D=128", dict(shape=(4, 36, 36, 1, 32768, 128), dtype=torch.bfloat16,
                                                  skip=("minimal",))
+    yield "decode full grid, 8 splits S=32768 D=128", dict(shape=(4, 72, 72, 1, 32768, 128), dtype=torch.bfloat16,
+                                                           skip=("minimal",))
 
 
 def varlen_cases(quick=False):

@@ -540,6 +540,33 @@ def test_decode_grid_thin(dtype, D, q_len, kv_len, group, mode, kernel):
     _run_grid_case(dtype, D, q_len, kv_len, group, mode, kernel)
 
 
+# A grid of one to two blocks per SM: on a GPU whose SMs hold two ~100 KB blocks (sm_90) the plan
+# runs the head dim 128 pair configuration there, unsplit (csrc/decode/decode_plan.cu, rule e):
+# 16-key tiles, so 16-key pages are whole tiles. B = 3 rows of Hkv kv heads, Hkv chosen so that
+# the grid has about 1.5 blocks per SM (one query, or a GQA group packed as rows; 7 and 16 queries
+# of one head each make a row block; up to 20000 keys, as the 66 heads of an H200 grid make the
+# caches and their float64 reference large). On other GPUs the same cases run the default one.
+PAIR = [(dt, ql, kv, g, pg) for dt in (FP16, BF16) for ql, g in [(1, 1), (1, 4), (7, 1), (16, 1)]
+        for kv in (1, 17, 1000, 4097, 20000) for pg in (None, 16, 256) if dt == FP16 or (pg is None and kv in (17, 4097))]
+
+
+@needs_cuda
+@pytest.mark.parametrize("mode", ["plain", "causal_append"])
+@pytest.mark.parametrize("dtype,q_len,kv_len,group,page", PAIR,
+                         ids=[f"{DT_IDS[dt]}-q{ql}-kv{kv}-g{g}-p{pg}" for dt, ql, kv, g, pg in PAIR])
+def test_decode_grid_of_one_to_two_blocks_per_sm(dtype, q_len, kv_len, group, page, mode):
+    _require_decode("decode")
+    causal, append = MODES[mode]
+    n_new = q_len if append else 0
+    seqlens = _ragged(kv_len, n_new)
+    sms = torch.cuda.get_device_properties(DEV).multi_processor_count
+    Hkv = -(-3 * sms // (2 * 3))   # 3 * Hkv blocks: about 1.5 per SM
+    check_kvcache(device=DEV, dtype=dtype, kernel="auto", B=3, Hkv=Hkv, group=group, D=128, Lq=q_len, seqlens=seqlens,
+                  n_new=n_new, causal=causal, S_max=max(seqlens) + n_new + PAD, page=page,
+                  what=f"pair grid {DT_IDS[dtype]} Lq={q_len} seqlens={seqlens} new={n_new} g={group} page={page}: "
+                       f"{3 * Hkv} blocks on {sms} SMs")
+
+
 @needs_cuda
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("causal", [False, True])

@@ -43,13 +43,50 @@ struct DecodeConfig<128> {
     static constexpr int kNWarps = 4;   // one block per SM (135 KB of shared memory)
 };
 
+// The pair configurations: about 100 KB of shared memory a block, so that two blocks share an SM
+// of 228 KB (sm_90; an sm_80 SM has 164 KB, sm_86 / sm_89 100 KB: there the plan keeps
+// DecodeConfig). The plan (decode_plan.cu, rule e) says when a call runs one. Measured on the
+// H200 (2026-12-03, fp16, each variant switched per call beside SDPA's default in one process;
+// docs/results/2026-12-03-h200-variants/):
+// - head dim 64: 32-key tiles in 3 slots, 4 warps (98 KB), two tiles in flight a warp where
+//   DecodeConfig<64> has one. B=8, H=12, graph replay: 1k / 4k / 16k keys 15.2 / 34.2 / 105.0 us
+//   against 15.3 / 35.0 / 109.5 (on 37a5409: +3-4.6% over 1k-64k); over 16-key pages, unsplit,
+//   15.1 / 35.0 us against 15.6 / 37.5 at 1k / 4k (0.93x -> 1.00x the contiguous cache's speed),
+//   but with the two splits of a long range 121.5 against 111.8 us at 16k (so not there).
+// - head dim 128: 16-key tiles in 3 slots, 4 warps (100 KB). Where the grid has one to two
+//   blocks per SM (B=8, H=32: 256 blocks) every block is resident at once, as with cuDNN's
+//   decode (two blocks per SM), instead of a second wave of DecodeConfig<128>'s one block per SM
+//   (or 8 splits in 15.5 waves at 64k keys): 1k / 4k / 16k / 64k keys 1.087-1.101x / 1.003-1.009x
+//   / 0.998-1.000x / 0.995x SDPA's default, against 1.054-1.067x / 0.996-0.997x / 0.987-0.990x /
+//   0.992-0.993x; over 16-key pages (whole pages per tile) 0.996 / 0.997 / 0.992x the contiguous
+//   cache's speed at 1k / 4k / 16k against 0.957 / 0.989 / 0.985x. With more blocks it lost (B=64:
+//   0.984x against 0.992x at 4k), with fewer too (32 query heads on 8 kv heads, 64 blocks: 1.093x
+//   against 1.126x at 4k).
+template <int kHeadDim>
+struct DecodeConfigPair;
+
+template <>
+struct DecodeConfigPair<64> {
+    static constexpr int kHeadDim = 64, kWarpN = 32, kStages = 3, kNWarps = 4;
+};
+
+template <>
+struct DecodeConfigPair<128> {
+    static constexpr int kHeadDim = 128, kWarpN = 16, kStages = 3, kNWarps = 4;
+};
+
 // The decode kernel (and the merge of its splits) compiled for kHeadDim (64, 128), for a call
-// whose head dim is a multiple of 8 up to kHeadDim, zero-padded.
+// whose head dim is a multiple of 8 up to kHeadDim, zero-padded: DecodeConfig's, or with
+// p.decode_pair DecodeConfigPair's (run_decode_pair_hdim, decode_hdim*_pair.cu).
 template <int kHeadDim>
 cudaError_t run_decode_hdim(const AttnParams& p, cudaStream_t stream);
+template <int kHeadDim>
+cudaError_t run_decode_pair_hdim(const AttnParams& p, cudaStream_t stream);
 
 template <> cudaError_t run_decode_hdim<64>(const AttnParams& p, cudaStream_t stream);
 template <> cudaError_t run_decode_hdim<128>(const AttnParams& p, cudaStream_t stream);
+template <> cudaError_t run_decode_pair_hdim<64>(const AttnParams& p, cudaStream_t stream);
+template <> cudaError_t run_decode_pair_hdim<128>(const AttnParams& p, cudaStream_t stream);
 
 }  // namespace decode
 }  // namespace flashmin

@@ -111,6 +111,32 @@ void plan_splits(const AttnParams& p, DecodePlan& plan) {
     plan.num_splits = static_cast<int>(splits);
 }
 
+// (e) The pair configurations (DecodeConfigPair, decode_config.h: about 100 KB a block), where
+// two of their blocks fit an SM (sm_90's 228 KB; each block also takes the 1 KB the system
+// reserves). Measured on the H200 (2026-12-03; the figures are beside the configurations):
+// at head dim 64 in every call but the split ones over 16-key pages; at head dim 128 where the
+// grid holds one to two blocks per SM, unsplit at every length (all its blocks then run at once).
+template <typename Cfg>
+bool pair_fits(const AttnParams& p) {
+    constexpr long kBytes = decode::DecodeTraits<Cfg>::kSmemBytes;
+    return kBytes <= p.max_smem_per_block && 2 * (kBytes + 1024) <= p.smem_per_sm;
+}
+
+void plan_pair(const AttnParams& q, DecodePlan& plan) {
+    const bool small_pages = q.block_table != nullptr && (1L << q.page_shift) < decode::DecodeConfig<64>::kWarpN;
+    if (q.head_dim <= 64) {
+        plan.pair_config = pair_fits<decode::DecodeConfigPair<64>>(q) && !(small_pages && plan.num_splits > 1);
+        return;
+    }
+    constexpr int kRows = decode::DecodeTraits<decode::DecodeConfigPair<128>>::kBlockM;
+    const long blocks = static_cast<long>(q.batch) * q.heads_q * ((q.len_q + kRows - 1) / kRows);
+    if (pair_fits<decode::DecodeConfigPair<128>>(q) && blocks >= q.num_sms && blocks <= 2L * q.num_sms) {
+        plan.pair_config = true;
+        plan.num_splits = 1;
+        plan.split_sweep = false;
+    }
+}
+
 }  // namespace
 
 DecodePlan plan_decode(const AttnParams& p, int64_t l2_bytes) {
@@ -119,6 +145,7 @@ DecodePlan plan_decode(const AttnParams& p, int64_t l2_bytes) {
     const AttnParams q = plan.pack_gqa ? packed_gqa(p) : p;   // the shape the kernel sees
     if (q.head_dim <= 64) plan_splits<decode::DecodeTraits<decode::DecodeConfig<64>>>(q, plan);
     else plan_splits<decode::DecodeTraits<decode::DecodeConfig<128>>>(q, plan);
+    plan_pair(q, plan);
     // (d) The L2 policy of the K/V loads: evict-first when the cache is small against the L2, so
     // that the stream recycles its own lines instead of evicting (and writing back, when dirty)
     // what other kernels left there; the default policy for large caches, where evict-first
@@ -147,6 +174,7 @@ AttnParams apply_decode_plan(const AttnParams& p, const DecodePlan& plan, float*
     q.num_splits = plan.num_splits;
     q.split_sweep = plan.split_sweep;
     q.kv_evict_first = plan.kv_evict_first;
+    q.decode_pair = plan.pair_config;
     if (plan.num_splits > 1) {
         q.o_accum = accum;
         q.lse_accum = accum + plan.o_accum_floats;

@@ -18,6 +18,8 @@ struct DecodePlan {
     bool split_sweep = false;
     // K/V loads marked evict-first in L2 (a cache small against the L2, read once).
     bool kv_evict_first = false;
+    // The configuration of which two blocks share an SM (DecodeConfigPair), not DecodeConfig.
+    bool pair_config = false;
     // The partials' buffer, in floats (0 when unsplit): O (num_splits, rows, padded head dim), then
     // lse (num_splits, rows), rows = B x heads x queries as the kernel sees them (after packing).
     int64_t o_accum_floats = 0;
