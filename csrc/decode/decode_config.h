@@ -7,15 +7,17 @@
 // against 16-key tiles with 4 (hdim 64) or 3 (hdim 128) slots per warp. Slower than the
 // configurations below, at both head dims: 3 slots of 32 keys, 64-key tiles, 8 warps, 2 or 3
 // warps, 16-key tiles with 2 slots. How a call is split and which L2 policy its loads carry:
-// decode_plan.cu. One instantiation file per head dim (decode_hdim*.cu) keeps builds parallel;
-// decode_launch.cu picks the one that serves a call (DECODE_HEADDIM_SWITCH, common/switch.h).
+// decode_plan.cu. One instantiation file per head dim and configuration (decode_hdim*.cu) keeps
+// builds parallel; decode_launch.cu picks the one that serves a call (DECODE_HEADDIM_SWITCH,
+// common/switch.h, and the plan's choice of configuration).
 // On the H200 (2026-12-02, 37a5409 + the experiment patch, with the loads as they are now; ratios
 // to SDPA's default in one process, scripts/investigations/decode_variants.py) no other shape won
 // every cell at head dim 128: 16-key tiles with 3 slots (two blocks per SM) 0.998x at B=8, H=32,
-// 16k keys against 0.985x but 0.970x against 0.993x at 64k; 3 slots of 32 keys 0.988-1.062x;
-// two-warp blocks lost 5-7% with grouped queries. At head dim 64, 3 slots of 32 keys measured
-// +1-4.6% (1.204-1.352x -> 1.243-1.364x) but need 100 KB per block, one block per SM on sm_80
-// (164 KB) and sm_86/sm_89 (100 KB): not taken.
+// 16k keys against 0.985x but 0.970x against 0.993x at 64k (8 splits; unsplit it is the pair
+// configuration below, for such grids only); 3 slots of 32 keys 0.988-1.062x; two-warp blocks
+// lost 5-7% with grouped queries. At head dim 64, 3 slots of 32 keys measured +1-4.6%
+// (1.204-1.352x -> 1.243-1.364x) but need 100 KB per block, one block per SM on sm_80 (164 KB)
+// and sm_86/sm_89 (100 KB): the pair configuration, where two fit an SM.
 // Plain C++: no device code.
 #pragma once
 
