@@ -23,6 +23,13 @@ struct KeyRange {
     int diag_offset;     // query i's diagonal key: i + diag_offset (ALiBi's anchor)
     int lower_offset;    // with p.has_window_left: query i sees key j only if j >= i + lower_offset
 
+    // The range of a batch row holding len_k keys (no seqlens_k, no packed sequences): the call's
+    // own offsets, unmoved. BlockInfo::keys moves them by the row's lengths; the Hopper launcher's
+    // tile costs take them as they are.
+    __host__ __device__ __forceinline__ static KeyRange unmoved(const AttnParams& p) {
+        return KeyRange{p.len_k, p.causal_offset, p.diag_offset, p.diag_offset - p.window_left};
+    }
+
     // One past the last key that any of the query rows [row0, row0 + rows) can see. Key tiles at
     // or past it are skipped, not masked (with causal attention, the tiles above the diagonal).
     // end and begin also run on the host (the Hopper launcher's tile costs).
@@ -80,7 +87,7 @@ struct BlockInfo {
     }
 
     __device__ __forceinline__ KeyRange keys(const AttnParams& p) const {
-        KeyRange r{p.len_k, p.causal_offset, p.diag_offset, p.diag_offset - p.window_left};
+        KeyRange r = KeyRange::unmoved(p);
         int shift = 0;
         if (packed) {   // a len_q x len_k sequence's offsets, moved by this one's lengths
             r.len_k = p.cu_seqlens_k[b + 1] - k_start;

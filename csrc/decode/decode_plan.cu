@@ -80,11 +80,22 @@ AttnParams packed_gqa(AttnParams p) {
 // contiguous ranges of one head side by side 1.001x, 33 interleaved splits in the plain order
 // 0.995x, the two together 1.008x. In the (B, L, H, D) layout the plain order already reads
 // neighbouring memory (8 splits in sweep order there: 1.009x against 1.021x).
+// The decode grid's blocks before splitting: one per (batch row, query head, 16 query rows), in
+// every configuration.
+long grid_blocks(const AttnParams& p) {
+    constexpr int kRows = decode::DecodeTraits<decode::DecodeConfig<64>>::kBlockM;
+    static_assert(kRows == decode::DecodeTraits<decode::DecodeConfig<128>>::kBlockM &&
+                      kRows == decode::DecodeTraits<decode::DecodeConfigPair<64>>::kBlockM &&
+                      kRows == decode::DecodeTraits<decode::DecodeConfigPair<128>>::kBlockM,
+                  "every configuration's block takes the same rows");
+    return static_cast<long>(p.batch) * p.heads_q * ((p.len_q + kRows - 1) / kRows);
+}
+
 template <typename Tr>
 void plan_splits(const AttnParams& p, DecodePlan& plan) {
     constexpr long kLongTiles = 32768 / Tr::kWarpN, kSweepTiles = 16384 / Tr::kWarpN, kLongSplits = 8;
     constexpr long kSplitTiles = 16384 / Tr::kWarpN;   // rule (a): a grid with enough blocks stays unsplit below
-    const long blocks = static_cast<long>(p.batch) * p.heads_q * ((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM);
+    const long blocks = grid_blocks(p);
     // The keys a row block reads: all of them, or with a window's left side about its width.
     long keys = p.len_k;
     if (p.has_window_left && p.is_causal)
@@ -123,13 +134,12 @@ bool pair_fits(const AttnParams& p) {
 }
 
 void plan_pair(const AttnParams& q, DecodePlan& plan) {
-    const bool small_pages = q.block_table != nullptr && (1L << q.page_shift) < decode::DecodeConfig<64>::kWarpN;
-    if (q.head_dim <= 64) {
+    if (q.head_dim <= 64) {   // not for split calls over pages shorter than DecodeConfig<64>'s tiles
+        const bool small_pages = q.block_table != nullptr && (1L << q.page_shift) < decode::DecodeConfig<64>::kWarpN;
         plan.pair_config = pair_fits<decode::DecodeConfigPair<64>>(q) && !(small_pages && plan.num_splits > 1);
         return;
     }
-    constexpr int kRows = decode::DecodeTraits<decode::DecodeConfigPair<128>>::kBlockM;
-    const long blocks = static_cast<long>(q.batch) * q.heads_q * ((q.len_q + kRows - 1) / kRows);
+    const long blocks = grid_blocks(q);
     if (pair_fits<decode::DecodeConfigPair<128>>(q) && blocks >= q.num_sms && blocks <= 2L * q.num_sms) {
         plan.pair_config = true;
         plan.num_splits = 1;

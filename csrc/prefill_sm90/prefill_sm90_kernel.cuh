@@ -688,7 +688,7 @@ bool make_tensor_map(CUtensorMap* map, const void* ptr, DType dtype, int head_di
 // (kSkipIdle; one of three active costs 0.4, two 0.75).
 inline float tile_cost(const AttnParams& p, int m_block, int block_m, int block_n, int consumers, bool skip_idle) {
     const int row0 = m_block * block_m;
-    const KeyRange keys{p.len_k, p.causal_offset, p.diag_offset, p.diag_offset - p.window_left};   // BlockInfo::keys, unmoved
+    const KeyRange keys = KeyRange::unmoved(p);
     const int t_end = (keys.end(p, row0, block_m) + block_n - 1) / block_n;
     const int t_begin = std::min(t_end, keys.begin(p, row0) / block_n);
     const int active = std::min(consumers, std::max(0, (p.len_q - row0 + 63) / 64));
