@@ -12,7 +12,11 @@ per-dtype relative tolerance (DTYPE_RTOL) is used instead. See assert_attention_
 from __future__ import annotations
 
 import math
+import os
 import re
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import pytest
@@ -376,3 +380,30 @@ def kvcache_expected(q, k_cache, v_cache, k_new, v_new, cache_seqlens, *, scale=
         o, l, d = ref_attention(qb, kb, vb, scale=scale, causal_offset=(n - Lq) if causal else None)
         outs.append(o), lses.append(l), deads.append(d)
     return kc, vc, torch.cat(outs), torch.cat(lses), torch.cat(deads)
+
+
+# ---- host-side checks of the CUDA sources (tests/native/*.cu, built with nvcc; no GPU) ------------
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def find_nvcc():
+    """nvcc from $NVCC, PATH or /usr/local/cuda/bin, or None."""
+    for cand in (os.environ.get("NVCC"), shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"):
+        if cand and os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def run_native_check(tmp_path, check, sources, summary, flags=()):
+    """Build tests/native/<check>.cu with the csrc/ files `sources` and run it. Asserts that it
+    built and printed a line matching the regex `summary`; returns (the match's groups as ints,
+    the run's exit code, its stdout)."""
+    exe = tmp_path / check
+    build = subprocess.run([find_nvcc(), "-std=c++17", "-O2", *flags, f"-I{ROOT / 'csrc'}", str(ROOT / "tests/native" / f"{check}.cu"),
+                            *(str(ROOT / "csrc" / s) for s in sources), "-o", str(exe)],
+                           capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, f"nvcc failed:\n{build.stderr[-3000:]}"
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    m = re.search(summary, run.stdout)
+    assert m, f"no summary line in the check's output:\n{run.stdout[-2000:]}"
+    return tuple(int(g) for g in m.groups()), run.returncode, run.stdout

@@ -560,7 +560,7 @@ def test_decode_grid_of_one_to_two_blocks_per_sm(dtype, q_len, kv_len, group, pa
     n_new = q_len if append else 0
     seqlens = _ragged(kv_len, n_new)
     sms = torch.cuda.get_device_properties(DEV).multi_processor_count
-    Hkv = -(-3 * sms // (2 * 3))   # 3 * Hkv blocks: about 1.5 per SM
+    Hkv = -(-sms // 2)   # 3 rows x Hkv blocks: about 1.5 per SM
     check_kvcache(device=DEV, dtype=dtype, kernel="auto", B=3, Hkv=Hkv, group=group, D=128, Lq=q_len, seqlens=seqlens,
                   n_new=n_new, causal=causal, S_max=max(seqlens) + n_new + PAD, page=page,
                   what=f"pair grid {DT_IDS[dtype]} Lq={q_len} seqlens={seqlens} new={n_new} g={group} page={page}: "

@@ -67,7 +67,7 @@ def main():
                 os.environ.pop("FLASHMIN_DECODE_EXP", None)
                 print(f"| {B}, {Hq}/{Hkv}, {D} | {L} | {var or 'default'} | {times[0] * 1e3:.1f} | {times[1] * 1e3:.1f} | "
                       f"{base / times[1]:.3f}x | {diff:.1e} |", flush=True)
-            del k_cache, v_cache, k_pages, v_pages, table
+            k_cache = v_cache = k_pages = v_pages = table = None   # freed before the next shape
             torch.cuda.empty_cache()
     return 0
 
