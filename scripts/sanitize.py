@@ -56,6 +56,9 @@ def prefill_cases(lengths=LENGTHS):
     for L, S in ((17, 97), (97, 1000), (1000, 17), (1, 1000)):
         yield f"bool mask L={L} S={S} D=64", dict(shape=(2, 2, 2, L, S, 64), dtype=torch.float16, mask=True)
         yield f"gqa 4/2 L={L} S={S} D=128 causal", dict(shape=(1, 4, 2, L, S, 128), dtype=torch.bfloat16, causal=True)
+    # rows of 16-byte multiples: the mask-range pass's 16-byte loads (csrc/common/mask_ranges.cu),
+    # 150 queries (a partial 64-row group)
+    yield "bool mask L=150 S=1024 D=64", dict(shape=(2, 2, 2, 150, 1024, 64), dtype=torch.float16, mask=True)
     # Every configuration of the prefill kernels' launchers that the shapes above miss: head dim 256
     # (64- and 80-key tiles in prefill_sm90), and head dim 64 at 2000 queries (prefill_sm90's
     # 192-row tiles, which --quick's lengths do not reach; the teaching kernel skips it, as slow
@@ -95,6 +98,15 @@ def decode_cases(quick=False):
                                                             opts="all", skip=("minimal",) if S > 5000 else ())
         yield f"decode window + sinks S={S} D=64 H=8/2", dict(shape=(2, 8, 2, 1, S, 64), dtype=torch.bfloat16, causal=True,
                                                               opts="window_sinks", skip=("minimal",) if S > 5000 else ())
+    # bool masks: one row a block that lets a whole key range through (read once, then the range's
+    # ends hidden by index: packed GQA rows, and a key padding row under 7 queries), and
+    # random masks with holes (read element by element).
+    yield "decode bool mask range S=4099 D=64 H=8/2", dict(shape=(2, 8, 2, 1, 4099, 64), dtype=torch.float16,
+                                                           mask="range", skip=("minimal",))
+    yield "decode bool mask range q_len=7 S=4099 D=128 H=4/4", dict(shape=(2, 4, 4, 7, 4099, 128), dtype=torch.bfloat16,
+                                                                    mask="range", skip=("minimal",))
+    yield "decode bool mask q_len=7 S=4099 D=64 H=4/4", dict(shape=(2, 4, 4, 7, 4099, 64), dtype=torch.float16,
+                                                             mask=True, skip=("minimal",))
     # 4 x 36 = 144 blocks: on 132 SMs of 228 KB (sm_90) the head dim 128 pair configuration
     # (csrc/decode/decode_plan.cu, rule e), which the small grids above never run.
     yield "decode pair grid S=4099 D=128", dict(shape=(4, 36, 36, 1, 4099, 128), dtype=torch.float16, causal=False,
@@ -174,6 +186,10 @@ def make(spec, dev):
     k = torch.randn(B, hkv, S, D, device=dev, dtype=dt)
     v = torch.randn(B, hkv, S, D, device=dev, dtype=dt)
     mask = torch.rand(B, 1, L, S, device=dev) > 0.3 if spec.get("mask") else None
+    if spec.get("mask") == "range":   # one row a batch row: keys [5 + 11 b, S - 100 - 7 b), as left padding + empty slots
+        j = torch.arange(S, device=dev)
+        b = torch.arange(B, device=dev)[:, None]
+        mask = ((j >= 5 + 11 * b) & (j < S - 100 - 7 * b))[:, None, None, :]
     return q, k, v, mask, spec.get("causal", False), hq != hkv
 
 

@@ -506,6 +506,46 @@ def test_bool_mask_tiles_no_row_sees_are_never_read(kernel, D, layout):
     assert_attention_close(out, ref, dead, torch_out=torch_sdpa(q, k, v, attn_mask=mask), dtype=dt)
 
 
+@pytest.mark.parametrize("kernel", ["tensor_core", "prefill_sm90"])
+@pytest.mark.parametrize("aligned", [True, False], ids=["aligned", "unaligned"])
+def test_bool_mask_ranges_of_rows_that_differ(kernel, aligned):
+    """The mask-range pass (csrc/common/mask_ranges.cu) reads a group's rows as one flat space of
+    16-byte chunks, several loads a thread, then the bytes past the last whole chunk (1507 keys:
+    3 a row), or every byte of a mask whose rows are not 16-byte aligned (a view one byte into its
+    storage, rows of 1508 bytes). Rows of one 64-row group see different spans with holes, and the
+    last group is partial (150 queries). Batch row 0: every row's span lies in [300, 900), and the
+    keys more than a tile (MARGIN) outside it hold NaN, so a range read too wide fails; batch row
+    1: spans that start at key 0 and end at the mask's last byte, so a range read too narrow drops
+    keys the reference sees."""
+    B, H, L, S, D = 2, 2, 150, 1507, 64
+    dt = torch.float16
+    q, k, v = make_qkv(B, H, L, S, D, dtype=dt, device="cuda", scale=1.5)
+    g = torch.Generator().manual_seed(7)
+    store = torch.zeros(B, 1, L, S + 1, dtype=torch.bool)
+    keep = store[..., 1:] if not aligned else store[..., :S]
+    for i in range(L):
+        lo = 300 + int(torch.randint(0, 200, (1,), generator=g))
+        hi = 900 - int(torch.randint(0, 200, (1,), generator=g))
+        keep[0, 0, i, lo:hi] = True
+        keep[1, 0, i, : 1 + int(torch.randint(0, 40, (1,), generator=g))] = True
+        keep[1, 0, i, S - 1 - int(torch.randint(0, 40, (1,), generator=g)):] = True
+        keep[:, 0, i, int(torch.randint(0, S, (1,), generator=g))] = False       # a hole
+        if i % 7 == 0:
+            keep[:, 0, i] = False                                              # a row that sees nothing
+    store = store.cuda()
+    keep = store[..., 1:] if not aligned else store[..., :S]
+    k_bad, v_bad = k.clone(), v.clone()
+    for t in (k_bad, v_bad):
+        t[0, :, : 300 - MARGIN] = float("nan")
+        t[0, :, 900 + MARGIN:] = float("nan")
+    mask = keep.expand(B, H, L, S)
+    out = run_kernel(kernel, lambda: flashmin_nn.scaled_dot_product_attention(q, k_bad, v_bad, attn_mask=mask),
+                     dtype=dt, D=D, mask_kind="bool")
+    ref, _, dead = ref_attention(q, k, v, attn_mask=mask)
+    assert torch.isfinite(out).all(), "a key no row of the group may see was read"
+    assert_attention_close(out, ref, dead, torch_out=torch_sdpa(q, k, v, attn_mask=mask.contiguous()), dtype=dt)
+
+
 # ---------------------------------------------------------------------------------------------
 # every configuration of the Hopper kernel (csrc/prefill_sm90/prefill_sm90_hdim*.cu)
 # ---------------------------------------------------------------------------------------------

@@ -909,3 +909,51 @@ def test_decode_bool_mask_keys_outside_it_are_never_read(q_len, layout, group):
     assert torch.isfinite(out).all(), "a key outside the mask's range was read"
     tout = torch_sdpa(q, k, v, attn_mask=mask)
     assert_attention_close(out, ref, dead, torch_out=tout, dtype=torch.float16)
+
+
+@needs_cuda
+@pytest.mark.parametrize("D", [64, 128])
+@pytest.mark.parametrize("holes", [False, True], ids=["dense", "holes"])
+@pytest.mark.parametrize("rows", ["one_query", "key_padding_4_queries", "gqa_packed"])
+@pytest.mark.parametrize("aligned", [True, False], ids=["aligned", "unaligned"])
+def test_decode_one_mask_row_read_as_a_range(D, holes, rows, aligned):
+    """Where every row of a decode block reads the same bool mask row (one query; a (B, 1, 1, S)
+    key padding mask under several queries, causal in-kernel; a GQA group's query heads packed as
+    rows) and the row lets through every key between its first and last visible one, the kernel
+    reads the mask once, before the K/V tiles, then hides the keys before the first one by their
+    index and those past the last one as it hides keys past the cache's end, without loading them
+    (decode_kernel.cuh, range_from). Checked: every key
+    from the last visible one's successor on holds NaN, which any read would carry into the output;
+    with holes in the span (the element-wise path) NaN starts a tile later. Spans start and end off
+    the tile grid, reach the mask's last bytes (3001 keys: a tail after the 16-byte chunks), or see
+    nothing; an unaligned mask (a view one byte into its storage) takes the byte-wise scan."""
+    B, Hkv, S = 4, 2, 3001
+    group = 4 if rows == "gqa_packed" else 1
+    L = 4 if rows == "key_padding_4_queries" else 1
+    Hq = Hkv * group
+    k = rnd(B, Hkv, S, D, dtype=torch.float16, device=DEV)
+    v = rnd(B, Hkv, S, D, dtype=torch.float16, device=DEV)
+    q = rnd(B, Hq, L, D, dtype=torch.float16, device=DEV, scale=1.5)
+    spans = [(45, 1777), (0, 1), (2990, 3001), (0, 0)]                # visible keys [lo, hi) per row
+    store = torch.zeros(B, 1, 1, S + 1, dtype=torch.bool, device=DEV)
+    keep = store[..., 1:] if not aligned else store[..., :S]
+    for b, (lo, hi) in enumerate(spans):
+        keep[b, ..., lo:hi] = True
+        if holes and hi - lo > 2:
+            keep[b, ..., lo + 1] = False
+            keep[b, ..., (lo + hi) // 2] = False
+    k_bad, v_bad = k.clone(), v.clone()
+    for b, (lo, hi) in enumerate(spans):
+        for t in (k_bad, v_bad):
+            if hi == lo:
+                t[b] = float("nan")
+            else:
+                t[b, :, :max(0, lo - 64)] = float("nan")
+                t[b, :, hi + (64 if holes else 0):] = float("nan")
+    causal = L > 1
+    with flashmin_nn.use_kernel("decode"):
+        out = flashmin_nn.attention(q, k_bad, v_bad, keep, None, causal, S - L)
+    ref, _, dead = ref_attention(q, k, v, attn_mask=keep, causal_offset=S - L if causal else None)
+    assert torch.isfinite(out).all(), "a key outside the mask's range was read"
+    tout = torch_sdpa(q, k, v, attn_mask=keep.contiguous(), causal_offset=S - L if causal else None)
+    assert_attention_close(out, ref, dead, torch_out=tout, dtype=torch.float16)

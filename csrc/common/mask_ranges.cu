@@ -13,15 +13,17 @@
 namespace flashmin {
 namespace {
 
-constexpr int kThreads = 128;
+// 512 threads, 16 loads in flight each: a group of 64 rows of up to 2048 keys (8192 chunks of 16
+// bytes) is read in one round trip.
+constexpr int kThreads = 512, kBatch = 16;
 
 __global__ void __launch_bounds__(kThreads) mask_ranges_kernel(const AttnParams p) {
-    __shared__ int scratch[2];
+    __shared__ int scratch[3];
     const int g = blockIdx.x, hm = blockIdx.y, b = blockIdx.z;
     const int row0 = g * kMaskRangeRows;
     const int rows = p.mask_row_stride == 0 ? 1 : min(kMaskRangeRows, p.len_q - row0);
     const int N = p.seqlens_k ? p.seqlens_k[b] : p.len_k;
-    const int2 seen = mask_key_range<kThreads>(p, b, hm, row0, rows, N, scratch);
+    const int3 seen = mask_key_range<kThreads, kBatch>(p, b, hm, row0, rows, N, scratch);
     if (threadIdx.x == 0) {
         const int64_t at = (static_cast<int64_t>(b) * gridDim.y + hm) * gridDim.x + g;
         p.mask_ranges[2 * at] = seen.x;

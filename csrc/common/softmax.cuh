@@ -112,35 +112,66 @@ __device__ __forceinline__ float mask_value(const AttnParams& p, int64_t at) {
 }
 
 // The first and last keys (x, y) among [0, N) that a bool attn_mask lets any of the rows
-// row0 .. row0 + rows - 1 of (b, h) see ((N, -1) when none), for a block of kThreads threads:
-// 16-byte loads where the row is aligned, a block reduction through two ints of `scratch`
-// (shared memory, free until the function returns; every thread of the block must call it).
-template <int kThreads>
-__device__ __forceinline__ int2 mask_key_range(const AttnParams& p, int b, int h, int row0, int rows, int N, int* scratch) {
-    int lo = N, hi = -1;
-    for (int r = 0; r < rows; ++r) {
-        const uint8_t* m = static_cast<const uint8_t*>(p.mask) + b * p.mask_batch_stride + h * p.mask_head_stride +
-                           static_cast<int64_t>(row0 + r) * p.mask_row_stride;
-        const int vec = (reinterpret_cast<uintptr_t>(m) & 15) == 0 ? N / 16 : 0;   // whole 16-byte chunks
-        for (int c = threadIdx.x; c < vec; c += kThreads) {
-            const uint4 w = reinterpret_cast<const uint4*>(m)[c];
-            const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+// row0 .. row0 + rows - 1 of (b, h) see ((N, -1) when none), and how many (row, key) pairs it lets
+// through (z), for a block of kThreads threads. The rows' 16-byte chunks (where every row is
+// aligned) are one flat index space, read kBatch loads a thread at a time: a thread's loads are
+// independent, so a mask of many rows costs a few memory round trips, not one a row (64 rows of
+// 2048 keys, one chunk a thread a row, took 46.6 us on the H200, 2026-12-03, docs/perf-notes.md).
+// The block reduction goes through three ints of `scratch` (shared memory, free until the
+// function returns; every thread of the block must call it).
+template <int kThreads, int kBatch>
+__device__ __forceinline__ int3 mask_key_range(const AttnParams& p, int b, int h, int row0, int rows, int N, int* scratch) {
+    static_assert(kThreads % 32 == 0, "whole warps");
+    int lo = N, hi = -1, count = 0;
+    const uint8_t* m0 = static_cast<const uint8_t*>(p.mask) + b * p.mask_batch_stride + h * p.mask_head_stride +
+                        static_cast<int64_t>(row0) * p.mask_row_stride;
+    const int64_t rs = p.mask_row_stride;
+    const bool aligned = (reinterpret_cast<uintptr_t>(m0) & 15) == 0 && (rows == 1 || (rs & 15) == 0);
+    const int vec = aligned ? N / 16 : 0;   // whole 16-byte chunks a row
+    const int chunks = rows * vec;
+    for (int c0 = threadIdx.x; c0 < chunks; c0 += kThreads * kBatch) {
+        uint4 w[kBatch];
+        int col[kBatch];
+#pragma unroll
+        for (int k = 0; k < kBatch; ++k) {   // the loads first, then their use
+            const int c = c0 + k * kThreads;
+            w[k] = make_uint4(0, 0, 0, 0);
+            col[k] = 0;
+            if (c < chunks) {
+                const int r = c / vec;
+                col[k] = (c - r * vec) * 16;
+                w[k] = *reinterpret_cast<const uint4*>(m0 + r * rs + col[k]);
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < kBatch; ++k) {
+            const uint32_t words[4] = {w[k].x, w[k].y, w[k].z, w[k].w};
 #pragma unroll
             for (int q = 0; q < 4; ++q)
                 if (words[q]) {   // bytes are 0 or 1; the lowest set byte is the first key (little endian)
-                    lo = min(lo, c * 16 + q * 4 + (__ffs(words[q]) - 1) / 8);
-                    hi = max(hi, c * 16 + q * 4 + (31 - __clz(words[q])) / 8);
+                    lo = min(lo, col[k] + q * 4 + (__ffs(words[q]) - 1) / 8);
+                    hi = max(hi, col[k] + q * 4 + (31 - __clz(words[q])) / 8);
+                    count += __popc(words[q]);
                 }
         }
-        for (int j = vec * 16 + threadIdx.x; j < N; j += kThreads)
-            if (m[j]) { lo = min(lo, j); hi = max(hi, j); }
     }
-    if (threadIdx.x == 0) { scratch[0] = N; scratch[1] = -1; }
+    const int tail = N - vec * 16;   // the bytes after the whole chunks (all of an unaligned row)
+    for (int c = threadIdx.x; c < rows * tail; c += kThreads) {
+        const int r = c / tail, j = vec * 16 + (c - r * tail);
+        if (m0[r * rs + j]) { lo = min(lo, j); hi = max(hi, j); ++count; }
+    }
+    lo = __reduce_min_sync(0xffffffffu, lo);
+    hi = __reduce_max_sync(0xffffffffu, hi);
+    count = static_cast<int>(__reduce_add_sync(0xffffffffu, static_cast<unsigned>(count)));
+    if (threadIdx.x == 0) { scratch[0] = N; scratch[1] = -1; scratch[2] = 0; }
     __syncthreads();
-    atomicMin(scratch, lo);
-    atomicMax(scratch + 1, hi);
+    if (threadIdx.x % 32 == 0) {
+        atomicMin(scratch, lo);
+        atomicMax(scratch + 1, hi);
+        atomicAdd(scratch + 2, count);
+    }
     __syncthreads();
-    const int2 range = make_int2(scratch[0], scratch[1]);
+    const int3 range = make_int3(scratch[0], scratch[1], scratch[2]);
     __syncthreads();   // every thread has read it: the caller may reuse the memory
     return range;
 }
@@ -159,10 +190,12 @@ __device__ __forceinline__ int2 mask_key_range(const AttnParams& p, int b, int h
 // in whole, slope |j - i - diag| per element (an add and an FFMA), and alibi_off is not written.
 // kMask = false: a general instantiation compiled for calls without attn_mask (prefill_sm90's score
 // modifications alone), which carries none of the mask's code.
+// mask_on = false: the mask is not read for this slice (the decode kernel's slices inside a key
+// range the mask lets wholly through).
 template <bool kGeneral, bool kMask = kGeneral, int kNT>
 __device__ __forceinline__ void scale_and_mask(float (&s)[kNT][4], const AttnParams& p, int b, int h, int row_base, int j0,
                                                int N, bool scale_first, int lane, const ScoreMod& mod, int alibi_side = 0,
-                                               float* alibi_off = nullptr) {
+                                               float* alibi_off = nullptr, bool mask_on = true) {
     if (kGeneral && mod.cap > 0.f) {   // the scale and the cap in one pass: cap * tanh(s * scale log2(e) / cap)
 #pragma unroll
         for (int nt = 0; nt < kNT; ++nt)
@@ -203,7 +236,7 @@ __device__ __forceinline__ void scale_and_mask(float (&s)[kNT][4], const AttnPar
                 }
             }
         }
-        if (kMask && p.mask_kind != MaskKind::kNone) {
+        if (kMask && mask_on && p.mask_kind != MaskKind::kNone) {
 #pragma unroll
             for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll

@@ -61,22 +61,46 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
 
     const BlockInfo blk(p, b, h, kGeneral);
     const KeyRange keys = blk.keys(p);
-    const int N = keys.len_k, offset = keys.causal_offset;
+    const int offset = keys.causal_offset;
+    int N = keys.len_k;   // keys from N on are hidden, and never read
     // Packed GQA rows (rows_are_heads) all sit at query position 0.
     const int pos0 = p.rows_are_heads ? 0 : row0, row_step = p.rows_are_heads ? 0 : 1;
+    // Q: one copy group for the whole block, the first one committed (the general path issues it
+    // before it reads the mask, so that the two are in flight together).
+    auto load_q = [&]() {
+        const T* gQ = blk.q<T>(p);
+        for (int idx = threadIdx.x; idx < Tr::kBlockM * (Tr::kHeadDim / 8); idx += Tr::kThreads) {
+            const int r = idx / (Tr::kHeadDim / 8), c = idx % (Tr::kHeadDim / 8);
+            const bool valid = row0 + r < p.len_q && c * 8 < p.head_dim;
+            cp_async_16(sQ + r * Tr::kQStride + c * 8, valid ? gQ + (row0 + r) * p.q_row_stride + c * 8 : gQ, valid);
+        }
+        cp_async_commit();
+    };
+    if constexpr (kGeneral) load_q();
+
     // The key tiles of this row block, [t_lo, t_end): those above the causal diagonal and those
     // wholly before every row's window are never read; the splits divide what is left.
     int t_end = (keys.end(p, pos0, p.rows_are_heads ? 1 : Tr::kBlockM) + Tr::kWarpN - 1) / Tr::kWarpN;
     int t_lo = min(t_end, keys.begin(p, pos0) / Tr::kWarpN);
+    // range_from: where a bool attn_mask is one row for the whole block and lets through every key
+    // of [first, last], its first key (-1 otherwise). The mask is then not read again: keys before
+    // it are hidden in the tile that holds them, keys past the last as keys past N are.
+    int range_from = -1;
     if constexpr (kGeneral) {
         // A bool attn_mask narrows the range to the keys some row of the block may see (a static
-        // cache's empty slots, left padding): read once from the mask, before any K/V.
+        // cache's empty slots, left padding): read once from the mask, before any K/V, while Q is
+        // in flight. The scratch ints sit in warp 0's first ring slot, which no copy reaches before.
         if (p.mask_kind == MaskKind::kBool && p.mask_col_stride == 1) {
-            const int rows = p.rows_are_heads || p.mask_row_stride == 0 ? 1 : min(Tr::kBlockM, p.len_q - row0);
-            const int2 seen = mask_key_range<Tr::kThreads>(p, b, h, pos0, rows, N, reinterpret_cast<int*>(smem_raw));
+            const bool one_row = p.rows_are_heads || p.mask_row_stride == 0 || p.len_q - row0 == 1;
+            const int rows = one_row ? 1 : min(Tr::kBlockM, p.len_q - row0);
+            const int3 seen = mask_key_range<Tr::kThreads, 4>(p, b, h, pos0, rows, N, reinterpret_cast<int*>(sQ + Tr::kSmemQ));
             t_lo = max(t_lo, seen.x / Tr::kWarpN);
             t_end = min(t_end, (seen.y + Tr::kWarpN) / Tr::kWarpN);   // seen.y = -1 (nothing seen): no tiles
             t_lo = min(t_lo, t_end);
+            if (one_row && seen.y >= 0 && seen.z == seen.y - seen.x + 1) {
+                N = seen.y + 1;
+                range_from = seen.x;
+            }
         }
     }
     int t_begin = t_lo, t_step = Tr::kNWarps;
@@ -93,7 +117,6 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     const int n_mine = first < t_end ? (t_end - first + t_step - 1) / t_step : 0;
     auto tile_j0 = [&](int i) { return (first + i * t_step) * Tr::kWarpN; };   // the first key of this warp's tile i
 
-    const T* gQ = blk.q<T>(p);
     const T* gK = blk.k<T>(p);
     const T* gV = blk.v<T>(p);
 
@@ -188,13 +211,8 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
         else load_kv(std::false_type{}, slot, i);
     };
 
-    // Q (one group for the whole block), then the first kStages - 1 tiles of every warp.
-    for (int idx = threadIdx.x; idx < Tr::kBlockM * (Tr::kHeadDim / 8); idx += Tr::kThreads) {
-        const int r = idx / (Tr::kHeadDim / 8), c = idx % (Tr::kHeadDim / 8);
-        const bool valid = row0 + r < p.len_q && c * 8 < p.head_dim;
-        cp_async_16(sQ + r * Tr::kQStride + c * 8, valid ? gQ + (row0 + r) * p.q_row_stride + c * 8 : gQ, valid);
-    }
-    cp_async_commit();
+    // Q, then the first kStages - 1 tiles of every warp.
+    if constexpr (!kGeneral) load_q();
 #pragma unroll
     for (int i = 0; i < Tr::kStages - 1; ++i) {
         if (i < n_mine) load(i);
@@ -249,7 +267,10 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
         float s[1][Tr::kNT][4];
         warp_qk<T, Tr::kKS, true, 0, kRowBytes, true>(s, qf, 0, opaque(k_lane + slot_off), k_xor);
 
-        if (kGeneral || scale_first) scale_and_mask<kGeneral>(s[0], p, b, h, pos0, j0, N, scale_first, lane, mod);
+        if (kGeneral || scale_first)
+            scale_and_mask<kGeneral>(s[0], p, b, h, pos0, j0, N, scale_first, lane, mod, 0, nullptr, range_from < 0);
+        if (kGeneral && j0 < range_from)   // the keys before the mask's range: below a row-independent limit
+            hide_keys(s[0], 0, j0, N, false, 0, lane, true, range_from, 0);
         if (kGeneral && lower) {   // its own copy, in the general path only
             if (j0 + Tr::kWarpN > N || (p.is_causal && j0 + Tr::kWarpN - 1 > pos0 + offset) || j0 < pos_last + lower_offset)
                 hide_keys(s[0], pos0, j0, N, p.is_causal, offset, lane, true, lower_offset, row_step);
