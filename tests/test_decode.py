@@ -869,6 +869,21 @@ def test_decode_step_replayed_in_a_cuda_graph_matches_eager(Hq, Hkv, D):
     torch.testing.assert_close(kc, ke, rtol=0, atol=0)   # the captured appends landed where eager's did
 
 
+def poisoned_outside(k, v, spans, after):
+    """Copies of k and v (B, Hkv, S, D) holding NaN where batch row b's keys lie more than 64 keys
+    before its visible span spans[b] = (lo, hi) or `after` keys or more past hi (everywhere for an
+    empty span): keys a kernel must never read."""
+    k_bad, v_bad = k.clone(), v.clone()
+    for b, (lo, hi) in enumerate(spans):
+        for t in (k_bad, v_bad):
+            if hi == lo:
+                t[b] = float("nan")
+            else:
+                t[b, :, :max(0, lo - 64)] = float("nan")
+                t[b, :, hi + after:] = float("nan")
+    return k_bad, v_bad
+
+
 @needs_cuda
 @pytest.mark.parametrize("q_len", [1, 4])
 @pytest.mark.parametrize("layout", ["bhsd", "static"])
@@ -894,14 +909,7 @@ def test_decode_bool_mask_keys_outside_it_are_never_read(q_len, layout, group):
         for b, (lo, hi) in enumerate(spans):
             for i in range(q_len):
                 keep[b, 0, i, max(lo, hi - q_len + i + 1):hi] = False
-    k_bad, v_bad = k.clone(), v.clone()
-    for b, (lo, hi) in enumerate(spans):
-        for t in (k_bad, v_bad):
-            if hi == lo:
-                t[b] = float("nan")
-            else:
-                t[b, :, :max(0, lo - 64)] = float("nan")
-                t[b, :, hi + 64:] = float("nan")
+    k_bad, v_bad = poisoned_outside(k, v, spans, after=64)
     mask = keep.expand(B, Hq, q_len, S)
     with flashmin_nn.use_kernel("decode"):
         out = flashmin_nn.scaled_dot_product_attention(q, k_bad, v_bad, attn_mask=mask, enable_gqa=group > 1)
@@ -942,14 +950,7 @@ def test_decode_one_mask_row_read_as_a_range(D, holes, rows, aligned):
         if holes and hi - lo > 2:
             keep[b, ..., lo + 1] = False
             keep[b, ..., (lo + hi) // 2] = False
-    k_bad, v_bad = k.clone(), v.clone()
-    for b, (lo, hi) in enumerate(spans):
-        for t in (k_bad, v_bad):
-            if hi == lo:
-                t[b] = float("nan")
-            else:
-                t[b, :, :max(0, lo - 64)] = float("nan")
-                t[b, :, hi + (64 if holes else 0):] = float("nan")
+    k_bad, v_bad = poisoned_outside(k, v, spans, after=64 if holes else 0)
     causal = L > 1
     with flashmin_nn.use_kernel("decode"):
         out = flashmin_nn.attention(q, k_bad, v_bad, keep, None, causal, S - L)
