@@ -185,11 +185,13 @@ def make(spec, dev):
     q = torch.randn(B, hq, L, D, device=dev, dtype=dt)
     k = torch.randn(B, hkv, S, D, device=dev, dtype=dt)
     v = torch.randn(B, hkv, S, D, device=dev, dtype=dt)
-    mask = torch.rand(B, 1, L, S, device=dev) > 0.3 if spec.get("mask") else None
+    mask = None
     if spec.get("mask") == "range":   # one row a batch row: keys [5 + 11 b, S - 100 - 7 b), as left padding + empty slots
         j = torch.arange(S, device=dev)
         b = torch.arange(B, device=dev)[:, None]
         mask = ((j >= 5 + 11 * b) & (j < S - 100 - 7 * b))[:, None, None, :]
+    elif spec.get("mask"):
+        mask = torch.rand(B, 1, L, S, device=dev) > 0.3
     return q, k, v, mask, spec.get("causal", False), hq != hkv
 
 

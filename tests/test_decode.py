@@ -22,6 +22,8 @@ Cache positions past a row's keys hold garbage that would dominate the softmax i
 keys, values offset by 100), so a kernel that ignores the lengths fails loudly.
 """
 
+import math
+
 import pytest
 import torch
 
@@ -489,14 +491,17 @@ def _ragged(kv_len, n_new):
     return [max(t - n_new, 0) for t in totals]
 
 
-def _run_grid_case(dtype, D, q_len, kv_len, group, mode, kernel, Hkv=2):
+def _run_grid_case(dtype, D, q_len, kv_len, group, mode, kernel, Hkv=2, page=None, what=""):
+    """One case of the decode grids: 3 ragged rows (_ragged) of Hkv kv heads, contiguous or in
+    pages of `page` keys; `what` (when given) names the case in a failure, with its lengths."""
     _require_decode(kernel)
     causal, append = MODES[mode]
     n_new = q_len if append else 0
     seqlens = _ragged(kv_len, n_new)
-    S_max = max(seqlens) + n_new + PAD
+    if what:
+        what = f"{what} Lq={q_len} seqlens={seqlens} new={n_new} g={group} page={page}"
     check_kvcache(device=DEV, dtype=dtype, kernel=kernel, B=3, Hkv=Hkv, group=group, D=D, Lq=q_len,
-                  seqlens=seqlens, n_new=n_new, causal=causal, S_max=S_max)
+                  seqlens=seqlens, n_new=n_new, causal=causal, S_max=max(seqlens) + n_new + PAD, page=page, what=what)
 
 
 @needs_cuda
@@ -517,12 +522,7 @@ def test_decode_grid_fp16_d128(q_len, kv_len, group, mode, kernel):
 @pytest.mark.parametrize("q_len", [1, 2, 7, 16])
 def test_decode_grid_paged_fp16_d128(q_len, kv_len, group, mode, page):
     """The grid above over a paged cache (block_table), read in place by the decode kernel (auto)."""
-    _require_decode("decode")
-    causal, append = MODES[mode]
-    n_new = q_len if append else 0
-    seqlens = _ragged(kv_len, n_new)
-    check_kvcache(device=DEV, dtype=FP16, kernel="auto", B=3, Hkv=2, group=group, D=128, Lq=q_len, seqlens=seqlens,
-                  n_new=n_new, causal=causal, S_max=max(seqlens) + n_new + PAD, page=page)
+    _run_grid_case(FP16, 128, q_len, kv_len, group, mode, "auto", page=page)
 
 
 # the other dtype and head dim on a thinner slice: (dtype, D, q_len, kv_len, group)
@@ -555,16 +555,10 @@ PAIR = [(dt, ql, kv, g, pg) for dt in (FP16, BF16) for ql, g in [(1, 1), (1, 4),
 @pytest.mark.parametrize("dtype,q_len,kv_len,group,page", PAIR,
                          ids=[f"{DT_IDS[dt]}-q{ql}-kv{kv}-g{g}-p{pg}" for dt, ql, kv, g, pg in PAIR])
 def test_decode_grid_of_one_to_two_blocks_per_sm(dtype, q_len, kv_len, group, page, mode):
-    _require_decode("decode")
-    causal, append = MODES[mode]
-    n_new = q_len if append else 0
-    seqlens = _ragged(kv_len, n_new)
+    Hkv = _full_grid_heads(3, per_sm=1.5)
     sms = torch.cuda.get_device_properties(DEV).multi_processor_count
-    Hkv = -(-sms // 2)   # 3 rows x Hkv blocks: about 1.5 per SM
-    check_kvcache(device=DEV, dtype=dtype, kernel="auto", B=3, Hkv=Hkv, group=group, D=128, Lq=q_len, seqlens=seqlens,
-                  n_new=n_new, causal=causal, S_max=max(seqlens) + n_new + PAD, page=page,
-                  what=f"pair grid {DT_IDS[dtype]} Lq={q_len} seqlens={seqlens} new={n_new} g={group} page={page}: "
-                       f"{3 * Hkv} blocks on {sms} SMs")
+    _run_grid_case(dtype, 128, q_len, kv_len, group, mode, "auto", Hkv=Hkv, page=page,
+                   what=f"pair grid {DT_IDS[dtype]}, {3 * Hkv} blocks on {sms} SMs:")
 
 
 @needs_cuda
@@ -599,10 +593,11 @@ def test_decode_many_splits(q_len, kv_len, kernel):
     assert_lse_close(lse, ref_lse, dead, dtype=FP16)
 
 
-def _full_grid_heads(B):
-    """Kv heads for B rows such that B x Hkv blocks fill every SM: plan_decode's rule for a grid
-    that already fills the GPU (8 splits over a cache of >= 32k keys) then applies."""
-    return -(-torch.cuda.get_device_properties(DEV).multi_processor_count // B)
+def _full_grid_heads(B, per_sm=1):
+    """Kv heads for B rows such that B x Hkv blocks make at least per_sm blocks an SM. With 1,
+    every SM has a block: plan_decode's rule for a grid that already fills the GPU (8 splits over a
+    cache of >= 32k keys) then applies."""
+    return math.ceil(torch.cuda.get_device_properties(DEV).multi_processor_count * per_sm / B)
 
 
 # (dtype, D, q_len, group, mode): long caches on a grid that fills the GPU. The keys are cut

@@ -33,21 +33,21 @@ import flashmin_nn as fm
 LAYERS = 12
 
 
-def cases(B, Hq, Hkv, D, S, f, pad):
+def step_mask(B, S, f, pad):
+    """The (B, 1, 1, S) bool mask of a step with f slots filled; with pad, row b's first 10 b keys
+    are left padding."""
+    j = torch.arange(S, device="cuda")
+    pads = torch.arange(B, device="cuda") * (10 if pad else 0)
+    return ((j[None] < f) & (j[None] >= pads[:, None]))[:, None, None, :]
+
+
+def variants(B, Hq, Hkv, D, S, f):
     g = torch.Generator(device="cuda").manual_seed(0)
     caches = [(torch.randn(B, Hkv, S, D, device="cuda", dtype=torch.float16, generator=g),
                torch.randn(B, Hkv, S, D, device="cuda", dtype=torch.float16, generator=g)) for _ in range(LAYERS)]
     q = torch.randn(B, Hq, 1, D, device="cuda", dtype=torch.float16, generator=g)
-    j = torch.arange(S, device="cuda")
-    pads = torch.arange(B, device="cuda") * 10 if pad else torch.zeros(B, dtype=torch.long, device="cuda")
-    mask = ((j[None] < f) & (j[None] >= pads[:, None]))[:, None, None, :]   # (B, 1, 1, S)
+    mask, mask_pad = step_mask(B, S, f, False), step_mask(B, S, f, True)
     lens = torch.full((B,), f, dtype=torch.int32, device="cuda")
-    return caches, q, mask, lens
-
-
-def variants(B, Hq, Hkv, D, S, f):
-    caches, q, mask, lens = cases(B, Hq, Hkv, D, S, f, False)
-    _, _, mask_pad, _ = cases(B, Hq, Hkv, D, S, f, True)
     scale = D ** -0.5
     gqa = Hq != Hkv
     small = torch.zeros(1, device="cuda")
@@ -59,7 +59,7 @@ def variants(B, Hq, Hkv, D, S, f):
         "sliced": lambda k, v: fm.attention(q, k[:, :, :f], v[:, :, :f], None, scale, False, 0),
         "sdpa": lambda k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=gqa),
         "empty": lambda k, v: small.add_(1.0),
-    }, caches, q, mask
+    }, caches, q
 
 
 def graph_time(fn, caches, reps=30, rounds=5, before=None):
@@ -119,7 +119,7 @@ def decode_table(shapes, filled, interleave, columns):
     print("|---|---:|" + "---:|" * len(columns) + "---|")
     for name, (B, Hq, Hkv, D, S) in shapes.items():
         for f in filled:
-            fns, caches, q, mask = variants(B, Hq, Hkv, D, S, f)
+            fns, caches, q = variants(B, Hq, Hkv, D, S, f)
             k0, v0 = caches[0]
             ref = fm.attention(q, k0[:, :, :f], v0[:, :, :f], None, D ** -0.5, False, 0).float()
             diffs = {}
@@ -149,7 +149,7 @@ def decode_table(shapes, filled, interleave, columns):
 
 
 def ncu_calls(B, Hq, Hkv, D, S, f):
-    fns, caches, _, _ = variants(B, Hq, Hkv, D, S, f)
+    fns, caches, _ = variants(B, Hq, Hkv, D, S, f)
     k, v = caches[0]
     order = ("mask", "mask_pad", "seqlens", "sliced")
     for _ in range(2):
