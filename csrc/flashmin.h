@@ -22,7 +22,7 @@ struct AttnParams {
     void* o;
     float* lse;
     const void* mask;  // (B, Hq, L, S) with any strides (0 for broadcast dims); null if none
-    const int32_t* seqlens_k;  // per-batch key count (<= len_k); null: every batch has len_k
+    const int32_t* seqlens_k;  // per-batch key count, clamped to [0, len_k] where read; null: every batch has len_k
     // Packed sequences (flash_attn_varlen_func), null otherwise: int32 (batch + 1,) row offsets.
     // Sequence b holds rows [cu_seqlens_q[b], cu_seqlens_q[b + 1]) of q, o and lse, and rows
     // [cu_seqlens_k[b], cu_seqlens_k[b + 1]) of k and v; the tensors have one batch row (the batch

@@ -77,13 +77,17 @@ def attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Ten
 
 
 def _check_seqlens_k(seqlens_k, q: Tensor, batch: int, S: int) -> Tensor:
-    """seqlens_k as the op takes it: int32, contiguous, clamped to [0, S] on the device (a value
-    past the keys cannot make a kernel read past them; no host read-back)."""
+    """seqlens_k as the op takes it: int32 and contiguous. The op clamps the values to [0, S] where
+    it reads them (in the kernels, and in the reference path), so a value past the keys cannot make
+    a kernel read past them, and an int32 tensor goes in as it is: no clamp kernel per call, which
+    a model's static-cache step would pay in every layer. int64 is clamped before the cast."""
     if not isinstance(seqlens_k, Tensor) or seqlens_k.dtype not in (torch.int32, torch.int64) \
             or tuple(seqlens_k.shape) != (batch,):
         raise ValueError(f"seqlens_k must be an int32 tensor of shape (B,)=({batch},); got {describe(seqlens_k)}")
     if seqlens_k.device != q.device:
         raise ValueError(f"seqlens_k.device={seqlens_k.device} must equal query.device={q.device}")
+    if seqlens_k.dtype == torch.int32:
+        return seqlens_k.contiguous()
     return seqlens_k.clamp(0, S).to(torch.int32).contiguous()
 
 

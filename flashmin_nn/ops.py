@@ -137,6 +137,8 @@ def _reference(q, k, v, attn_mask, seqlens_k, scale, is_causal, causal_offset,
     # a branch on a SymInt would specialise the graph.
     if is_causal and type(causal_offset) is int and type(k.shape[2]) is int and causal_offset >= k.shape[2] - 1:
         is_causal = False
+    if seqlens_k is not None:   # clamped where read, as the kernels do (csrc/common/block_info.cuh)
+        seqlens_k = seqlens_k.clamp(0, k.shape[2])
     return reference.tiled_attention(q, k, v, attn_mask, scale, is_causal, causal_offset, seqlens_k=seqlens_k,
                                      window=(window_left, window_right), softcap=softcap,
                                      alibi_slopes=alibi_slopes, sinks=sinks)

@@ -107,6 +107,12 @@ def decode_cases(quick=False):
                                                                     mask="range", skip=("minimal",))
     yield "decode bool mask q_len=7 S=4099 D=64 H=4/4", dict(shape=(2, 4, 4, 7, 4099, 64), dtype=torch.float16,
                                                              mask=True, skip=("minimal",))
+    # a static cache's call (transformers' FilledKeys): seqlens_k and one key padding row a batch
+    # row, scanned while the first tiles' copies are in flight (decode_kernel.cuh, scan_late).
+    yield "decode filled keys + range row q_len=1 S=4099 D=64 H=8/2", dict(
+        shape=(2, 8, 2, 1, 4099, 64), dtype=torch.float16, mask="range", filled=(3000, 4099), skip=("minimal",))
+    yield "decode filled keys + random row q_len=7 S=4099 D=128 H=4/4", dict(
+        shape=(2, 4, 4, 7, 4099, 128), dtype=torch.bfloat16, mask="row", filled=(1000, 37), skip=("minimal",))
     # 4 x 36 = 144 blocks: on 132 SMs of 228 KB (sm_90) the head dim 128 pair configuration
     # (csrc/decode/decode_plan.cu, rule e), which the small grids above never run.
     yield "decode pair grid S=4099 D=128", dict(shape=(4, 36, 36, 1, 4099, 128), dtype=torch.float16, causal=False,
@@ -190,6 +196,8 @@ def make(spec, dev):
         j = torch.arange(S, device=dev)
         b = torch.arange(B, device=dev)[:, None]
         mask = ((j >= 5 + 11 * b) & (j < S - 100 - 7 * b))[:, None, None, :]
+    elif spec.get("mask") == "row":   # one random row a batch row, holes included
+        mask = torch.rand(B, 1, 1, S, device=dev) > 0.3
     elif spec.get("mask"):
         mask = torch.rand(B, 1, L, S, device=dev) > 0.3
     return q, k, v, mask, spec.get("causal", False), hq != hkv
@@ -234,6 +242,9 @@ def run_case(name, label, spec, dev, stats, progress=False):
                 out = run_paged(spec, dev)
             elif "rows" in spec:
                 out = run_rows(spec, dev)
+            elif spec.get("filled"):   # keys past filled[b] never read; causal at the filled keys' bottom right
+                out = fm.attention(q, k, v, attn_mask=mask, is_causal=True, causal_offset=k.shape[2] - q.shape[2],
+                                   seqlens_k=torch.tensor(spec["filled"], dtype=torch.int32, device=dev))
             elif spec.get("opts"):
                 out = fm.attention(q, k, v, attn_mask=mask, is_causal=causal, causal_offset=k.shape[2] - q.shape[2],
                                    **options(spec["opts"], q.shape[1], dev))

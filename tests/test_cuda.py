@@ -628,6 +628,40 @@ def test_prefill_sm90_several_tiles_per_block(case, dtype):
     assert_lse_close(lse, ref_lse, dead, dtype=dtype, what=what)
 
 
+# A static cache's call as transformers' integration makes it (flashmin_nn/integrations/
+# transformers.py, FilledKeys): S slots of which the first n_b are written, a (B, 1, 1, S) key
+# padding row a batch row, and causal at the bottom right of the filled keys (seqlens_k). Rows:
+# dense, left padding, holes, padding that leaves only the newest keys, and n = L (every slot but
+# the queries' own empty). Keys from n_b on hold NaN: never read. The keys the padding hides below
+# n_b are the caller's keys and may be read (the decode kernel's copies leave before its scan).
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("L", [1, 4, 16, 17, 130])
+@pytest.mark.parametrize("D,group", [(64, 1), (128, 4)])
+def test_static_cache_call_filled_keys_and_key_padding(kernel, L, D, group):
+    B, Hkv, S, dt = 5, 2, 1030, torch.float16
+    Hq = Hkv * group
+    q, k, v = make_qkv(B, Hq, L, S, D, Hkv=Hkv, dtype=dt, device=DEV, scale=1.5)
+    lens = [L + 283, L + 283, L + 283, L + 17, L]
+    pad = torch.ones(B, 1, 1, S, dtype=torch.bool, device=DEV)
+    pad[1, ..., :100] = False
+    pad[2, ..., 5] = pad[2, ..., 150] = False
+    pad[3, ..., : lens[3] - 3] = False
+    k_bad, v_bad = k.clone(), v.clone()
+    for b, n in enumerate(lens):
+        k_bad[b, :, n:] = float("nan")
+        v_bad[b, :, n:] = float("nan")
+    seqlens = torch.tensor(lens, dtype=torch.int32, device=DEV)
+    i = torch.arange(L, device=DEV).view(1, 1, L, 1)
+    j = torch.arange(S, device=DEV).view(1, 1, 1, S)
+    n = seqlens.to(torch.int64).view(B, 1, 1, 1)
+    vis = (j < n) & (j <= i + n - L) & pad                       # (B, 1, L, S): the mask it stands for
+    fn = lambda: flashmin_nn.attention(q, k_bad, v_bad, pad, None, True, S - L, seqlens_k=seqlens)
+    out = run_kernel(kernel, fn, dtype=dt, D=D, mask_kind="bool")
+    ref, _, dead = ref_attention(q, k, v, attn_mask=vis)
+    what = f"{kernel} L={L} D={D} group={group}"
+    assert_attention_close(out, ref, dead, torch_out=torch_sdpa(q, k, v, attn_mask=vis), what=what)
+
+
 @pytest.mark.parametrize("D,L", [(64, 1000), (64, 2000)])
 def test_prefill_sm90_planned_walk_replayed_in_a_cuda_graph(D, L):
     # The last rounds' plan is a kernel parameter made from the shape (prefill_sm90.cu keeps one per

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import types
 import warnings
 
 import pytest
@@ -118,13 +119,59 @@ def test_mask_function_cheap_cases():
         assert torch.equal(m[:, 0, 0], pad)
 
 
+def materialised(filled):
+    """The (B, 1, L, S) bool mask a FilledKeys stands for: key j of row b seen by query i iff
+    j < n_b, j <= i + n_b - L (the diagonal on the filled keys) and the padding lets it through."""
+    B, _, L, S = filled.shape
+    n = filled.lengths.to(torch.int64).view(B, 1, 1, 1)
+    i = torch.arange(L).view(1, 1, L, 1)
+    j = torch.arange(S).view(1, 1, 1, S)
+    seen = (j < n) & (j <= i + n - L)
+    return seen if filled.padding is None else seen & filled.padding
+
+
+@pytest.mark.parametrize("offset_kind", ["tensor", "int"])
+def test_mask_function_hands_a_static_cache_the_filled_keys(offset_kind):
+    """Keys past the last query (a StaticCache's empty slots): a FilledKeys, the keys written so far
+    as an int32 device tensor and the 2-D mask's padding, which means exactly what sdpa's mask says."""
+    pad = torch.tensor([[1, 1, 1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1, 0, 0]], dtype=torch.bool)
+    for L, q_offset in ((6, 0), (1, 5), (3, 2), (1, 0)):
+        off = torch.tensor(q_offset) if offset_kind == "tensor" else q_offset
+        for allow in (True, False) if L == 1 and offset_kind == "tensor" else (True,):
+            for mask in (pad, torch.ones_like(pad), None):
+                kw = dict(batch_size=2, q_length=L, kv_length=8, q_offset=off, attention_mask=mask,
+                          allow_is_causal_skip=allow, device=torch.device("cpu"))
+                got = fm_hf.flashmin_mask(**kw)
+                assert type(got) is fm_hf.FilledKeys, (kw, got)
+                assert got.shape == (2, 1, L, 8) and got.ndim == 4
+                assert got.lengths.dtype == torch.int32 and got.lengths.is_contiguous()
+                assert got.lengths.tolist() == [q_offset + L] * 2
+                assert (got.padding is None) == (mask is None)
+                exp = sdpa_mask(**{**kw, "allow_is_causal_skip": False})
+                assert torch.equal(materialised(got).expand(2, 1, L, 8), exp.expand(2, 1, L, 8)), kw
+                assert fm_hf.flashmin_mask(**{**kw, "attention_mask": got}) is got   # the forward's second look
+    # the keys of a cache whose first slot is position kv_offset
+    got = fm_hf.flashmin_mask(2, 1, 6, q_offset=torch.tensor(7), kv_offset=2, attention_mask=pad)
+    assert got.lengths.tolist() == [6, 6] and torch.equal(got.padding[:, 0, 0], pad[:, 2:])
+
+
+def test_mask_function_keeps_the_full_mask_for_models_that_read_it():
+    """A StaticCache decode step asks for a materialised mask for every model (transformers'
+    rule for compileable caches); the models that add to it themselves get one."""
+    pad = torch.ones(2, 8, dtype=torch.bool)
+    kw = dict(batch_size=2, q_length=1, kv_length=8, q_offset=torch.tensor(5), attention_mask=pad,
+              allow_is_causal_skip=False)
+    doge = types.SimpleNamespace(model_type="doge")
+    got = fm_hf.flashmin_mask(**kw, config=doge)
+    assert isinstance(got, torch.Tensor) and torch.equal(got, sdpa_mask(**kw))
+    assert type(fm_hf.flashmin_mask(**kw, config=types.SimpleNamespace(model_type="gpt2"))) is fm_hf.FilledKeys
+
+
 def test_mask_function_falls_back_to_the_full_mask():
     pad = torch.tensor([[1, 1, 1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1, 0, 0]], dtype=torch.bool)
     cases = [
-        # StaticCache prefill: keys run past the last query
-        dict(batch_size=2, q_length=6, kv_length=8, attention_mask=pad),
-        # StaticCache decode, offset given as a tensor
-        dict(batch_size=2, q_length=1, kv_length=8, q_offset=torch.tensor(5), attention_mask=pad),
+        # a StaticCache prefill whose caller asks for a materialised mask
+        dict(batch_size=2, q_length=6, kv_length=8, attention_mask=pad, allow_is_causal_skip=False),
         # sliding window
         dict(batch_size=2, q_length=8, kv_length=8, attention_mask=torch.ones_like(pad), local_size=3,
              mask_function=sliding_window_causal_mask_function(3)),
@@ -140,6 +187,27 @@ def test_mask_function_falls_back_to_the_full_mask():
 
 class _Layer(torch.nn.Module):
     is_causal = True
+
+
+@pytest.mark.parametrize("L,n", [(1, 1), (1, 6), (3, 7), (4, 4)])
+@pytest.mark.parametrize("padded", [False, True], ids=["dense", "left_padded"])
+def test_attention_forward_with_filled_keys_matches_torch(L, n, padded):
+    """A FilledKeys call equals sdpa on the mask it stands for; the empty slots hold NaN, never read."""
+    B, Hq, Hkv, D, S = 2, 4, 2, 16, 9
+    q = torch.randn(B, Hq, L, D)
+    k, v = torch.randn(B, Hkv, S, D), torch.randn(B, Hkv, S, D)
+    k[:, :, n:], v[:, :, n:] = float("nan"), float("nan")
+    pad = None
+    if padded:
+        pad = torch.ones(B, 1, 1, S, dtype=torch.bool)
+        pad[1, ..., : n - L] = False
+    filled = fm_hf.FilledKeys(torch.full((B,), n, dtype=torch.int32), pad, torch.Size((B, 1, L, S)))
+    out, weights = fm_hf.attention_forward(_Layer(), q, k, v, filled, scaling=0.3)
+    assert weights is None and out.shape == (B, L, Hq, D) and out.is_contiguous()
+    vis = materialised(filled)
+    exp = torch.nn.functional.scaled_dot_product_attention(q[..., :, :], k[:, :, :n], v[:, :, :n],
+                                                           attn_mask=vis[..., :n], scale=0.3, enable_gqa=True)
+    torch.testing.assert_close(out, exp.transpose(1, 2), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("L,S", [(1, 9), (5, 5), (4, 11)])
@@ -244,11 +312,12 @@ def test_gpt2_greedy_generation_matches_sdpa(padded, cache):
 
 
 @pytest.mark.parametrize("padded", [False, True], ids=["dense", "left_padded"])
-def test_static_cache_steps_hand_the_kernels_a_bool_mask_over_contiguous_keys(monkeypatch, padded):
-    """With a StaticCache every call's keys are the whole cache (S_max slots), the empty ones masked.
-    The kernels skip what a bool mask hides from every row of a block only when the mask is bool
-    with contiguous keys (csrc/common/softmax.cuh mask_key_range, csrc/common/mask_ranges.cu): each
-    call of a static-cache generation must bring such a mask, hiding every slot past the filled ones."""
+def test_static_cache_steps_hand_the_kernels_the_filled_keys(monkeypatch, padded):
+    """With a StaticCache every call's keys are the whole cache (S_max slots), the empty ones after
+    the last query. Each call of a static-cache generation, the prompt's and every step's, must
+    reach the op with seqlens_k = the keys written so far (so no kernel reads an empty slot, and no
+    (B, 1, L, S) mask is made), causal at the bottom right of the filled keys, and the 2-D mask's
+    padding as a key padding mask (one row a batch row)."""
     model = tiny_gpt2()
     ids, mask = batch(padded=padded)
     seen = record_op_as_if_cuda(monkeypatch)
@@ -257,13 +326,41 @@ def test_static_cache_steps_hand_the_kernels_a_bool_mask_over_contiguous_keys(mo
     layers = model.config.n_layer
     assert seen and len(seen) % layers == 0
     for n, args in enumerate(seen):
-        q, k, m = args[0], args[1], args[3]
-        assert m is not None and m.dtype == torch.bool and m.stride(-1) == 1, (m.dtype, m.stride())
+        q, k, m, lens, causal, offset = args[0], args[1], args[3], args[4], args[6], args[7]
         step = n // layers                                     # 0: the prompt; then one new token each
         filled = ids.shape[1] + step                           # keys in the cache after this step's write
-        assert q.shape[2] == (ids.shape[1] if step == 0 else 1) and k.shape[2] >= filled
-        assert not m[..., filled:].any(), f"step {step}: slots past the {filled} filled ones are visible"
-        assert m[..., filled - 1].any(), f"step {step}: the newest key is hidden"
+        L, S = q.shape[2], k.shape[2]
+        assert L == (ids.shape[1] if step == 0 else 1) and S >= filled
+        assert lens is not None and lens.dtype == torch.int32 and lens.tolist() == [filled] * ids.shape[0], step
+        assert offset == S - L and (causal is True or L == 1)   # one query: the flag hides nothing, dropped
+        if m is None:   # transformers may drop a 2-D mask of ones before the mask function sees it
+            assert not padded, f"step {step}: the padding was lost"
+            continue
+        assert m.dtype == torch.bool and (m.stride(-2) == 0 or L == 1), (m.shape, m.stride())   # one row
+        expected = torch.ones(ids.shape[0], filled, dtype=torch.bool)
+        expected[:, : ids.shape[1]] = mask.bool()
+        assert torch.equal(m[:, 0, 0, :filled], expected), f"step {step}: the padding is not the 2-D mask's"
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["dense", "left_padded"])
+def test_static_cache_generation_compiled_in_one_graph(padded):
+    """generate() with a StaticCache and a compiled forward (as on CUDA, here with the aot_eager
+    backend): the FilledKeys that the mask function makes before each step go into the compiled
+    forward as an input, so every decode step replays one graph, with no break, and the tokens
+    equal sdpa's."""
+    model = tiny_gpt2()
+    ids, mask = batch(padded=padded)
+    exp = greedy(model, ids, mask, cache_implementation="static", disable_compile=True)
+    config = transformers.CompileConfig(backend="aot_eager", fullgraph=True, dynamic=False)
+    config._compile_all_devices = True   # transformers compiles only on accelerators unless told
+    torch._dynamo.reset()
+    counters = torch._dynamo.utils.counters
+    counters.clear()
+    with fm_hf.patched(model):
+        got = greedy(model, ids, mask, cache_implementation="static", compile_config=config)
+    assert torch.equal(got, exp)
+    assert counters["stats"]["unique_graphs"] == 1 and not counters["graph_break"], (
+        dict(counters["stats"]), dict(counters["graph_break"]))
 
 
 @pytest.mark.parametrize("head", ["GPT2Model", "GPT2ForSequenceClassification", "GPT2DoubleHeadsModel"])

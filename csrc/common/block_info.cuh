@@ -92,8 +92,8 @@ struct BlockInfo {
         if (packed) {   // a len_q x len_k sequence's offsets, moved by this one's lengths
             r.len_k = p.cu_seqlens_k[b + 1] - k_start;
             shift = (r.len_k - p.len_k) - (len_q - p.len_q);
-        } else if (p.seqlens_k) {
-            r.len_k = p.seqlens_k[b];
+        } else if (p.seqlens_k) {   // clamped to [0, len_k] here: the callers pass it unchecked
+            r.len_k = min(max(p.seqlens_k[b], 0), p.len_k);
             shift = r.len_k - p.len_k;
         }
         r.causal_offset += shift;

@@ -86,11 +86,21 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     // of [first, last], its first key (-1 otherwise). The mask is then not read again: keys before
     // it are hidden in the tile that holds them, keys past the last as keys past N are.
     int range_from = -1;
+    // scan_late: one mask row for the block and per-batch key counts (seqlens_k: a static cache's
+    // filled keys, from transformers' FilledKeys). Keys past N are never read, so the first tiles'
+    // copies go out before the row is scanned, and the scan, in flight beside them, only narrows
+    // what is hidden (range_from, N); it moves no tile. Keys below seqlens_k are the caller's keys,
+    // read even where the mask hides them (as a tile that a mask hides in part is).
+    bool scan_late = false;
     if constexpr (kGeneral) {
         // A bool attn_mask narrows the range to the keys some row of the block may see (a static
         // cache's empty slots, left padding): read once from the mask, before any K/V, while Q is
         // in flight. The scratch ints sit in warp 0's first ring slot, which no copy reaches before.
         if (p.mask_kind == MaskKind::kBool && p.mask_col_stride == 1) {
+            const bool one_row = p.rows_are_heads || p.mask_row_stride == 0 || p.len_q - row0 == 1;
+            scan_late = one_row && p.seqlens_k != nullptr;
+        }
+        if (p.mask_kind == MaskKind::kBool && p.mask_col_stride == 1 && !scan_late) {
             const bool one_row = p.rows_are_heads || p.mask_row_stride == 0 || p.len_q - row0 == 1;
             const int rows = one_row ? 1 : min(Tr::kBlockM, p.len_q - row0);
             const int3 seen = mask_key_range<Tr::kThreads, 4>(p, b, h, pos0, rows, N, reinterpret_cast<int*>(sQ + Tr::kSmemQ));
@@ -217,6 +227,19 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     for (int i = 0; i < Tr::kStages - 1; ++i) {
         if (i < n_mine) load(i);
         cp_async_commit();
+    }
+    if constexpr (kGeneral) {
+        if (scan_late) {   // the row's range, the copies above in flight; scratch: warp 0's last slot,
+            static_assert(Tr::kStages >= 2, "a ring slot no copy fills before the loop");   // filled in the loop
+            int* scratch = reinterpret_cast<int*>(sQ + Tr::kSmemQ + (Tr::kStages - 1) * 2 * Tr::kTile);
+            const int3 seen = mask_key_range<Tr::kThreads, 4>(p, b, h, pos0, 1, N, scratch);
+            if (seen.y < 0) {
+                N = 0;                            // the row sees no key: every score hidden, zeros out
+            } else if (seen.z == seen.y - seen.x + 1) {
+                N = seen.y + 1;                   // the later tiles' rows past it: zero-filled, not read
+                range_from = seen.x;
+            }
+        }
     }
     cp_async_wait<Tr::kStages - 1>();   // this thread's Q copies have landed
     __syncthreads();                    // ... and everyone's

@@ -39,14 +39,21 @@ What attention_forward receives as `attention_mask` (S = keys, L = queries):
     prefill, left padding               (B, 1, 1, S)    bool key padding + causal in-kernel
     decode (DynamicCache), no padding   None            (L = 1 sees every key)
     decode, left padding                (B, 1, 1, S)    bool key padding
-    anything else (StaticCache, packed
-    sequences, sliding windows, custom
-    4-D masks from the caller)          (B, 1, L, S)    the full mask, causality included
+    StaticCache (keys past the last     FilledKeys      the keys written so far (a device
+    query are empty slots), causal                      tensor) + key padding or None
+    anything else (packed sequences,
+    sliding windows, custom mask
+    functions, 4-D masks from the
+    caller)                             (B, 1, L, S)    the full mask, causality included
 
 The in-kernel causal mask is aligned bottom-right (causal_offset = S - L): the last query sees
-every key, which is what a KV cache needs and equals top-left when L == S. It is used only when
-the keys end at the last query (DynamicCache, no cache); otherwise the mask function builds the
-full mask, exactly as for `sdpa`. So a mask whose query dim is 1 is read as key padding on top
+every key, which is what a KV cache needs and equals top-left when L == S. It is used as is when
+the keys end at the last query (DynamicCache, no cache). A StaticCache hands every call all its
+S_max slots, the empty ones after the last query: there the mask function returns a FilledKeys,
+the count of keys written so far as a device tensor (no host sync, so one compiled graph serves
+every step), and the kernels run with it as seqlens_k, which moves the bottom-right diagonal onto
+the last query and never reads an empty slot. Any other layout of keys gets the full mask,
+exactly as for `sdpa`. So a mask whose query dim is 1 is read as key padding on top
 of the layer's causality; the one place this differs from `sdpa` is a caller's own 4-D mask of
 shape (B, 1, 1, S) with L > 1 on a causal layer, which sdpa would apply without causality.
 
@@ -110,6 +117,47 @@ _warned_output_attentions = False
 _SKIP_FRAMES = (PACKAGE_DIR, TORCH_DIR, os.path.dirname(os.path.abspath(transformers.__file__)) + os.sep)
 
 
+class FilledKeys:
+    """What `flashmin_mask` returns for causal attention over a cache whose slots past the last
+    query are empty (transformers' StaticCache): the keys written so far, and the key padding.
+
+    lengths: int32 (B,) on the device, key j of batch row b is seen only if j < lengths[b] (every
+        row the same: the first query's position + L, less the cache's first key position), and
+        query i sees keys up to i + lengths[b] - L (the causal diagonal, bottom-right on the filled
+        keys). Computed on the device from the cache's position tensor, so under torch.compile one
+        graph serves every step.
+    padding: None (no padding) or a bool (B, 1, 1, S) key padding mask, True = a real token.
+
+    `attention_forward` runs it as `attention(..., attn_mask=padding, is_causal=True,
+    seqlens_k=lengths)`: the kernels read only the filled keys, and no (B, 1, L, S) mask is made.
+    It is passed down the model in place of a mask tensor, as transformers' own flash attention
+    path passes a 2-D padding mask; models that read the mask themselves get the full mask
+    instead (`_READS_CAUSAL_MASK`).
+    """
+
+    __slots__ = ("lengths", "padding", "shape")
+
+    # Read as a prepared 4-D mask on its way: generate() makes it for a compileable cache before the
+    # forward, which checks `attention_mask.ndim < 4` (GPT-2) and hands it to create_causal_mask,
+    # which gives it back to flashmin_mask (returned as it is there).
+    ndim = 4
+
+    def __init__(self, lengths, padding, shape):
+        self.lengths = lengths
+        self.padding = padding
+        self.shape = shape   # torch.Size (B, 1, L, S) of the mask it stands for
+
+    def __repr__(self):
+        pad = None if self.padding is None else tuple(self.padding.shape)
+        return f"FilledKeys(shape={tuple(self.shape)}, lengths={tuple(self.lengths.shape)} int32, padding={pad})"
+
+
+# Models that add to or index the causal mask in their own code, before or beside the attention
+# function (transformers asks for a materialised mask for them, allow_is_causal_skip=False, which a
+# StaticCache's decode step also asks for): they always get the full mask.
+_READS_CAUSAL_MASK = frozenset({"doge", "dots3_note", "mistral_large4"})
+
+
 # ---------------------------------------------------------------------------------------------
 # the two registered functions
 # ---------------------------------------------------------------------------------------------
@@ -159,6 +207,8 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
         if packed is not None:
             return packed, None
     L, S = query.shape[2], key.shape[2]
+    if type(attention_mask) is FilledKeys:
+        return _filled_keys_forward(module, query, key, value, attention_mask, scaling, options, position_bias), None
     if attention_mask is not None and attention_mask.shape[-2] != 1:
         # A full (.., L, S) mask already says who sees whom; adding causality on top would break
         # masks that are deliberately not causal (prefix-LM, image tokens), as it would in sdpa.
@@ -172,6 +222,17 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
     else:
         out = flashmin_nn.attention(query, key, value, attention_mask, scaling, bool(is_causal), S - L)
     return out.transpose(1, 2), None  # (B, L, Hq, D), contiguous: no copy
+
+
+def _filled_keys_forward(module, query, key, value, filled, scaling, options, position_bias):
+    """The call for a FilledKeys mask (a StaticCache): causal over the filled keys, their padding
+    as a key padding mask (with a position bias: the float mask that carries both). (B, L, Hq, D)."""
+    L, S = query.shape[2], key.shape[2]
+    mask = filled.padding
+    if position_bias is not None:
+        mask = _add_position_bias(module, position_bias, mask, query, key)
+    out = flashmin_nn.attention(query, key, value, mask, scaling, True, S - L, seqlens_k=filled.lengths, **options)
+    return out.transpose(1, 2)
 
 
 def _varlen_forward(module, query, key, value, scaling, is_causal, kwargs, position_bias):
@@ -231,7 +292,7 @@ def _options(module, kwargs, attention_mask, query):
         # already holds the window. Without one (no mask, or a key padding mask under several
         # queries), key j is seen by query i iff i - window < j <= i (transformers'
         # sliding_window_overlay): flashmin's window (window - 1, 0) around the diagonal.
-        if attention_mask is None or attention_mask.shape[-2] != query.shape[2]:
+        if attention_mask is None or type(attention_mask) is FilledKeys or attention_mask.shape[-2] != query.shape[2]:
             options["window_size"] = (window - 1, 0)
     return options
 
@@ -317,18 +378,22 @@ def flashmin_mask(
 
     Returns:
         None when a plain causal mask has no padding (the kernel's causal flag does it all);
-        a bool (B, 1, 1, S) key padding mask when there is padding; otherwise (sliding windows,
-        packed sequences, custom mask functions, keys that run past the last query as in a
-        StaticCache, or a caller that asked for a materialised mask) exactly what `sdpa` would get
-        as a materialised (B, 1, L, S) bool mask, or None where sdpa may skip a bidirectional one.
+        a bool (B, 1, 1, S) key padding mask when there is padding; a FilledKeys for a plain
+        causal mask over keys that run past the last query (a StaticCache's empty slots); otherwise
+        (sliding windows, packed sequences, custom mask functions, or a caller that asked for a
+        materialised mask) exactly what `sdpa` would get as a materialised (B, 1, L, S) bool mask,
+        or None where sdpa may skip a bidirectional one.
 
-    Edge cases: the padding check reads the mask on the host (one sync per forward, as `sdpa`
-    does) except while tracing, where the padding mask is always returned.
+    Edge cases: the padding check of the cheap cases reads the mask on the host (one sync per
+    forward, as `sdpa` does) except while tracing, where the padding mask is always returned; a
+    FilledKeys keeps its padding unchecked (no sync).
 
     Called once per forward, so it also does the forward's checks (outside torch.compile): a
     config whose model does not call the attention interface is refused (the name can only have
     been written into it behind transformers' back), and output_attentions=True gets its warning.
     """
+    if type(attention_mask) is FilledKeys:   # made by this function before the forward (generate())
+        return attention_mask
     if not torch.compiler.is_compiling():
         config = kwargs.get("config")
         if config is not None and _routing_refusal(config) is not None:
@@ -343,6 +408,12 @@ def flashmin_mask(
         and allow_is_causal_skip
         and _keys_end_at_last_query(q_offset, q_length, kv_offset, kv_length)
     )
+    if not plain_causal and _filled_keys_apply(q_length, q_offset, kv_offset, mask_function, local_size,
+                                               allow_is_causal_skip, kwargs.get("config")):
+        filled = _filled_keys(batch_size, q_length, kv_length, q_offset, kv_offset, attention_mask,
+                              kwargs.get("device"))
+        if filled is not None:
+            return filled
     if not plain_causal:
         # The kernel's bottom-right causal flag is wrong here (or unwanted): materialise it all.
         return sdpa_mask(
@@ -365,6 +436,44 @@ def flashmin_mask(
     if not is_tracing(padding) and bool(padding.all()):
         return None  # no padding at all: let the kernel run mask-free
     return padding[:, None, None, :]  # (B, 1, 1, S)
+
+
+def _filled_keys_apply(q_length, q_offset, kv_offset, mask_function, local_size, allow_is_causal_skip, config):
+    """Whether a FilledKeys says it all: a plain causal mask, key j at position kv_offset + j (an
+    int), and a mask the caller lets go unmaterialised. transformers asks for a materialised mask
+    on every decode step of a compileable cache (a StaticCache's q_offset is a tensor) for sdpa's
+    sake, so that request is honoured only for the models that read the mask themselves."""
+    if mask_function is not causal_mask_function or local_size is not None or type(kv_offset) is not int:
+        return False
+    if allow_is_causal_skip:
+        return True
+    if q_length != 1 or not isinstance(q_offset, torch.Tensor):
+        return False
+    return config is None or getattr(config, "model_type", None) not in _READS_CAUSAL_MASK
+
+
+def _filled_keys(batch_size, q_length, kv_length, q_offset, kv_offset, attention_mask, device):
+    """The FilledKeys of keys 0 .. q_offset + q_length - kv_offset - 1 (clamped to [0, kv_length])
+    and the 2-D padding mask's keys, computed on the device (q_offset: an int or a 0-d tensor);
+    None when no device is known (no mask, an int q_offset and no device keyword)."""
+    padding = prepare_padding_mask(attention_mask, kv_length, kv_offset)  # (B, >= kv_offset + S) or None
+    if padding is not None:
+        # Kept even where it hides nothing: generate() makes this mask on the host before every
+        # step, and a check would cost a sync per step. The kernels read a key padding row once,
+        # while the first keys are already on their way (csrc/decode/decode_kernel.cuh).
+        padding = padding[:, kv_offset : kv_offset + kv_length]
+        device = padding.device
+    if device is None:
+        device = q_offset.device if isinstance(q_offset, torch.Tensor) else None
+    if device is None:
+        return None   # nowhere to put the lengths: the caller materialises the mask
+    n = q_offset + (q_length - kv_offset)
+    if isinstance(n, torch.Tensor):
+        lengths = n.clamp(0, kv_length).to(device=device, dtype=torch.int32).reshape(1).expand(batch_size).contiguous()
+    else:
+        lengths = torch.full((batch_size,), min(max(n, 0), kv_length), dtype=torch.int32, device=device)
+    return FilledKeys(lengths, None if padding is None else padding[:, None, None, :],
+                      torch.Size((batch_size, 1, q_length, kv_length)))
 
 
 def _keys_end_at_last_query(q_offset, q_length, kv_offset, kv_length):
@@ -428,6 +537,7 @@ def __dir__():
 
 __all__ = [
     "ATTN_IMPLEMENTATION",
+    "FilledKeys",
     "attention_forward",
     "flashmin_mask",
     "is_patched",

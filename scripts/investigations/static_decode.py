@@ -12,6 +12,9 @@ kernel time:
   mask      flashmin.attention with the (B, 1, 1, S) bool mask a static cache's step gets
   mask_pad  the same with left padding (0-70 keys a row)
   seqlens   flash_attn_with_kvcache over the same cache with cache_seqlens (no mask)
+  filled    flashmin.attention with seqlens_k and a (B, 1, 1, S) key padding row of ones (what
+            transformers' integration sends a static cache's step: FilledKeys)
+  filled_pad  the same with left padding
   sliced    flashmin.attention on the filled keys only (a (B, H, f, D) view, no mask)
   sdpa      F.scaled_dot_product_attention with the mask (what sdpa's step runs)
   empty     a one-element add (a graph node's cost)
@@ -48,6 +51,7 @@ def variants(B, Hq, Hkv, D, S, f):
     q = torch.randn(B, Hq, 1, D, device="cuda", dtype=torch.float16, generator=g)
     mask, mask_pad = step_mask(B, S, f, False), step_mask(B, S, f, True)
     lens = torch.full((B,), f, dtype=torch.int32, device="cuda")
+    ones = torch.ones(B, 1, 1, S, dtype=torch.bool, device="cuda")
     scale = D ** -0.5
     gqa = Hq != Hkv
     small = torch.zeros(1, device="cuda")
@@ -56,6 +60,8 @@ def variants(B, Hq, Hkv, D, S, f):
         "mask_pad": lambda k, v: fm.attention(q, k, v, mask_pad, scale, False, S - 1),
         "seqlens": lambda k, v: fm.flash_attn_with_kvcache(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                                            cache_seqlens=lens, softmax_scale=scale),
+        "filled": lambda k, v: fm.attention(q, k, v, ones, scale, True, S - 1, seqlens_k=lens),
+        "filled_pad": lambda k, v: fm.attention(q, k, v, mask_pad, scale, True, S - 1, seqlens_k=lens),
         "sliced": lambda k, v: fm.attention(q, k[:, :, :f], v[:, :, :f], None, scale, False, 0),
         "sdpa": lambda k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=gqa),
         "empty": lambda k, v: small.add_(1.0),
@@ -106,7 +112,7 @@ def kernel_means(graph, reps=20):
     return "; ".join(out)
 
 
-COLUMNS = ["mask", "mask_pad", "seqlens", "sliced", "sdpa", "empty"]
+COLUMNS = ["mask", "mask_pad", "filled", "filled_pad", "seqlens", "sliced", "sdpa", "empty"]
 PDL_COLUMNS = ["mask", "mask+pdl", "mask_pad", "seqlens", "seqlens+pdl", "sliced", "sliced+pdl", "sdpa", "empty"]
 
 
@@ -115,7 +121,7 @@ def decode_table(shapes, filled, interleave, columns):
     index_copy, runs right before each attention call); "empty" is then the add alone."""
     small = torch.zeros(1, device="cuda")
     before = (lambda: small.add_(1.0)) if interleave else None
-    print("| shape | filled | " + " | ".join(columns) + " | kernel means (us) of mask / seqlens |")
+    print("| shape | filled | " + " | ".join(columns) + " | kernel means (us) of mask / filled / seqlens |")
     print("|---|---:|" + "---:|" * len(columns) + "---|")
     for name, (B, Hq, Hkv, D, S) in shapes.items():
         for f in filled:
@@ -123,10 +129,10 @@ def decode_table(shapes, filled, interleave, columns):
             k0, v0 = caches[0]
             ref = fm.attention(q, k0[:, :, :f], v0[:, :, :f], None, D ** -0.5, False, 0).float()
             diffs = {}
-            for n in ("mask", "mask_pad", "seqlens"):
+            for n in ("mask", "mask_pad", "filled", "filled_pad", "seqlens"):
                 try:
                     out = fns[n](k0, v0).float()
-                    diffs[n] = round((out.reshape(ref.shape) - ref).abs().max().item(), 5) if n != "mask_pad" else \
+                    diffs[n] = round((out.reshape(ref.shape) - ref).abs().max().item(), 5) if "pad" not in n else \
                         bool(torch.isfinite(out).all())
                 except Exception as e:
                     diffs[n] = f"error: {str(e)[:60]}"
@@ -143,7 +149,7 @@ def decode_table(shapes, filled, interleave, columns):
                 finally:
                     os.environ.pop("FLASHMIN_DECODE_PDL", None)
                 cells.append(f"{t:.2f}")
-                if n in ("mask", "seqlens"):
+                if n in ("mask", "filled", "seqlens"):
                     means.append(kernel_means(graph))
             print(f"| {name} | {f} | " + " | ".join(cells) + f" | {' / '.join(means)} (max diff {diffs}) |", flush=True)
 
