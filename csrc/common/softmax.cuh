@@ -129,6 +129,17 @@ __device__ __forceinline__ int3 mask_key_range(const AttnParams& p, int b, int h
     const bool aligned = (reinterpret_cast<uintptr_t>(m0) & 15) == 0 && (rows == 1 || (rs & 15) == 0);
     const int vec = aligned ? N / 16 : 0;   // whole 16-byte chunks a row
     const int chunks = rows * vec;
+    // The bytes after the whole chunks (all of an unaligned row): a thread's first one is loaded
+    // before the chunks are used, so that a length off the 16-key grid (a static cache's filled
+    // keys, seqlens_k) costs no second round trip; any further ones after the chunks.
+    const int tail = N - vec * 16;
+    int tail_j = -1;
+    uint8_t tail_byte = 0;
+    if (threadIdx.x < rows * tail) {
+        const int r = threadIdx.x / tail;
+        tail_j = vec * 16 + (threadIdx.x - r * tail);
+        tail_byte = m0[r * rs + tail_j];
+    }
     for (int c0 = threadIdx.x; c0 < chunks; c0 += kThreads * kBatch) {
         uint4 w[kBatch];
         int col[kBatch];
@@ -155,8 +166,8 @@ __device__ __forceinline__ int3 mask_key_range(const AttnParams& p, int b, int h
                 }
         }
     }
-    const int tail = N - vec * 16;   // the bytes after the whole chunks (all of an unaligned row)
-    for (int c = threadIdx.x; c < rows * tail; c += kThreads) {
+    if (tail_byte) { lo = min(lo, tail_j); hi = max(hi, tail_j); ++count; }
+    for (int c = threadIdx.x + kThreads; c < rows * tail; c += kThreads) {
         const int r = c / tail, j = vec * 16 + (c - r * tail);
         if (m0[r * rs + j]) { lo = min(lo, j); hi = max(hi, j); ++count; }
     }
