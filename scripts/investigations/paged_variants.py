@@ -4,7 +4,7 @@ CUDA graph and its replay timed, for a paged cache of 16-key pages shuffled over
 contiguous cache, beside the contiguous cache under the default plan (scripts/bench_paged.py's
 call: flash_attn_with_kvcache, one query, causal, every row full to L keys).
 
-    python scripts/investigations/paged_variants.py [--lens 1024,4096,16384] [variant ...]
+    python scripts/investigations/paged_variants.py [--lens 1024,4096,16384] [--head-dims 64] [variant ...]
 
 Prints, per shape and variant, the graph-replay time of the contiguous and paged calls (us) and
 contiguous-default time / paged time (above 1: the paged call is faster), with the max abs
@@ -30,6 +30,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lens", default="1024,4096,16384")
     ap.add_argument("--page", type=int, default=16)
+    ap.add_argument("--head-dims", default="64,128", help="only the shapes of these head dims")
     ap.add_argument("variants", nargs="*", default=["", "cfg=9"])
     args = ap.parse_args()
     timer, method = make_timer(torch.device("cuda"), 10, 50)
@@ -38,7 +39,8 @@ def main():
     print("| B, Hq/Hkv, D | L | variant | contiguous us | paged us | contiguous default / paged | max diff |")
     print("|---|---:|---|---:|---:|---:|---:|")
     g = torch.Generator(device="cuda").manual_seed(0)
-    for B, Hq, Hkv, D in SHAPES:
+    dims = {int(x) for x in args.head_dims.split(",")}
+    for B, Hq, Hkv, D in (shape for shape in SHAPES if shape[3] in dims):
         for L in (int(x) for x in args.lens.split(",")):
             k_cache = torch.randn(B, L, Hkv, D, device="cuda", dtype=torch.float16)
             v_cache = torch.randn_like(k_cache)
