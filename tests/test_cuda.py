@@ -662,6 +662,39 @@ def test_static_cache_call_filled_keys_and_key_padding(kernel, L, D, group):
     assert_attention_close(out, ref, dead, torch_out=torch_sdpa(q, k, v, attn_mask=vis), what=what)
 
 
+# seqlens_k goes to the kernels as the caller gives it (int32; flashmin_nn/functional.py) and is
+# clamped to [0, S] where it is read (csrc/common/block_info.cuh, mask_ranges.cu): values past the
+# keys (the largest int32 too) read no row past them, which here hold NaN in the storage beyond
+# the view; a negative value leaves the row no key (zeros).
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("L", [1, 130])
+@pytest.mark.parametrize("masked", [False, True], ids=["no_mask", "key_padding"])
+def test_seqlens_k_values_outside_the_keys_are_clamped(kernel, L, masked):
+    B, H, S, D, dt = 4, 4, 300, 64, torch.float16
+    q = randn(B, H, L, D, dtype=dt, device=DEV, scale=1.5)
+    store_k = randn(B, H, S + 64, D, dtype=dt, device=DEV, scale=1.5)
+    store_v = randn(B, H, S + 64, D, dtype=dt, device=DEV)
+    store_k[:, :, S:] = float("nan")
+    store_v[:, :, S:] = float("nan")
+    k, v = store_k[:, :, :S], store_v[:, :, :S]                  # views: NaN just past their end
+    lens = [S + 100, 2 ** 31 - 1, -5, S // 2]
+    pad = torch.ones(B, 1, 1, S, dtype=torch.bool, device=DEV) if masked else None
+    if masked:
+        pad[:, ..., :7] = False
+    fn = lambda: flashmin_nn.attention(q, k, v, pad, None, True, S - L,
+                                       seqlens_k=torch.tensor(lens, dtype=torch.int32, device=DEV))
+    out = run_kernel(kernel, fn, dtype=dt, D=D, mask_kind="bool" if masked else "none")
+    clamped = [min(max(n, 0), S) for n in lens]
+    i = torch.arange(L, device=DEV).view(1, 1, L, 1)
+    j = torch.arange(S, device=DEV).view(1, 1, 1, S)
+    n = torch.tensor(clamped, device=DEV).view(B, 1, 1, 1)
+    vis = (j < n) & (j <= i + n - L)
+    vis = vis if pad is None else vis & pad
+    ref, _, dead = ref_attention(q, k, v, attn_mask=vis)
+    assert_attention_close(out, ref, dead, torch_out=torch_sdpa(q, k.contiguous(), v.contiguous(), attn_mask=vis),
+                           what=f"{kernel} L={L} masked={masked}")
+
+
 @pytest.mark.parametrize("D,L", [(64, 1000), (64, 2000)])
 def test_prefill_sm90_planned_walk_replayed_in_a_cuda_graph(D, L):
     # The last rounds' plan is a kernel parameter made from the shape (prefill_sm90.cu keeps one per

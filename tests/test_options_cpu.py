@@ -387,6 +387,10 @@ def test_attention_seqlens_k_reads_only_each_rows_keys(causal):
     k2, v2 = bhld(B, Hkv, Sk), bhld(B, Hkv, Sk, 1.0)
     big = flashmin_nn.attention(q, k2, v2, seqlens_k=torch.tensor([Sk + 5, Sk], dtype=torch.int64))
     torch.testing.assert_close(big, flashmin_nn.attention(q, k2, v2), rtol=0, atol=1e-6)
+    # int32 goes in as it is and is clamped where it is read: past the keys, and below zero (no key)
+    odd = flashmin_nn.attention(q, k2, v2, seqlens_k=torch.tensor([Sk + 5, -3], dtype=torch.int32))
+    torch.testing.assert_close(odd[:1], flashmin_nn.attention(q[:1], k2[:1], v2[:1]), rtol=0, atol=1e-6)
+    assert torch.equal(odd[1:], torch.zeros_like(odd[1:]))
     for bad, pat in ((torch.tensor([1, 2, 3], dtype=torch.int32), r"seqlens_k.*\(2,\)"), ([1, 2], "seqlens_k"),
                      (torch.tensor([1.0, 2.0]), "seqlens_k.*int32")):
         with pytest.raises(ValueError, match=pat):
