@@ -453,7 +453,7 @@ def _filled_keys_apply(q_length, q_offset, kv_offset, mask_function, local_size,
 
 
 def _filled_keys(batch_size, q_length, kv_length, q_offset, kv_offset, attention_mask, device):
-    """The FilledKeys of keys 0 .. q_offset + q_length - kv_offset - 1 (clamped to [0, kv_length])
+    """The FilledKeys of keys 0 .. q_offset + q_length - kv_offset - 1 (read as clamped to [0, kv_length])
     and the 2-D padding mask's keys, computed on the device (q_offset: an int or a 0-d tensor);
     None when no device is known (no mask, an int q_offset and no device keyword)."""
     padding = prepare_padding_mask(attention_mask, kv_length, kv_offset)  # (B, >= kv_offset + S) or None
@@ -469,7 +469,10 @@ def _filled_keys(batch_size, q_length, kv_length, q_offset, kv_offset, attention
         return None   # nowhere to put the lengths: the caller materialises the mask
     n = q_offset + (q_length - kv_offset)
     if isinstance(n, torch.Tensor):
-        lengths = n.clamp(0, kv_length).to(device=device, dtype=torch.int32).reshape(1).expand(batch_size).contiguous()
+        # One copy (cast and broadcast) per forward; no clamp kernel: the kernels and the reference
+        # path clamp seqlens_k to [0, S] where they read it.
+        lengths = torch.empty(batch_size, dtype=torch.int32, device=device)
+        lengths.copy_(n.reshape(1).expand(batch_size))
     else:
         lengths = torch.full((batch_size,), min(max(n, 0), kv_length), dtype=torch.int32, device=device)
     return FilledKeys(lengths, None if padding is None else padding[:, None, None, :],
