@@ -340,6 +340,18 @@ def op_args(q, k, v, attn_mask=None, scale=None, is_causal=False, causal_offset=
     return tuple(args)
 
 
+def filled_keys_visibility(lengths, L, S, padding=None):
+    """The (B, 1, L, S) bool mask of causal attention over each batch row's first lengths[b] keys,
+    the diagonal at their bottom right (query i sees key j iff j < n_b and j <= i + n_b - L), as
+    seqlens_k with is_causal and causal_offset = S - L means it; and'ed with `padding`
+    (broadcastable, bool) when given. lengths: an int tensor (B,), on the device of the result."""
+    n = lengths.to(torch.int64).view(-1, 1, 1, 1)
+    i = torch.arange(L, device=lengths.device).view(1, 1, L, 1)
+    j = torch.arange(S, device=lengths.device).view(1, 1, 1, S)
+    seen = (j < n) & (j <= i + n - L)
+    return seen if padding is None else seen & padding
+
+
 def record_op_as_if_cuda(monkeypatch, kernel="prefill"):
     """Route flashmin calls on CPU tensors as for CUDA ones (resolve() answers `kernel`, no
     extension is loaded) and record the op's positional arguments, each call then run by the CPU

@@ -21,6 +21,7 @@ from helpers import (
     assert_attention_close,
     assert_lse_close,
     expect_error,
+    filled_keys_visibility,
     key_padding_mask,
     make_qkv,
     op_args,
@@ -651,10 +652,7 @@ def test_static_cache_call_filled_keys_and_key_padding(kernel, L, D, group):
         k_bad[b, :, n:] = float("nan")
         v_bad[b, :, n:] = float("nan")
     seqlens = torch.tensor(lens, dtype=torch.int32, device=DEV)
-    i = torch.arange(L, device=DEV).view(1, 1, L, 1)
-    j = torch.arange(S, device=DEV).view(1, 1, 1, S)
-    n = seqlens.to(torch.int64).view(B, 1, 1, 1)
-    vis = (j < n) & (j <= i + n - L) & pad                       # (B, 1, L, S): the mask it stands for
+    vis = filled_keys_visibility(seqlens, L, S, pad)              # (B, 1, L, S): the mask it stands for
     fn = lambda: flashmin_nn.attention(q, k_bad, v_bad, pad, None, True, S - L, seqlens_k=seqlens)
     out = run_kernel(kernel, fn, dtype=dt, D=D, mask_kind="bool")
     ref, _, dead = ref_attention(q, k, v, attn_mask=vis)
@@ -684,12 +682,8 @@ def test_seqlens_k_values_outside_the_keys_are_clamped(kernel, L, masked):
     fn = lambda: flashmin_nn.attention(q, k, v, pad, None, True, S - L,
                                        seqlens_k=torch.tensor(lens, dtype=torch.int32, device=DEV))
     out = run_kernel(kernel, fn, dtype=dt, D=D, mask_kind="bool" if masked else "none")
-    clamped = [min(max(n, 0), S) for n in lens]
-    i = torch.arange(L, device=DEV).view(1, 1, L, 1)
-    j = torch.arange(S, device=DEV).view(1, 1, 1, S)
-    n = torch.tensor(clamped, device=DEV).view(B, 1, 1, 1)
-    vis = (j < n) & (j <= i + n - L)
-    vis = vis if pad is None else vis & pad
+    clamped = torch.tensor([min(max(n, 0), S) for n in lens], device=DEV)
+    vis = filled_keys_visibility(clamped, L, S, pad)
     ref, _, dead = ref_attention(q, k, v, attn_mask=vis)
     assert_attention_close(out, ref, dead, torch_out=torch_sdpa(q, k.contiguous(), v.contiguous(), attn_mask=vis),
                            what=f"{kernel} L={L} masked={masked}")

@@ -25,7 +25,7 @@ from transformers.masking_utils import sliding_window_causal_mask_function  # no
 
 import flashmin_nn  # noqa: E402
 from flashmin_nn.integrations import transformers as fm_hf  # noqa: E402
-from helpers import record_op_as_if_cuda  # noqa: E402
+from helpers import filled_keys_visibility, record_op_as_if_cuda  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -122,12 +122,8 @@ def test_mask_function_cheap_cases():
 def materialised(filled):
     """The (B, 1, L, S) bool mask a FilledKeys stands for: key j of row b seen by query i iff
     j < n_b, j <= i + n_b - L (the diagonal on the filled keys) and the padding lets it through."""
-    B, _, L, S = filled.shape
-    n = filled.lengths.to(torch.int64).view(B, 1, 1, 1)
-    i = torch.arange(L).view(1, 1, L, 1)
-    j = torch.arange(S).view(1, 1, 1, S)
-    seen = (j < n) & (j <= i + n - L)
-    return seen if filled.padding is None else seen & filled.padding
+    _, _, L, S = filled.shape
+    return filled_keys_visibility(filled.lengths, L, S, filled.padding)
 
 
 @pytest.mark.parametrize("offset_kind", ["tensor", "int"])
