@@ -30,13 +30,15 @@ from bench_graphs import capture  # noqa: E402  (scripts/ is not a package)
 K = 1024
 
 
-def shuffled_pages(k_cache, v_cache, P, generator=None):
+def shuffled_pages(k_cache, v_cache, P, generator=None, order=None):
     """The keys of a (B, L, Hkv, D) cache in pages of P keys shuffled over a pool, as a server's
     allocator leaves them: (k_pages, v_pages, block_table), logical page j of row b at pool page
-    block_table[b, j]."""
+    block_table[b, j]. order: the pool page of each logical page (B * L / P,), instead of a
+    random permutation."""
     B, L, Hkv, D = k_cache.shape
     n = B * L // P
-    order = torch.randperm(n, device=k_cache.device, generator=generator)   # logical page i -> pool page order[i]
+    if order is None:   # logical page i -> pool page order[i]
+        order = torch.randperm(n, device=k_cache.device, generator=generator)
     k_pages = torch.empty(n, P, Hkv, D, device=k_cache.device, dtype=k_cache.dtype)
     v_pages = torch.empty_like(k_pages)
     k_pages[order] = k_cache.reshape(n, P, Hkv, D)

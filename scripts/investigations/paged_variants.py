@@ -26,18 +26,38 @@ from bench_paged import shuffled_pages  # noqa: E402
 SHAPES = ((8, 32, 32, 128), (8, 12, 12, 64), (8, 32, 8, 128))
 
 
+def page_order(n, kind, page_bytes, g):
+    """The pool page of each of n logical pages: a random permutation (shuffled), the identity
+    (ordered), or the identity with pages shuffled within each run of 2 MiB of K (local: the same
+    scatter inside a run, no new 2 MiB region per page)."""
+    if kind == "shuffled":
+        return None   # shuffled_pages draws it
+    order = torch.arange(n, device="cuda")
+    if kind == "local":
+        run = max(1, (2 << 20) // page_bytes)
+        for s in range(0, n, run):
+            e = min(n, s + run)
+            order[s:e] = s + torch.randperm(e - s, device="cuda", generator=g)
+    elif kind != "ordered":
+        raise SystemExit(f"--orders: unknown page order {kind!r} (shuffled, ordered, local)")
+    return order
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lens", default="1024,4096,16384")
     ap.add_argument("--page", type=int, default=16)
     ap.add_argument("--head-dims", default="64,128", help="only the shapes of these head dims")
+    ap.add_argument("--orders", default="shuffled",
+                    help="page orders over the pool, comma-separated: shuffled (a random permutation), ordered "
+                         "(logical page i at pool page i), local (shuffled within runs of pages of 2 MiB of K)")
     ap.add_argument("variants", nargs="*", default=["", "cfg=9"])
     args = ap.parse_args()
     timer, method = make_timer(torch.device("cuda"), 10, 50)
     P = args.page
     print(f"# paged variants, {torch.cuda.get_device_name()}, fp16, pages of {P}, graph replay, {method}")
-    print("| B, Hq/Hkv, D | L | variant | contiguous us | paged us | contiguous default / paged | max diff |")
-    print("|---|---:|---|---:|---:|---:|---:|")
+    print("| B, Hq/Hkv, D | L | pages | variant | contiguous us | paged us | contiguous default / paged | max diff |")
+    print("|---|---:|---|---|---:|---:|---:|---:|")
     g = torch.Generator(device="cuda").manual_seed(0)
     dims = {int(x) for x in args.head_dims.split(",")}
     for B, Hq, Hkv, D in (shape for shape in SHAPES if shape[3] in dims):
@@ -46,7 +66,6 @@ def main():
             v_cache = torch.randn_like(k_cache)
             q = torch.randn(B, 1, Hq, D, device="cuda", dtype=torch.float16)
             seqlens = torch.full((B,), L, dtype=torch.int32, device="cuda")
-            k_pages, v_pages, table = shuffled_pages(k_cache, v_cache, P, g)
             run = lambda kc, vc, bt: fm.flash_attn_with_kvcache(q, kc, vc, cache_seqlens=seqlens, block_table=bt,
                                                                 causal=True, check_lengths=False)
             os.environ.pop("FLASHMIN_DECODE_EXP", None)
@@ -54,21 +73,24 @@ def main():
             graph, _ = capture(lambda: run(k_cache, v_cache, None))
             base = timer(graph.replay)
             del graph
-            for var in args.variants:
-                os.environ["FLASHMIN_DECODE_EXP"] = var
-                times, diff = [], 0.0
-                for kc, vc, bt in ((k_cache, v_cache, None), (k_pages, v_pages, table)):
-                    graph, out = capture(lambda: run(kc, vc, bt))
-                    out.fill_(float("nan"))
-                    graph.replay()
-                    torch.cuda.synchronize()
-                    d = (out.float() - ref).abs().max().item()
-                    diff = max(diff, d if d == d else float("inf"))
-                    times.append(timer(graph.replay))
-                    del graph, out
-                os.environ.pop("FLASHMIN_DECODE_EXP", None)
-                print(f"| {B}, {Hq}/{Hkv}, {D} | {L} | {var or 'default'} | {times[0] * 1e3:.1f} | {times[1] * 1e3:.1f} | "
-                      f"{base / times[1]:.3f}x | {diff:.1e} |", flush=True)
+            for kind in args.orders.split(","):
+                k_pages, v_pages, table = shuffled_pages(k_cache, v_cache, P, g, page_order(B * L // P, kind, P * Hkv * D * 2, g))
+                for var in args.variants:
+                    os.environ["FLASHMIN_DECODE_EXP"] = var
+                    times, diff = [], 0.0
+                    for kc, vc, bt in ((k_cache, v_cache, None), (k_pages, v_pages, table)):
+                        graph, out = capture(lambda: run(kc, vc, bt))
+                        out.fill_(float("nan"))
+                        graph.replay()
+                        torch.cuda.synchronize()
+                        d = (out.float() - ref).abs().max().item()
+                        diff = max(diff, d if d == d else float("inf"))
+                        times.append(timer(graph.replay))
+                        del graph, out
+                    os.environ.pop("FLASHMIN_DECODE_EXP", None)
+                    print(f"| {B}, {Hq}/{Hkv}, {D} | {L} | {kind} | {var or 'default'} | {times[0] * 1e3:.1f} | "
+                          f"{times[1] * 1e3:.1f} | {base / times[1]:.3f}x | {diff:.1e} |", flush=True)
+                k_pages = v_pages = table = None
             k_cache = v_cache = k_pages = v_pages = table = None   # freed before the next shape
             torch.cuda.empty_cache()
     return 0
