@@ -47,6 +47,26 @@ __device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row_stri
     }
 }
 
+// kRows whole rows -> XOR-swizzled shared memory (chunk c of row r at c ^ (r % 8)), by kThreads
+// consecutive threads, for a caller that knows every row and every column chunk is inside the
+// tensor: no bounds, no zero fill, one running pointer. g: this thread's first chunk (row
+// tid / kChunks, chunk tid % kChunks of it); step: the source distance between its rows, which are
+// kThreads / kChunks rows apart.
+template <typename Tr, int kRows, int kThreads, bool kPolicy = false, typename T>
+__device__ __forceinline__ void load_whole_rows(T* dst, const T* g, int64_t step, uint64_t policy = 0) {
+    constexpr int kChunks = Tr::kHeadDim / 8;
+    constexpr int kStep = kThreads / kChunks;
+    static_assert(kThreads % kChunks == 0 && kRows % kStep == 0, "whole rows in every pass");
+    const int tid = threadIdx.x % kThreads;
+    const int r = tid / kChunks, c = tid % kChunks;
+#pragma unroll
+    for (int it = 0; it < kRows / kStep; ++it) {
+        const int row = r + it * kStep;
+        cp_async_kv<kPolicy>(dst + row * Tr::kHeadDim + (c ^ (row % 8)) * 8, g, true, policy);
+        g += step;
+    }
+}
+
 // load_tile for a paged KV cache: row j of the (len, head_dim) matrix is row j % page_size of page
 // pages[j >> page_shift], pages page_stride elements apart from src (src includes the head's
 // offset). Each thread looks up the page of every row it copies (the prefill kernel's tiles are

@@ -173,6 +173,14 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
         }
         return make_int2(__shfl_sync(0xffffffffu, pg_now.x, i % 32), __shfl_sync(0xffffffffu, pg_now.y, i % 32));
     };
+    // A paged tile whose rows all lie below N, at the compiled head dim (every tile of a long cache
+    // but the last): each lane's copies run from one pointer into the page, with no bounds and no
+    // zero fill (load_whole_rows). This lane's rows are lane / kChunks + k * kRowStep of the tile.
+    constexpr int kChunks = Tr::kHeadDim / 8, kRowStep = 32 / kChunks;
+    const bool whole_cols = p.head_dim == Tr::kHeadDim;
+    const T* gK_lane = gK + (lane / kChunks) * p.k_row_stride + (lane % kChunks) * 8;
+    const T* gV_lane = gV + (lane / kChunks) * p.v_row_stride + (lane % kChunks) * 8;
+    const int64_t k_step = kRowStep * p.k_row_stride, v_step = kRowStep * p.v_row_stride;
     auto load_kv = [&](auto evict, T* slot, int i) {
         constexpr bool kEvict = decltype(evict)::value;
         const int j0 = tile_j0(i);
@@ -181,6 +189,26 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
             load_tile<Tr, Tr::kWarpN, true, 32, kEvict>(slot + Tr::kTile, gV, p.v_row_stride, j0, N, p.head_dim, policy);
         } else {
             const int2 pg = tile_pages(i);
+            if (whole_cols && j0 + Tr::kWarpN <= N) {
+                if (!small_pages) {   // the tile within one page, from its row j0 % page_size
+                    const int64_t in_page = j0 & page_mask;
+                    load_whole_rows<Tr, Tr::kWarpN, 32, kEvict>(slot, gK_lane + pg.x * p.k_page_stride + in_page * p.k_row_stride,
+                                                                 k_step, policy);
+                    load_whole_rows<Tr, Tr::kWarpN, 32, kEvict>(slot + Tr::kTile,
+                                                                 gV_lane + pg.x * p.v_page_stride + in_page * p.v_row_stride,
+                                                                 v_step, policy);
+                } else {              // 16-key pages: each half tile is one whole page
+                    if constexpr (kEvict) slot = hide_uniform(slot);   // see below
+#pragma unroll
+                    for (int half = 0; half < 2; ++half) {
+                        const int64_t page = half ? pg.y : pg.x;
+                        T* dst = slot + half * (Tr::kWarpN / 2) * Tr::kHeadDim;
+                        load_whole_rows<Tr, Tr::kWarpN / 2, 32, kEvict>(dst, gK_lane + page * p.k_page_stride, k_step, policy);
+                        load_whole_rows<Tr, Tr::kWarpN / 2, 32, kEvict>(dst + Tr::kTile, gV_lane + page * p.v_page_stride, v_step, policy);
+                    }
+                }
+                return;
+            }
             auto base = [&](const T* g, int64_t page_stride, int64_t row_stride, int page, int j) {
                 return g + static_cast<int64_t>(page) * page_stride - static_cast<int64_t>(j & ~page_mask) * row_stride;
             };
