@@ -53,10 +53,15 @@ AttnParams packed_gqa(AttnParams p) {
 // never so many splits that a warp is left with fewer than two tiles (below that the fixed costs
 // - Q, the merge, the combine - outweigh the streaming): at B=1, H=32 (32 blocks) 1.28x faster
 // than unsplit at 4k keys, 1.76x at 32k. A paged cache of pages under one tile (16 keys: two half
-// tiles per tile, decode_kernel.cuh) streams slower per block, so there long ranges take at least
+// tiles per tile, decode_kernel.cuh) streamed slower per block, so there long ranges took at least
 // 2 splits: at 16k / 64k keys 114.3 / 407.3 us against 122.6 / 444.4 us unsplit (96 blocks),
 // 140.9 / 504.0 us against 151.4 / 576.2 us (64 blocks); the contiguous cache's 96 blocks
-// unsplit 111.2 / 400.2 us, in 2 splits 115.4 / 408.0 us. (On the H100, where the earlier rule
+// unsplit 111.2 / 400.2 us, in 2 splits 115.4 / 408.0 us. Since a whole tile's copies run from
+// one pointer a page (load_whole_rows), head dim 64 no longer does: 96 blocks (B=8, H=12) over
+// 16-key pages, unsplit in the pair configuration, 34.7 / 108.8 / 386.0 us at 4k / 16k / 64k keys
+// against 38.2 / 113.7 / 405.9 us in 2 splits (the contiguous cache 34.0 / 106.4 / 373.5; H200,
+// 2026-12-03, graph replay, docs/results/2026-12-03-h200-tlb/run3b-paged-variants-d64.txt). Head
+// dim 128 keeps the 2 splits (not measured again). (On the H100, where the earlier rule
 // was measured, unsplit 96 blocks also beat 2-4 splits at 1k-16k keys, commit 5c6ea90.)
 //
 // (b) A grid that fills the GPU, over a long cache (kLongTiles tiles, 32k keys): 8 splits.
@@ -107,7 +112,7 @@ void plan_splits(const AttnParams& p, DecodePlan& plan) {
     if (blocks < p.num_sms) {
         const long by_sms = p.num_sms / std::max(1L, blocks);
         const long by_work = tiles / (2 * Tr::kNWarps);
-        const bool small_pages = p.block_table != nullptr && (1L << p.page_shift) < Tr::kWarpN;
+        const bool small_pages = p.block_table != nullptr && (1L << p.page_shift) < Tr::kWarpN && Tr::kHeadDim > 64;
         // Head dim 128 blocks keep twice the bytes in flight of head dim 64 ones.
         const long streams = blocks * (Tr::kHeadDim / 64);
         if (streams * 3 >= 2 * p.num_sms && tiles < kSplitTiles) splits = 1;
@@ -125,7 +130,8 @@ void plan_splits(const AttnParams& p, DecodePlan& plan) {
 // (e) The pair configurations (DecodeConfigPair, decode_config.h: about 100 KB a block), where
 // two of their blocks fit an SM (sm_90's 228 KB; each block also takes the 1 KB the system
 // reserves). Measured on the H200 (2026-12-03; the figures are beside the configurations):
-// at head dim 64 in every call but the split ones over 16-key pages; at head dim 128 where the
+// at head dim 64 in every call but the split ones over 16-key pages (with the whole-tile copies
+// too: 120.3 against 113.7 us in 2 splits at 16k keys, B=8, H=12); at head dim 128 where the
 // grid holds one to two blocks per SM, unsplit at every length (all its blocks then run at once).
 template <typename Cfg>
 bool pair_fits(const AttnParams& p) {
