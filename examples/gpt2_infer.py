@@ -9,7 +9,12 @@ The same weights and inputs go through each implementation, and one table report
   - logits error against an fp32 eager reference (the same weights upcast to fp32):
     max |err| and ||err|| / ||ref||
   - teacher-forced top-1 agreement with sdpa (% of positions)
-  - greedy generation agreement with sdpa: new tokens until the first divergence, min over batch
+  - greedy generation agreement with sdpa: new tokens until the first divergence, min over batch,
+    and where a row diverges, the gap at the split: how far the implementation's token scored below
+    sdpa's in sdpa's own logits at that step (teacher-forced along sdpa's tokens), the largest over
+    the rows that diverge. A gap within sdpa's own max |err| is a near-tie that fp16 rounding
+    decides, not a wrong attention; random weights make such ties (and loops: a random model
+    soon repeats a few tokens, GPT-2's at embeddings x6 its last prompt token)
   - prefill latency (ms: the transformer plus last-position logits, as in generate) and greedy
     generation throughput (new tokens/s, DynamicCache, exactly --new-tokens per sequence), with
     flashmin's speed-up over sdpa measured in the same run
@@ -345,6 +350,32 @@ def agree_until(a, b):
     return int(same.sum(dim=1).min().item())
 
 
+def teacher_logits(model, prompt, mask, gen):
+    """The logits that predict each token of gen (B, N) after prompt (B, P) with its mask, from one
+    forward over the whole sequence (no cache): (B, N, V). Positions count the real tokens, as
+    generate() counts them for a left-padded prompt."""
+    seq, full = torch.cat([prompt, gen], 1), torch.cat([mask, torch.ones_like(gen)], 1)
+    pos = (full.cumsum(-1) - 1).clamp(min=0)
+    out = model(seq, attention_mask=full, position_ids=pos, use_cache=False).logits
+    return out[:, prompt.shape[1] - 1:-1]
+
+
+def gap_at_split(gen, ref_gen, ref_logits):
+    """Where gen (B, N) first leaves ref_gen in a row, how far gen's token scored below ref_gen's in
+    the reference's logits at that step (ref_logits (B, N, V), teacher_logits of ref_gen): the
+    largest such gap over the rows that diverge, None if none does. A gap within the reference's
+    own error is a near-tie that rounding decides, not a wrong attention."""
+    split = gen != ref_gen  # (B, N)
+    rows = split.any(dim=1)
+    if not rows.any():
+        return None
+    b = torch.arange(gen.shape[0], device=gen.device)[rows]
+    t = split.long().argmax(dim=1)[rows]  # the first divergent step of each such row
+    lg = ref_logits[b, t].float()  # (rows, V)
+    gap = lg.gather(1, ref_gen[b, t][:, None]) - lg.gather(1, gen[b, t][:, None])
+    return gap.max().item()
+
+
 def measure(model, impl, x, args):
     """Logits (dense and left-padded) and greedy DynamicCache generations of one implementation."""
     log(f"{impl}: logits")
@@ -353,6 +384,9 @@ def measure(model, impl, x, args):
         log(f"{impl}: greedy generation ({args.new_tokens} tokens)")
         out["gen"] = generate(model, x["prompt"], x["prompt_ones"], args.new_tokens)
         out["gen_pad"] = generate(model, x["padded_prompt"], x["prompt_mask"], args.new_tokens)
+        if impl == "sdpa":  # the reference's logits along its own tokens, for gap_at_split
+            out["teacher"] = teacher_logits(model, x["prompt"], x["prompt_ones"], out["gen"])
+            out["teacher_pad"] = teacher_logits(model, x["padded_prompt"], x["prompt_mask"], out["gen_pad"])
     return out
 
 
@@ -369,6 +403,9 @@ def measure_static(model, impl, x, args):
         log(f"{impl}: compiled and generated in {time.perf_counter() - t0:.1f} s")
     out["gen_pad"] = generate(model, x["padded_prompt"], x["prompt_mask"], args.new_tokens, **args.static_options)
     out["graph_breaks"] = sum(counters["graph_break"].values()) - breaks
+    if impl == "sdpa":  # the reference's logits along its own tokens (an eager forward), for gap_at_split
+        out["teacher"] = teacher_logits(model, x["prompt"], x["prompt_ones"], out["gen"])
+        out["teacher_pad"] = teacher_logits(model, x["padded_prompt"], x["prompt_mask"], out["gen_pad"])
     return out
 
 
@@ -416,8 +453,11 @@ def compare(impl, results, ref, ref_pad, keep):
     padded = dict(impl=impl + " +pad", max_abs_err=err_pad[0], rel_err=err_pad[1],
                   top1_vs_sdpa=100.0 * (r["top1_pad"] == base["top1_pad"])[keep].float().mean().item())
     if "gen" in r:
-        dense["gen_agree_vs_sdpa"] = agree_until(r["gen"], base["gen"])
-        padded["gen_agree_vs_sdpa"] = agree_until(r["gen_pad"], base["gen_pad"])
+        for row, key in ((dense, ""), (padded, "_pad")):
+            row["gen_agree_vs_sdpa"] = agree_until(r["gen" + key], base["gen" + key])
+            gap = gap_at_split(r["gen" + key], base["gen" + key], base["teacher" + key])
+            if gap is not None:
+                row["gap_at_split"] = gap
     return [dense, padded]
 
 
@@ -427,6 +467,9 @@ def compare_static(impl, static, results):
     rows = []
     for key, suffix in (("gen", ""), ("gen_pad", " +pad")):
         row = dict(impl=impl + suffix, gen_agree_vs_sdpa=agree_until(static[impl][key], static["sdpa"][key]))
+        gap = gap_at_split(static[impl][key], static["sdpa"][key], static["sdpa"][key.replace("gen", "teacher")])
+        if gap is not None:
+            row["gap_at_split"] = gap
         if key in results[impl]:
             row["gen_agree_vs_dynamic"] = agree_until(static[impl][key], results[impl][key])
         rows.append(row)
@@ -533,10 +576,11 @@ def kernel_names(model, args):
 
 COLUMNS = [("impl", "{}", "impl"), ("max_abs_err", "{:.2e}", "max|err|"), ("rel_err", "{:.2e}", "rel err"),
            ("top1_vs_sdpa", "{:.2f}", "top1=sdpa %"), ("gen_agree_vs_sdpa", "{}", "gen=sdpa tok"),
+           ("gap_at_split", "{:.3f}", "gap at split"),
            ("prefill_ms", "{:.2f}", "prefill ms"), ("gen_tok_s", "{:.0f}", "gen tok/s"),
            ("prefill_speedup_vs_sdpa", "{:.2f}x", "prefill vs sdpa"), ("gen_speedup_vs_sdpa", "{:.2f}x", "gen vs sdpa"),
            ("gen_speedup_rounds", "{}", "(rounds)")]
-STATIC_COLUMNS = [("impl", "{}", "impl"), ("gen_agree_vs_sdpa", "{}", "gen=sdpa tok"),
+STATIC_COLUMNS = [("impl", "{}", "impl"), ("gen_agree_vs_sdpa", "{}", "gen=sdpa tok"), ("gap_at_split", "{:.3f}", "gap at split"),
                   ("gen_agree_vs_dynamic", "{}", "gen=dyn tok"), ("gen_tok_s", "{:.0f}", "gen tok/s"),
                   ("gen_speedup_vs_sdpa", "{:.2f}x", "gen vs sdpa"), ("gen_speedup_rounds", "{}", "(rounds)")]
 

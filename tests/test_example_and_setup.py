@@ -101,6 +101,40 @@ def _option_help(usage, opt):
     return " ".join(block)
 
 
+def test_gap_at_split_reads_the_reference_logits_at_each_rows_first_divergence():
+    ex = _example_module()
+    g = torch.Generator().manual_seed(3)
+    ref_logits = torch.randn(3, 5, 11, generator=g)
+    ref = ref_logits.argmax(-1)                       # (3, 5): the reference's greedy tokens
+    gen = ref.clone()
+    assert ex.gap_at_split(gen, ref, ref_logits) is None
+    gen[0, 2] = (ref[0, 2] + 1) % 11                  # row 0 leaves at step 2 (and again later)
+    gen[0, 4] = (ref[0, 4] + 3) % 11
+    gen[2, 1] = (ref[2, 1] + 5) % 11                  # row 2 at step 1; row 1 never
+    gaps = [ref_logits[0, 2, ref[0, 2]] - ref_logits[0, 2, gen[0, 2]],
+            ref_logits[2, 1, ref[2, 1]] - ref_logits[2, 1, gen[2, 1]]]
+    assert min(gaps) > 0
+    assert ex.gap_at_split(gen, ref, ref_logits) == pytest.approx(max(gaps).item())
+
+
+def test_teacher_logits_are_the_generation_steps_logits():
+    # one forward along prompt + generated tokens gives, at each step, the logits greedy decoding
+    # chose that token from (left-padded rows too: positions count the real tokens)
+    ex = _example_module()
+    args = ex.parse_args(list(TINY) + ["--arch", "llama"])
+    model, tokenizer, _ = ex.build_model(args)
+    x = ex.make_inputs(args, model, tokenizer)
+    with torch.no_grad():
+        for prompt, mask in ((x["prompt"], x["prompt_ones"]), (x["padded_prompt"], x["prompt_mask"])):
+            out = model.generate(prompt, attention_mask=mask, max_new_tokens=4, min_new_tokens=4, do_sample=False,
+                                 pad_token_id=0, output_logits=True, return_dict_in_generate=True)
+            gen = out.sequences[:, prompt.shape[1]:]
+            teacher = ex.teacher_logits(model, prompt, mask, gen)
+            assert teacher.shape == (prompt.shape[0], 4, model.config.vocab_size)
+            torch.testing.assert_close(teacher, torch.stack(out.logits, 1), rtol=1e-4, atol=1e-4)
+            assert torch.equal(teacher.argmax(-1), gen)
+
+
 def test_help_lists_the_new_options():
     proc = _run_example("--help", timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
