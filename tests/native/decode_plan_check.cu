@@ -91,11 +91,15 @@ int main() {
             expect("D64 B8 H12 paged 16", g, call(g, 8, 12, 12, 64, L, 1, 16), false);
         }
     }
-    // 16-key pages at head dim 64: 96 blocks stay unsplit below 16k keys (the pair), take two splits
-    // from there (the default configuration).
+    // 16-key pages at head dim 64: 96 blocks stay unsplit at every length (the pair), as over a
+    // contiguous cache; a grid the rules split (48 blocks) takes the default configuration. At head
+    // dim 128, 96 blocks over 16-key pages take two splits from 16k keys.
     expect("D64 B8 H12 paged 16, 4k", kH200, call(kH200, 8, 12, 12, 64, 4096, 1, 16), true, 1);
-    expect("D64 B8 H12 paged 16, 16k", kH200, call(kH200, 8, 12, 12, 64, 16384, 1, 16), false, 2);
-    expect("D64 B8 H12 paged 16, 64k", kH200, call(kH200, 8, 12, 12, 64, 65536, 1, 16), false, 2);
+    expect("D64 B8 H12 paged 16, 16k", kH200, call(kH200, 8, 12, 12, 64, 16384, 1, 16), true, 1);
+    expect("D64 B8 H12 paged 16, 64k", kH200, call(kH200, 8, 12, 12, 64, 65536, 1, 16), true, 1);
+    expect("D64 B4 H12 paged 16, 16k", kH200, call(kH200, 4, 12, 12, 64, 16384, 1, 16), false, 2);
+    expect("D128 B8 H12 paged 16, 16k", kH200, call(kH200, 8, 12, 12, 128, 16384, 1, 16), false, 2);
+    expect("D128 B8 H12, 16k", kH200, call(kH200, 8, 12, 12, 128, 16384), false, 1);
     // Without the pair, the rules before it: 8 splits for a full grid over a long cache.
     expect("D128 B64 H32 64k", kH200, call(kH200, 64, 32, 32, 128, 65536), false, 8);
     expect("D128 B8 H32 64k on sm_80", kA100, call(kA100, 8, 32, 32, 128, 65536), false, 8);
