@@ -36,6 +36,19 @@ def _case(P, n_new, Lq, group, D, dtype=torch.float16, B=4, Hkv=2):
 @pytest.mark.parametrize("n_new", [0, 1])
 @pytest.mark.parametrize("P", sorted(PAGES))
 def test_paged_decode_in_place(P, n_new, causal, group, Lq, D):
+    _check_in_place(P, n_new, causal, group, Lq, D)
+
+
+@pytest.mark.parametrize("D", [40, 96])
+@pytest.mark.parametrize("Lq", [1, 4])
+@pytest.mark.parametrize("group", [1, 4])
+@pytest.mark.parametrize("P", [16, 256])
+def test_paged_decode_in_place_padded_head_dims(P, group, Lq, D):
+    """Head dims below the compiled one (64, 128): every tile through the bounded copies."""
+    _check_in_place(P, 1, True, group, Lq, D)
+
+
+def _check_in_place(P, n_new, causal, group, Lq, D):
     q, kc, vc, kn, vn, kp, vp, table, seqlens = _case(P, n_new, Lq, group, D)
     ekc, evc, ref, ref_lse, dead = kvcache_expected(q, kc, vc, kn, vn, seqlens, causal=causal)
     exp_kp, exp_vp = _unpage(kp, vp, table, ekc, evc)
@@ -75,6 +88,38 @@ def test_paged_decode_options_and_long_cache(P):
     assert torch.isfinite(out).all()
     assert (out - o2).abs().max().item() <= 2e-3 * o2.abs().max().item()
     assert (lse - l2).abs().max().item() <= 1e-3
+
+
+@pytest.mark.parametrize("group", [1, 4])
+def test_paged_decode_long_rows_over_16_key_pages_head_dim_64(group):
+    """A grid under one wave (B=8, 12 query heads) over 16k+ keys in 16-key pages, as the plan runs
+    it unsplit in the pair configuration; rows ragged so that most tiles are whole and each row's
+    last is cut at a different key. Against the contiguous call and, for two rows, float64."""
+    B, Hq, D, P = 8, 12, 64, 16
+    Hkv = Hq // group
+    M = 16400 // P
+    S = M * P
+    q = torch.randn(B, 1, Hq, D, device="cuda", dtype=torch.float16)
+    kc = torch.randn(B, S, Hkv, D, device="cuda", dtype=torch.float16)
+    vc = torch.randn(B, S, Hkv, D, device="cuda", dtype=torch.float16)
+    table = torch.randperm(B * M, device="cuda").view(B, M).to(torch.int32)
+    kp = torch.empty(B * M, P, Hkv, D, device="cuda", dtype=torch.float16)
+    vp = torch.empty_like(kp)
+    kp[table.long()] = kc.view(B, M, P, Hkv, D)
+    vp[table.long()] = vc.view(B, M, P, Hkv, D)
+    lens = torch.tensor([S, S - 17, 16001, 9000, S - 1, 1, 33, 16384], dtype=torch.int32, device="cuda")
+    out = f(q, kp, vp, cache_seqlens=lens, block_table=table, causal=True)
+    o2 = f(q, kc, vc, cache_seqlens=lens, causal=True)
+    assert torch.isfinite(out).all()
+    assert (out - o2).abs().max().item() <= 2e-3 * o2.abs().max().item()
+    for b in (1, 5):   # S - 17 keys (a cut tile) and 1 key, in float64
+        n = int(lens[b])
+        k = kc[b, :n].double().repeat_interleave(group, dim=1)   # (n, Hq, D)
+        v = vc[b, :n].double().repeat_interleave(group, dim=1)
+        w = torch.softmax(torch.einsum("hd,nhd->hn", q[b, 0].double(), k) / D ** 0.5, dim=-1)
+        ref = torch.einsum("hn,nhd->hd", w, v)
+        err = (out[b, 0].double() - ref).abs().max().item()
+        assert err <= 5e-3 * ref.abs().max().item() + 1e-4, f"row {b}: max |err| {err:.2e}"
 
 
 def test_paged_decode_calls_the_op_once_with_the_pages(monkeypatch):
