@@ -112,11 +112,12 @@ void plan_splits(const AttnParams& p, DecodePlan& plan) {
     if (blocks < p.num_sms) {
         const long by_sms = p.num_sms / std::max(1L, blocks);
         const long by_work = tiles / (2 * Tr::kNWarps);
-        const bool small_pages = p.block_table != nullptr && (1L << p.page_shift) < Tr::kWarpN && Tr::kHeadDim > 64;
+        // Pages under one tile at head dim 128 stream slower per block: at least 2 splits (above).
+        const bool slow_pages = p.block_table != nullptr && (1L << p.page_shift) < Tr::kWarpN && Tr::kHeadDim > 64;
         // Head dim 128 blocks keep twice the bytes in flight of head dim 64 ones.
         const long streams = blocks * (Tr::kHeadDim / 64);
         if (streams * 3 >= 2 * p.num_sms && tiles < kSplitTiles) splits = 1;
-        else splits = std::max(1L, std::min({std::max(by_sms, small_pages ? 2L : 1L), by_work, 128L}));
+        else splits = std::max(1L, std::min({std::max(by_sms, slow_pages ? 2L : 1L), by_work, 128L}));
     } else if (tiles >= kLongTiles) {
         splits = kLongSplits;
     }
