@@ -173,9 +173,10 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
         }
         return make_int2(__shfl_sync(0xffffffffu, pg_now.x, i % 32), __shfl_sync(0xffffffffu, pg_now.y, i % 32));
     };
-    // A paged tile whose rows all lie below N, at the compiled head dim (every tile of a long cache
-    // but the last): each lane's copies run from one pointer into the page, with no bounds and no
-    // zero fill (load_whole_rows). This lane's rows are lane / kChunks + k * kRowStep of the tile.
+    // A tile whose rows all lie below N, at the compiled head dim (every tile of a long cache but
+    // the last): each lane's copies run from one pointer (into the cache, or into the tile's page),
+    // with no bounds and no zero fill (load_whole_rows). This lane's rows are lane / kChunks +
+    // k * kRowStep of the tile.
     constexpr int kChunks = Tr::kHeadDim / 8, kRowStep = 32 / kChunks;
     const bool whole_cols = p.head_dim == Tr::kHeadDim;
     const T* gK_lane = gK + (lane / kChunks) * p.k_row_stride + (lane % kChunks) * 8;
@@ -185,6 +186,11 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
         constexpr bool kEvict = decltype(evict)::value;
         const int j0 = tile_j0(i);
         if constexpr (!kPaged) {
+            if (whole_cols && j0 + Tr::kWarpN <= N) {   // every tile of the row but its last
+                load_whole_rows<Tr, Tr::kWarpN, 32, kEvict>(slot, gK_lane + j0 * p.k_row_stride, k_step, policy);
+                load_whole_rows<Tr, Tr::kWarpN, 32, kEvict>(slot + Tr::kTile, gV_lane + j0 * p.v_row_stride, v_step, policy);
+                return;
+            }
             load_tile<Tr, Tr::kWarpN, true, 32, kEvict>(slot, gK, p.k_row_stride, j0, N, p.head_dim, policy);
             load_tile<Tr, Tr::kWarpN, true, 32, kEvict>(slot + Tr::kTile, gV, p.v_row_stride, j0, N, p.head_dim, policy);
         } else {
