@@ -50,31 +50,49 @@ __host__ __device__ __forceinline__ bool scale_scores_first(const AttnParams& p,
     return (general && (additive || p.softcap > 0.f)) || !(p.scale_log2 > 0.f);
 }
 
+// Softcap without an additive mask: a score is kept as t = tanh(s * scale * log2(e) / cap), and
+// the cap (softcap * log2(e), > 0) becomes exp2's factor, P = exp2((t - m) * cap): the multiply by
+// the cap leaves the per-score loop for the FFMA that exp2's argument needs anyway. An additive
+// mask's values are base-2 logits, added to cap * t, so with one the cap stays on the score.
+__host__ __device__ __forceinline__ bool softcap_folded(const AttnParams& p, bool general) {
+    const bool additive = p.mask_kind != MaskKind::kNone && p.mask_kind != MaskKind::kBool;
+    return general && p.softcap > 0.f && !additive;
+}
+
+// sl, the factor of exp2((s - m) * sl): a kept score s is s * sl base-2 logits. Raw scores: the
+// scale times log2(e); scores scaled first: 1; softcap folded: the cap.
+__host__ __device__ __forceinline__ float score_log2_factor(const AttnParams& p, bool general) {
+    if (softcap_folded(p, general)) return p.softcap * kLog2e;
+    return scale_scores_first(p, general) ? 1.f : p.scale_log2;
+}
+
 // The score modifications of one (batch, head) (AttnParams: softcap, ALiBi), in the base-2 units
 // the kernels work in: with softcap the raw score s becomes cap * tanh(s * scale * log2(e) / cap)
-// with cap = softcap * log2(e) (scaled and capped in one pass); ALiBi then subtracts
-// slope * |j - d_i| in whatever units the scores are in. Per lane, the slopes of its two rows
+// with cap = softcap * log2(e) (scaled and capped in one pass), or tanh(...) alone where the cap
+// is folded into exp2's factor (softcap_folded); ALiBi then subtracts slope * |j - d_i| in
+// whatever units the scores are in. Per lane, the slopes of its two rows
 // (half hf: row lane / 4 + 8 hf), which differ only where a block's rows are query heads (decode's
 // GQA packing: rows_for_heads).
 struct ScoreMod {
     float cap;            // 0: no softcap
     float cap_arg;        // the raw score's factor inside the tanh: scale * log2(e) / cap
+    bool cap_folded;      // the score is left as the tanh; the cap is exp2's factor (softcap_folded)
     bool alibi;
-    // slope * log2(e) in the units the scores are in when ALiBi runs: scaled when they must be
-    // scaled first (softcap, an additive mask), else raw (divided by scale * log2(e)), so that
-    // no pass has to scale them for ALiBi alone.
+    // slope * log2(e) in the units the scores are in when ALiBi runs (divided by
+    // score_log2_factor: 1 when they are scaled first, the scale times log2(e) when raw, the cap
+    // when softcap is folded), so that no pass has to scale them for ALiBi alone.
     float slope[2];
     int diag;             // query i's diagonal key: i + diag (KeyRange::diag_offset)
     int row_step;         // 1: row r is query position row_base + r; 0: every row is at row_base
 
     __device__ __forceinline__ ScoreMod(const AttnParams& p, int b, int h, int diag_offset)
-        : alibi(p.alibi_slopes != nullptr), diag(diag_offset), row_step(1) {
+        : cap_folded(softcap_folded(p, true)), alibi(p.alibi_slopes != nullptr), diag(diag_offset), row_step(1) {
         cap = p.softcap > 0.f ? p.softcap * kLog2e : 0.f;
         cap_arg = p.softcap > 0.f ? p.scale_log2 / cap : 0.f;
         slope[0] = slope[1] = alibi ? p.alibi_slopes[b * p.alibi_batch_stride + h] * slope_units(p) : 0.f;
     }
     __device__ __forceinline__ static float slope_units(const AttnParams& p) {
-        return scale_scores_first(p, true) ? kLog2e : kLog2e / p.scale_log2;
+        return kLog2e / score_log2_factor(p, true);
     }
     // Rows r = row0 + lane / 4 + 8 hf are the query heads h * heads + r of kv head h (r < heads),
     // all at one query position.
@@ -207,7 +225,12 @@ template <bool kGeneral, bool kMask = kGeneral, int kNT>
 __device__ __forceinline__ void scale_and_mask(float (&s)[kNT][4], const AttnParams& p, int b, int h, int row_base, int j0,
                                                int N, bool scale_first, int lane, const ScoreMod& mod, int alibi_side = 0,
                                                float* alibi_off = nullptr, bool mask_on = true) {
-    if (kGeneral && mod.cap > 0.f) {   // the scale and the cap in one pass: cap * tanh(s * scale log2(e) / cap)
+    if (kGeneral && mod.cap_folded) {   // tanh(s * scale log2(e) / cap); the cap is exp2's factor
+#pragma unroll
+        for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) s[nt][e] = fast_tanh(s[nt][e] * mod.cap_arg);
+    } else if (kGeneral && mod.cap > 0.f) {   // the scale and the cap in one pass: cap * tanh(s * scale log2(e) / cap)
 #pragma unroll
         for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll

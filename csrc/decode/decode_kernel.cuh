@@ -302,7 +302,7 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};   // rows lane/4 and lane/4 + 8
 
     const bool scale_first = scale_scores_first(p, kGeneral);
-    const float sl = scale_first ? 1.f : p.scale_log2;
+    const float sl = score_log2_factor(p, kGeneral);
     ScoreMod mod(p, b, h, keys.diag_offset);
     if (p.rows_are_heads) mod.rows_for_heads(p, b, h, p.rows_are_heads, row0, lane);
     const bool lower = p.has_window_left;   // only ever set with kGeneral (general_path)

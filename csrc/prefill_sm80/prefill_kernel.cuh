@@ -129,7 +129,7 @@ __global__ void __launch_bounds__(Tr::kThreads) prefill_kernel(const AttnParams 
     // Scores are kept raw and scaled inside exp2 (one FFMA), unless the general path must act on
     // scaled scores first (common/softmax.cuh: scale_scores_first).
     const bool scale_first = scale_scores_first(p, kGeneral);
-    const float sl = scale_first ? 1.f : p.scale_log2;   // exp2 argument = (s - m) * sl
+    const float sl = score_log2_factor(p, kGeneral);   // exp2 argument = (s - m) * sl
     const ScoreMod mod(p, b, h, keys.diag_offset);
     const bool lower = p.has_window_left;   // only ever set with kGeneral (general_path)
     const int lower_offset = keys.lower_offset;

@@ -361,7 +361,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         // Scores stay raw and are scaled inside exp2, unless the general path must act on scaled
         // scores first (common/softmax.cuh: scale_scores_first).
         const bool scale_first = scale_scores_first(p, kGeneral);
-        const float sl = scale_first ? 1.f : p.scale_log2;
+        const float sl = score_log2_factor(p, kGeneral);
         const bool lower = p.has_window_left;   // only ever set with kGeneral (general_path)
 
         float o[Tr::kHeadDim / 8][4];
