@@ -68,7 +68,7 @@ def main():
             t = statistics.median(fm_t[var])
             print(f"| {B}, {Hq}/{Hkv}, {D}, {L} | {var or 'default'} | {t:.1f} | {sd:.1f} | {sd / t:.3f}x | {diff[var]:.1e} |",
                   flush=True)
-        del q, k, v
+        q = k = v = None   # free the cache before the next shape
         torch.cuda.empty_cache()
 
 

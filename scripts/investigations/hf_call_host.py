@@ -23,6 +23,16 @@ class _Layer(torch.nn.Module):
     is_causal = True
 
 
+def report(name, call, calls):
+    """Times `calls` calls of call() after a tenth as many for warm-up; prints us a call."""
+    for _ in range(calls // 10):
+        call()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        call()
+    print(f"{name:28s} {(time.perf_counter() - t0) / calls * 1e6:6.2f} us a call")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=20000)
@@ -39,25 +49,14 @@ def main():
     layer = _Layer()
     for name, mask, kw in (("no mask", None, {}), ("key padding mask", pad, {}), ("FilledKeys", filled, {}),
                            ("no mask, GPT-2's keywords", None, dict(position_ids=None, use_cache=True))):
-        call = lambda: fm_hf.attention_forward(layer, q, k, v, mask, scaling=D ** -0.5, **kw)
-        for _ in range(args.calls // 10):
-            call()
-        t0 = time.perf_counter()
-        for _ in range(args.calls):
-            call()
-        print(f"{name:28s} {(time.perf_counter() - t0) / args.calls * 1e6:6.2f} us a call")
+        report(name, lambda: fm_hf.attention_forward(layer, q, k, v, mask, scaling=D ** -0.5, **kw), args.calls)
     Hq, Hkv = 32, 4   # the Llama shape's step: grouped heads, contiguous q, no mask
     out, lse = torch.empty(B, 1, Hq, D).transpose(1, 2), torch.empty(B, Hq, 1)
     ops._attention_fwd = lambda *a: (out, lse)
     q, k, v = torch.randn(B, Hq, 1, D), torch.randn(B, Hkv, S, D), torch.randn(B, Hkv, S, D)
     layer.num_key_value_groups = Hq // Hkv
-    call = lambda: fm_hf.attention_forward(layer, q, k, v, None, scaling=D ** -0.5, dropout=0.0)
-    for _ in range(args.calls // 10):
-        call()
-    t0 = time.perf_counter()
-    for _ in range(args.calls):
-        call()
-    print(f"{'Llama shape, no mask':28s} {(time.perf_counter() - t0) / args.calls * 1e6:6.2f} us a call")
+    report("Llama shape, no mask", lambda: fm_hf.attention_forward(layer, q, k, v, None, scaling=D ** -0.5, dropout=0.0),
+           args.calls)
 
 
 if __name__ == "__main__":
