@@ -61,6 +61,12 @@ __device__ __forceinline__ void narrow_by_mask(const AttnParams& p, int b, int h
     t_begin = min(t_end, max(t_begin, lo / kBlockN));
 }
 
+// Batch row b's key count given seqlens_k: clamped to [0, len_k] here, where it is read (the
+// callers pass the tensor unchecked, so a value past the keys cannot make a kernel read past them).
+__device__ __forceinline__ int seqlens_k_of(const AttnParams& p, int b) {
+    return min(max(p.seqlens_k[b], 0), p.len_k);
+}
+
 struct BlockInfo {
     int b, h, hk;   // batch, query head, and the kv head it reads
     int kb;         // the batch row of k / v it reads: kv_batch_idx[b], else b
@@ -92,8 +98,8 @@ struct BlockInfo {
         if (packed) {   // a len_q x len_k sequence's offsets, moved by this one's lengths
             r.len_k = p.cu_seqlens_k[b + 1] - k_start;
             shift = (r.len_k - p.len_k) - (len_q - p.len_q);
-        } else if (p.seqlens_k) {   // clamped to [0, len_k] here: the callers pass it unchecked
-            r.len_k = min(max(p.seqlens_k[b], 0), p.len_k);
+        } else if (p.seqlens_k) {
+            r.len_k = seqlens_k_of(p, b);
             shift = r.len_k - p.len_k;
         }
         r.causal_offset += shift;

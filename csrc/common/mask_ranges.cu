@@ -22,7 +22,7 @@ __global__ void __launch_bounds__(kThreads) mask_ranges_kernel(const AttnParams 
     const int g = blockIdx.x, hm = blockIdx.y, b = blockIdx.z;
     const int row0 = g * kMaskRangeRows;
     const int rows = p.mask_row_stride == 0 ? 1 : min(kMaskRangeRows, p.len_q - row0);
-    const int N = p.seqlens_k ? min(max(p.seqlens_k[b], 0), p.len_k) : p.len_k;   // as BlockInfo::keys clamps it
+    const int N = p.seqlens_k ? seqlens_k_of(p, b) : p.len_k;
     const int3 seen = mask_key_range<kThreads, kBatch>(p, b, hm, row0, rows, N, scratch);
     if (threadIdx.x == 0) {
         const int64_t at = (static_cast<int64_t>(b) * gridDim.y + hm) * gridDim.x + g;

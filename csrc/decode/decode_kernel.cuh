@@ -185,36 +185,37 @@ __global__ void __launch_bounds__(Tr::kThreads) decode_kernel(const AttnParams p
     auto load_kv = [&](auto evict, T* slot, int i) {
         constexpr bool kEvict = decltype(evict)::value;
         const int j0 = tile_j0(i);
-        if constexpr (!kPaged) {
-            if (whole_cols && j0 + Tr::kWarpN <= N) {   // every tile of the row but its last
-                load_whole_rows<Tr, Tr::kWarpN, 32, kEvict>(slot, gK_lane + j0 * p.k_row_stride, k_step, policy);
-                load_whole_rows<Tr, Tr::kWarpN, 32, kEvict>(slot + Tr::kTile, gV_lane + j0 * p.v_row_stride, v_step, policy);
-                return;
+        int2 pg = make_int2(0, 0);
+        if constexpr (kPaged) pg = tile_pages(i);
+        if (whole_cols && j0 + Tr::kWarpN <= N) {   // every tile of the row but its last
+            if (!small_pages) {   // rows from j0: of the cache, or (j0 % page_size) of the tile's one page
+                const T* k_src = gK_lane;
+                const T* v_src = gV_lane;
+                int64_t row = j0;
+                if constexpr (kPaged) {
+                    k_src += pg.x * p.k_page_stride;
+                    v_src += pg.x * p.v_page_stride;
+                    row = j0 & page_mask;
+                }
+                load_whole_rows<Tr, Tr::kWarpN, 32, kEvict>(slot, k_src + row * p.k_row_stride, k_step, policy);
+                load_whole_rows<Tr, Tr::kWarpN, 32, kEvict>(slot + Tr::kTile, v_src + row * p.v_row_stride, v_step, policy);
+            } else {              // 16-key pages (small_pages: paged only): each half tile is one whole page
+                if constexpr (kEvict) slot = hide_uniform(slot);   // see below
+#pragma unroll
+                for (int half = 0; half < 2; ++half) {
+                    const int64_t page = half ? pg.y : pg.x;
+                    T* dst = slot + half * (Tr::kWarpN / 2) * Tr::kHeadDim;
+                    load_whole_rows<Tr, Tr::kWarpN / 2, 32, kEvict>(dst, gK_lane + page * p.k_page_stride, k_step, policy);
+                    load_whole_rows<Tr, Tr::kWarpN / 2, 32, kEvict>(dst + Tr::kTile, gV_lane + page * p.v_page_stride, v_step, policy);
+                }
             }
+            return;
+        }
+        // A row's last tile, or a padded head dim: bounded rows, zero-filled past N.
+        if constexpr (!kPaged) {
             load_tile<Tr, Tr::kWarpN, true, 32, kEvict>(slot, gK, p.k_row_stride, j0, N, p.head_dim, policy);
             load_tile<Tr, Tr::kWarpN, true, 32, kEvict>(slot + Tr::kTile, gV, p.v_row_stride, j0, N, p.head_dim, policy);
         } else {
-            const int2 pg = tile_pages(i);
-            if (whole_cols && j0 + Tr::kWarpN <= N) {
-                if (!small_pages) {   // the tile within one page, from its row j0 % page_size
-                    const int64_t in_page = j0 & page_mask;
-                    load_whole_rows<Tr, Tr::kWarpN, 32, kEvict>(slot, gK_lane + pg.x * p.k_page_stride + in_page * p.k_row_stride,
-                                                                 k_step, policy);
-                    load_whole_rows<Tr, Tr::kWarpN, 32, kEvict>(slot + Tr::kTile,
-                                                                 gV_lane + pg.x * p.v_page_stride + in_page * p.v_row_stride,
-                                                                 v_step, policy);
-                } else {              // 16-key pages: each half tile is one whole page
-                    if constexpr (kEvict) slot = hide_uniform(slot);   // see below
-#pragma unroll
-                    for (int half = 0; half < 2; ++half) {
-                        const int64_t page = half ? pg.y : pg.x;
-                        T* dst = slot + half * (Tr::kWarpN / 2) * Tr::kHeadDim;
-                        load_whole_rows<Tr, Tr::kWarpN / 2, 32, kEvict>(dst, gK_lane + page * p.k_page_stride, k_step, policy);
-                        load_whole_rows<Tr, Tr::kWarpN / 2, 32, kEvict>(dst + Tr::kTile, gV_lane + page * p.v_page_stride, v_step, policy);
-                    }
-                }
-                return;
-            }
             auto base = [&](const T* g, int64_t page_stride, int64_t row_stride, int page, int j) {
                 return g + static_cast<int64_t>(page) * page_stride - static_cast<int64_t>(j & ~page_mask) * row_stride;
             };
