@@ -376,6 +376,20 @@ def gap_at_split(gen, ref_gen, ref_logits):
     return gap.max().item()
 
 
+def add_teacher_logits(out, model, x):
+    """The reference's logits along its own greedy tokens (an eager forward each, dense and
+    left-padded), for gap_at_split: out["teacher"], out["teacher_pad"]."""
+    out["teacher"] = teacher_logits(model, x["prompt"], x["prompt_ones"], out["gen"])
+    out["teacher_pad"] = teacher_logits(model, x["padded_prompt"], x["prompt_mask"], out["gen_pad"])
+
+
+def put_gap_at_split(row, gen, ref_gen, ref_logits):
+    """row["gap_at_split"] = gap_at_split(...) where some row of gen leaves ref_gen."""
+    gap = gap_at_split(gen, ref_gen, ref_logits)
+    if gap is not None:
+        row["gap_at_split"] = gap
+
+
 def measure(model, impl, x, args):
     """Logits (dense and left-padded) and greedy DynamicCache generations of one implementation."""
     log(f"{impl}: logits")
@@ -384,9 +398,8 @@ def measure(model, impl, x, args):
         log(f"{impl}: greedy generation ({args.new_tokens} tokens)")
         out["gen"] = generate(model, x["prompt"], x["prompt_ones"], args.new_tokens)
         out["gen_pad"] = generate(model, x["padded_prompt"], x["prompt_mask"], args.new_tokens)
-        if impl == "sdpa":  # the reference's logits along its own tokens, for gap_at_split
-            out["teacher"] = teacher_logits(model, x["prompt"], x["prompt_ones"], out["gen"])
-            out["teacher_pad"] = teacher_logits(model, x["padded_prompt"], x["prompt_mask"], out["gen_pad"])
+        if impl == "sdpa":
+            add_teacher_logits(out, model, x)
     return out
 
 
@@ -403,9 +416,8 @@ def measure_static(model, impl, x, args):
         log(f"{impl}: compiled and generated in {time.perf_counter() - t0:.1f} s")
     out["gen_pad"] = generate(model, x["padded_prompt"], x["prompt_mask"], args.new_tokens, **args.static_options)
     out["graph_breaks"] = sum(counters["graph_break"].values()) - breaks
-    if impl == "sdpa":  # the reference's logits along its own tokens (an eager forward), for gap_at_split
-        out["teacher"] = teacher_logits(model, x["prompt"], x["prompt_ones"], out["gen"])
-        out["teacher_pad"] = teacher_logits(model, x["padded_prompt"], x["prompt_mask"], out["gen_pad"])
+    if impl == "sdpa":
+        add_teacher_logits(out, model, x)
     return out
 
 
@@ -455,9 +467,7 @@ def compare(impl, results, ref, ref_pad, keep):
     if "gen" in r:
         for row, key in ((dense, ""), (padded, "_pad")):
             row["gen_agree_vs_sdpa"] = agree_until(r["gen" + key], base["gen" + key])
-            gap = gap_at_split(r["gen" + key], base["gen" + key], base["teacher" + key])
-            if gap is not None:
-                row["gap_at_split"] = gap
+            put_gap_at_split(row, r["gen" + key], base["gen" + key], base["teacher" + key])
     return [dense, padded]
 
 
@@ -467,9 +477,7 @@ def compare_static(impl, static, results):
     rows = []
     for key, suffix in (("gen", ""), ("gen_pad", " +pad")):
         row = dict(impl=impl + suffix, gen_agree_vs_sdpa=agree_until(static[impl][key], static["sdpa"][key]))
-        gap = gap_at_split(static[impl][key], static["sdpa"][key], static["sdpa"][key.replace("gen", "teacher")])
-        if gap is not None:
-            row["gap_at_split"] = gap
+        put_gap_at_split(row, static[impl][key], static["sdpa"][key], static["sdpa"][key.replace("gen", "teacher")])
         if key in results[impl]:
             row["gen_agree_vs_dynamic"] = agree_until(static[impl][key], results[impl][key])
         rows.append(row)

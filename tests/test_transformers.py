@@ -201,7 +201,7 @@ def test_attention_forward_with_filled_keys_matches_torch(L, n, padded):
     out, weights = fm_hf.attention_forward(_Layer(), q, k, v, filled, scaling=0.3)
     assert weights is None and out.shape == (B, L, Hq, D) and out.is_contiguous()
     vis = materialised(filled)
-    exp = torch.nn.functional.scaled_dot_product_attention(q[..., :, :], k[:, :, :n], v[:, :, :n],
+    exp = torch.nn.functional.scaled_dot_product_attention(q, k[:, :, :n], v[:, :, :n],
                                                            attn_mask=vis[..., :n], scale=0.3, enable_gqa=True)
     torch.testing.assert_close(out, exp.transpose(1, 2), rtol=1e-5, atol=1e-5)
 

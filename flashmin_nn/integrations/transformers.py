@@ -208,8 +208,11 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
             return packed, None
     L, S = query.shape[2], key.shape[2]
     if type(attention_mask) is FilledKeys:
-        return _filled_keys_forward(module, query, key, value, attention_mask, scaling, options, position_bias), None
-    if attention_mask is not None and attention_mask.shape[-2] != 1:
+        # A StaticCache: causal at the bottom right of the keys written so far (seqlens_k), their
+        # padding as a key padding mask.
+        options = {**options, "seqlens_k": attention_mask.lengths}
+        attention_mask, is_causal = attention_mask.padding, True
+    elif attention_mask is not None and attention_mask.shape[-2] != 1:
         # A full (.., L, S) mask already says who sees whom; adding causality on top would break
         # masks that are deliberately not causal (prefix-LM, image tokens), as it would in sdpa.
         is_causal = False
@@ -222,17 +225,6 @@ def attention_forward(module, query, key, value, attention_mask, scaling=None, d
     else:
         out = flashmin_nn.attention(query, key, value, attention_mask, scaling, bool(is_causal), S - L)
     return out.transpose(1, 2), None  # (B, L, Hq, D), contiguous: no copy
-
-
-def _filled_keys_forward(module, query, key, value, filled, scaling, options, position_bias):
-    """The call for a FilledKeys mask (a StaticCache): causal over the filled keys, their padding
-    as a key padding mask (with a position bias: the float mask that carries both). (B, L, Hq, D)."""
-    L, S = query.shape[2], key.shape[2]
-    mask = filled.padding
-    if position_bias is not None:
-        mask = _add_position_bias(module, position_bias, mask, query, key)
-    out = flashmin_nn.attention(query, key, value, mask, scaling, True, S - L, seqlens_k=filled.lengths, **options)
-    return out.transpose(1, 2)
 
 
 def _varlen_forward(module, query, key, value, scaling, is_causal, kwargs, position_bias):
