@@ -86,6 +86,8 @@ def prefill_cases(lengths=LENGTHS):
                                                              opts="all")
         yield f"all options bool mask L={L} S={S} D=64", dict(shape=(2, 2, 2, L, S, 64), dtype=torch.float16, mask=True,
                                                                 opts="all")
+        # softcap alone: with 1000 keys, tiles of enough key tiles for the sm90 kernel to scale Q
+        yield f"softcap L={L} S={S} D=128", dict(shape=(2, 4, 2, L, S, 128), dtype=torch.bfloat16, opts="softcap")
 
 
 def decode_cases(quick=False):
@@ -208,6 +210,8 @@ def options(kind, heads, dev):
     window = dict(window_size=(100, 3))
     if kind == "window":
         return window
+    if kind == "softcap":
+        return dict(softcap=20.0)
     sinks = dict(sinks=torch.randn(heads, device=dev))
     if kind == "window_sinks":
         return dict(window, **sinks)

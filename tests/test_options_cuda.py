@@ -456,6 +456,23 @@ def test_softcap(Sq, Sk, window, causal, softcap, dtype, kernel):
     func_case(kernel, Sq, Sk, (8, 2), 128, dtype, causal=causal, window=window, softcap=softcap)
 
 
+# Softcap alone at every head dim: tiles over enough key tiles that the Hopper kernel puts the
+# tanh's factor into Q (PrefillTraits::kCapInQTiles) beside tiles over too few, and a cap below the
+# softmax scale (a factor above 1, which stays on the scores).
+CAP_Q_LENS = [(1025, 1025), (200, 2000), (64, 300)]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("dtype", [FP16, BF16], ids=_dt_id)
+@pytest.mark.parametrize("softcap", [30.0, 0.05])
+@pytest.mark.parametrize("D", [64, 128, 256])
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("Sq,Sk", CAP_Q_LENS, ids=_lens_ids(CAP_Q_LENS))
+def test_softcap_head_dims(Sq, Sk, causal, D, softcap, dtype, kernel):
+    """softcap alone over short and long key ranges, head dims 64, 128 and 256, fp16 and bf16."""
+    func_case(kernel, Sq, Sk, (8, 2), D, dtype, causal=causal, softcap=softcap)
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("dtype", [FP16, BF16], ids=_dt_id)
 @pytest.mark.parametrize("window", [(-1, -1), (6, 3)], ids=["nowin", "w6_3"])
