@@ -456,9 +456,8 @@ def test_softcap(Sq, Sk, window, causal, softcap, dtype, kernel):
     func_case(kernel, Sq, Sk, (8, 2), 128, dtype, causal=causal, window=window, softcap=softcap)
 
 
-# Softcap alone at every head dim: tiles over enough key tiles that the Hopper kernel puts the
-# tanh's factor into Q (PrefillTraits::kCapInQTiles) beside tiles over too few, and a cap below the
-# softmax scale (a factor above 1, which stays on the scores).
+# Softcap alone at every head dim, over key ranges of one to sixteen 128-key tiles, and with a cap
+# below the softmax scale (the tanh's argument then larger than the raw score).
 CAP_Q_LENS = [(1025, 1025), (200, 2000), (64, 300)]
 
 
