@@ -75,6 +75,16 @@ __device__ __forceinline__ void tma_store_wait_read() { asm volatile("cp.async.b
 // Ordinary shared-memory writes become visible to the copy engine and the tensor cores.
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
 
+// ---- stmatrix -----------------------------------------------------------------------------------
+
+// Four 8x8 matrices of 16-bit elements to shared memory in one instruction: lanes 8 i .. 8 i + 7
+// give the byte addresses of matrix i's rows 0-7 (16 bytes each), and register i holds this lane's
+// two elements of matrix i in the mma fragment layout (row lane / 4, columns 2 (lane % 4) + 0, 1).
+__device__ __forceinline__ void stmatrix_x4(uint32_t addr, uint32_t r0, uint32_t r1, uint32_t r2, uint32_t r3) {
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r0), "r"(r1), "r"(r2), "r"(r3)
+                 : "memory");
+}
+
 // ---- wgmma --------------------------------------------------------------------------------------
 
 // A shared-memory matrix descriptor for a tile stored with the 128-byte swizzle (each row of 64

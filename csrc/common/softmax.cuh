@@ -288,7 +288,8 @@ __device__ __forceinline__ void scale_and_mask(float (&s)[kNT][4], const AttnPar
 // Keys past N, (causal) above the diagonal j <= i + offset and (with a window's left side) before
 // j >= i + lower get -inf: per row two limits, then compares per element against a compile-time
 // column. row_step 0: every row is at query position row_base (decode's packed GQA rows).
-template <int kNT>
+// kFromNT: the caller knows the first kFromNT 8-key groups visible to every row; they are not compared.
+template <int kNT, int kFromNT = 0>
 __device__ __forceinline__ void hide_keys(float (&s)[kNT][4], int row_base, int j0, int N, bool causal, int offset, int lane,
                                           bool lower = false, int lower_offset = 0, int row_step = 1) {
     const int col0 = j0 + (lane % 4) * 2;   // this lane's first key column in the tile
@@ -299,7 +300,7 @@ __device__ __forceinline__ void hide_keys(float (&s)[kNT][4], int row_base, int 
         if (causal) limit = min(limit, i + offset + 1 - col0);
         const int first = lower ? i + lower_offset - col0 : -(1 << 30);   // columns < first are hidden
 #pragma unroll
-        for (int nt = 0; nt < kNT; ++nt) {
+        for (int nt = kFromNT; nt < kNT; ++nt) {
             if (nt * 8 >= limit || nt * 8 < first) s[nt][2 * hf] = -INFINITY;
             if (nt * 8 + 1 >= limit || nt * 8 + 1 < first) s[nt][2 * hf + 1] = -INFINITY;
         }

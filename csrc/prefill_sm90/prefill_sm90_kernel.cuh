@@ -504,7 +504,15 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                 auto exp_of = [&](int hf, float m) { if constexpr (kGeneral) return softmax_exp(sc, m, hf, sl, off[hf]); else return softmax_exp(sc, m, hf, sl); };
                 const bool ragged = j0 + kN > N || (p.is_causal && j0 + kN - 1 > wg_row0 + offset) ||
                                     (lower && j0 < wg_row0 + 63 + lower_offset);
-                if (ragged && !lower) hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane);
+                // A warp whose every row sees the tile's first half (left of its first row's diagonal,
+                // below N: the diagonal tile of the warpgroup below it, a short last tile) compares
+                // only the second half's keys.
+                if (ragged && !lower) {
+                    if (j0 + kN / 2 <= N && (!p.is_causal || warp_row0 + offset >= j0 + kN / 2 - 1))
+                        hide_keys<kN / 8, kN / 16>(sc, warp_row0, j0, N, p.is_causal, offset, lane);
+                    else
+                        hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane);
+                }
                 else if (kGeneral && ragged) hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane, true, lower_offset);
                 if constexpr (Tr::kLazyRescale) {
                     bool moved[2];
@@ -626,9 +634,10 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             // O = O / l (with a sink, its term joins l: common/softmax.cuh finish_row; a row that saw
             // no key: l = 0, O = 0, lse = the sink or -inf). Two Q slots: into this
             // warpgroup's rows of the slot with the 128-byte swizzle (chunk c of row r at c ^ (r % 8)),
-            // then one bulk store per panel (only this warpgroup read those rows, and its last wgmma
-            // has completed). One slot, or packed sequences (a bulk store's box would run into the
-            // next sequence's rows): straight from the registers, 16 bytes per row per quad.
+            // four 8x8 blocks per stmatrix, then one bulk store per panel (only this warpgroup read
+            // those rows, and its last wgmma has completed). One slot, or packed sequences (a bulk
+            // store's box would run into the next sequence's rows): straight from the registers, 16
+            // bytes per row per quad.
             const bool direct = Tr::kDirectO || (kGeneral && p.cu_seqlens_q != nullptr);
             const BlockInfo bi(p, b, h, kGeneral);
             float* gL = p.lse + bi.lse_row0(p);
@@ -636,24 +645,36 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             release_stored();
             unsigned char* sO = reinterpret_cast<unsigned char*>(sQ + qs * Tr::kQElems) + cw * 64 * 128;
             const float sink = sink_log2(p, h);
+            uint32_t ov[2][Tr::kHeadDim / 8];   // O / l in 16 bits: row half hf, columns 8 dt + 2 (lane % 4) + 0, 1
 #pragma unroll
             for (int hf = 0; hf < 2; ++hf) {
                 const RowEnd end = finish_row<true>(m_run[hf] * sl, quad_sum(l_run[hf]), sink);
                 const float inv = end.o_scale;
-                const int r = warp * 16 + lane / 4 + hf * 8;   // row within this warpgroup's 64
-                const int row = wg_row0 + r;
+                const int row = wg_row0 + warp * 16 + lane / 4 + hf * 8;
                 if (lane % 4 == 0 && row < ti.len_q) gL[row] = end.lse;
 #pragma unroll
-                for (int dt = 0; dt < Tr::kHeadDim / 8; ++dt) {
-                    const uint32_t v = pack2<T>(o[dt][2 * hf] * inv, o[dt][2 * hf + 1] * inv);
-                    if (direct) {
+                for (int dt = 0; dt < Tr::kHeadDim / 8; ++dt) ov[hf][dt] = pack2<T>(o[dt][2 * hf] * inv, o[dt][2 * hf + 1] * inv);
+            }
+            if (direct) {
+#pragma unroll
+                for (int hf = 0; hf < 2; ++hf) {
+                    const int row = wg_row0 + warp * 16 + lane / 4 + hf * 8;
+#pragma unroll
+                    for (int dt = 0; dt < Tr::kHeadDim / 8; ++dt)
                         if (row < ti.len_q && dt * 8 < p.head_dim)
-                            *reinterpret_cast<uint32_t*>(gO + row * p.o_row_stride + dt * 8 + (lane % 4) * 2) = v;
-                    } else {
-                        const int panel = dt / 8, chunk = dt % 8;
-                        *reinterpret_cast<uint32_t*>(sO + panel * kBlockM * 128 + r * 128 + ((chunk ^ (r % 8)) * 16) + (lane % 4) * 4) = v;
-                    }
+                            *reinterpret_cast<uint32_t*>(gO + row * p.o_row_stride + dt * 8 + (lane % 4) * 2) = ov[hf][dt];
                 }
+            } else if constexpr (!Tr::kDirectO) {
+                // stmatrix g: the blocks (columns 16 g .. 16 g + 7, rows 0-7 / 8-15 of the warp's
+                // slice), then columns 16 g + 8 ... Lane l gives row l % 8 of block l / 8, whose chunk
+                // 2 g % 8 + (l / 16) sits at that XOR the row: (2 g % 8) ^ x with x per lane.
+                const int mi = lane / 8, mr = lane % 8;
+                const uint32_t lane_row = smem_u32(sO) + (warp * 16 + (mi % 2) * 8 + mr) * 128;
+                const uint32_t x = (mi / 2) ^ mr;
+#pragma unroll
+                for (int g = 0; g < Tr::kHeadDim / 16; ++g)
+                    stmatrix_x4(lane_row + (g / 4) * kBlockM * 128 + (((2 * g) % 8) ^ x) * 16, ov[0][2 * g], ov[1][2 * g], ov[0][2 * g + 1],
+                                ov[1][2 * g + 1]);
             }
             if constexpr (!Tr::kDirectO) {
                 if (!direct) {
