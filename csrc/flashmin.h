@@ -103,10 +103,8 @@ struct AttnParams {
     int num_splits;
     bool split_sweep;
     // Decode: run the configuration of which two blocks share an SM (DecodeConfigPair,
-    // csrc/decode/decode_config.h) instead of the default one (DecodeConfig); or, at head dim
-    // 128, the one of which three do (DecodeConfigTrio).
+    // csrc/decode/decode_config.h) instead of the default one (DecodeConfig).
     bool decode_pair;
-    bool decode_trio;
     float* o_accum;
     float* lse_accum;
 

@@ -27,7 +27,6 @@ CUDA_SOURCES = [
     "csrc/decode/decode_hdim128.cu",
     "csrc/decode/decode_hdim64_pair.cu",
     "csrc/decode/decode_hdim128_pair.cu",
-    "csrc/decode/decode_hdim128_trio.cu",
     # The Hopper prefill kernel: real code only in the sm_90a pass (empty elsewhere).
     "csrc/prefill_sm90/prefill_sm90.cu",
     "csrc/prefill_sm90/prefill_sm90_hdim64.cu",

@@ -119,12 +119,6 @@ def decode_cases(quick=False):
     # (csrc/decode/decode_plan.cu, rule e), which the small grids above never run.
     yield "decode pair grid S=4099 D=128", dict(shape=(4, 36, 36, 1, 4099, 128), dtype=torch.float16, causal=False,
                                                 skip=("minimal",))
-    # 4 x 90 = 360 blocks: on 132 SMs of 228 KB the head dim 128 trio configuration (rule f), three
-    # blocks an SM; with 7 queries of one head a block, causal.
-    yield "decode trio grid S=4099 D=128", dict(shape=(4, 90, 90, 1, 4099, 128), dtype=torch.float16, causal=False,
-                                                skip=("minimal",))
-    yield "decode trio grid q_len=7 S=1000 D=128", dict(shape=(4, 90, 90, 7, 1000, 128), dtype=torch.bfloat16,
-                                                        causal=True, skip=("minimal",))
     if quick:
         return
     # Grids that fill the GPU over a long cache. 4 x 36 = 144 blocks: on 132 SMs of 228 KB (sm_90)

@@ -561,27 +561,6 @@ def test_decode_grid_of_one_to_two_blocks_per_sm(dtype, q_len, kv_len, group, pa
                    what=f"pair grid {DT_IDS[dtype]}, {3 * Hkv} blocks on {sms} SMs:")
 
 
-# A grid of more than two blocks per SM, unsplit (under 32k keys): on sm_90, whose SMs hold three
-# 70 KB blocks, the plan runs the head dim 128 trio configuration there (rule f): 16-key tiles in
-# two slots. About 2.5 blocks per SM (every block resident) and 4 (blocks in waves); on other GPUs
-# the same cases run the default configuration.
-TRIO = [(dt, ql, kv, g, pg, per_sm) for dt in (FP16, BF16) for ql, g in [(1, 1), (1, 4), (7, 1), (16, 1)]
-        for kv in (1, 17, 1000, 4097) for pg in (None, 16, 256) for per_sm in (2.5, 4)
-        if (dt == FP16 or (pg is None and kv in (17, 4097)))
-        and (per_sm == 2.5 or (dt == FP16 and ql == 1 and pg != 16 and kv >= 1000))]
-
-
-@needs_cuda
-@pytest.mark.parametrize("mode", ["plain", "causal_append"])
-@pytest.mark.parametrize("dtype,q_len,kv_len,group,page,per_sm", TRIO,
-                         ids=[f"{DT_IDS[dt]}-q{ql}-kv{kv}-g{g}-p{pg}-{ps}" for dt, ql, kv, g, pg, ps in TRIO])
-def test_decode_grid_of_more_than_two_blocks_per_sm(dtype, q_len, kv_len, group, page, per_sm, mode):
-    Hkv = _full_grid_heads(3, per_sm=per_sm)
-    sms = torch.cuda.get_device_properties(DEV).multi_processor_count
-    _run_grid_case(dtype, 128, q_len, kv_len, group, mode, "auto", Hkv=Hkv, page=page,
-                   what=f"trio grid {DT_IDS[dtype]}, {3 * Hkv} blocks on {sms} SMs:")
-
-
 @needs_cuda
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("causal", [False, True])

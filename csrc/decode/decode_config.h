@@ -77,24 +77,6 @@ struct DecodeConfigPair<128> {
     static constexpr int kHeadDim = 128, kWarpN = 16, kStages = 3, kNWarps = 4;
 };
 
-// The trio configuration, head dim 128 only: 16-key tiles in 2 slots, 4 warps (70 KB), so that
-// three blocks share a 228 KB sm_90 SM. For grids of more than two blocks an SM, where blocks run
-// in waves: a block's first tile lands about 2.7 us after it starts and its merge takes about
-// 0.9 us (B=64, H=32, 4k keys: blocks of 52-62 us, SMs busy 97.2% of the span with one block
-// each; docs/perf-notes.md, "Hopper prefill v17 ... the decode kernel's block timeline"), and a
-// third resident block streams through another's ramp and merge. Measured on the H200
-// (2026-12-03, 258e144 + exp-knobs.patch, cfg=17, docs/results/2026-12-03-h200-variants/
-// decode-variants.txt): B=64, H=32, 4k keys 1.005x SDPA's default against 0.992x; at 32k keys
-// 1.010x against 1.019x (8 splits, the default). The plan's rule (f) and its measurements:
-// decode_plan.cu.
-template <int kHeadDim>
-struct DecodeConfigTrio;
-
-template <>
-struct DecodeConfigTrio<128> {
-    static constexpr int kHeadDim = 128, kWarpN = 16, kStages = 2, kNWarps = 4;
-};
-
 // The decode kernel (and the merge of its splits) compiled for kHeadDim (64, 128), for a call
 // whose head dim is a multiple of 8 up to kHeadDim, zero-padded: DecodeConfig's, or with
 // p.decode_pair DecodeConfigPair's (run_decode_pair_hdim, decode_hdim*_pair.cu).
@@ -107,8 +89,6 @@ template <> cudaError_t run_decode_hdim<64>(const AttnParams& p, cudaStream_t st
 template <> cudaError_t run_decode_hdim<128>(const AttnParams& p, cudaStream_t stream);
 template <> cudaError_t run_decode_pair_hdim<64>(const AttnParams& p, cudaStream_t stream);
 template <> cudaError_t run_decode_pair_hdim<128>(const AttnParams& p, cudaStream_t stream);
-// p.decode_trio: DecodeConfigTrio<128> (decode_hdim128_trio.cu).
-cudaError_t run_decode_trio_hdim128(const AttnParams& p, cudaStream_t stream);
 
 }  // namespace decode
 }  // namespace flashmin

@@ -10,9 +10,6 @@ namespace flashmin {
 cudaError_t run_decode_fwd(const AttnParams& p, cudaStream_t stream) {
     if (p.head_dim > 128) return cudaErrorInvalidValue;
     return DECODE_HEADDIM_SWITCH(p.head_dim, kHeadDim, [&] {
-        if constexpr (kHeadDim == 128) {
-            if (p.decode_trio) return decode::run_decode_trio_hdim128(p, stream);
-        }
         return p.decode_pair ? decode::run_decode_pair_hdim<kHeadDim>(p, stream) : decode::run_decode_hdim<kHeadDim>(p, stream);
     });
 }

@@ -91,8 +91,7 @@ long grid_blocks(const AttnParams& p) {
     constexpr int kRows = decode::DecodeTraits<decode::DecodeConfig<64>>::kBlockM;
     static_assert(kRows == decode::DecodeTraits<decode::DecodeConfig<128>>::kBlockM &&
                       kRows == decode::DecodeTraits<decode::DecodeConfigPair<64>>::kBlockM &&
-                      kRows == decode::DecodeTraits<decode::DecodeConfigPair<128>>::kBlockM &&
-                      kRows == decode::DecodeTraits<decode::DecodeConfigTrio<128>>::kBlockM,
+                      kRows == decode::DecodeTraits<decode::DecodeConfigPair<128>>::kBlockM,
                   "every configuration's block takes the same rows");
     return static_cast<long>(p.batch) * p.heads_q * ((p.len_q + kRows - 1) / kRows);
 }
@@ -136,12 +135,10 @@ void plan_splits(const AttnParams& p, DecodePlan& plan) {
 // too: 120.3 against 113.7 us in 2 splits at 16k keys, B=8, H=12); at head dim 128 where the
 // grid holds one to two blocks per SM, unsplit at every length (all its blocks then run at once).
 template <typename Cfg>
-bool fits_per_sm(const AttnParams& p, long blocks_per_sm) {
+bool pair_fits(const AttnParams& p) {
     constexpr long kBytes = decode::DecodeTraits<Cfg>::kSmemBytes;
-    return kBytes <= p.max_smem_per_block && blocks_per_sm * (kBytes + 1024) <= p.smem_per_sm;
+    return kBytes <= p.max_smem_per_block && 2 * (kBytes + 1024) <= p.smem_per_sm;
 }
-template <typename Cfg>
-bool pair_fits(const AttnParams& p) { return fits_per_sm<Cfg>(p, 2); }
 
 void plan_pair(const AttnParams& q, DecodePlan& plan) {
     if (q.head_dim <= 64) {   // not for split calls over pages shorter than DecodeConfig<64>'s tiles
@@ -157,14 +154,6 @@ void plan_pair(const AttnParams& q, DecodePlan& plan) {
     }
 }
 
-// (f) The trio configuration (DecodeConfigTrio<128>, decode_config.h: 70 KB a block), head dim
-// 128, where three of its blocks fit an SM: for unsplit grids of more than two blocks an SM, which
-// run in waves, so that while one block fills its ring or merges its warps another streams.
-void plan_trio(const AttnParams& q, DecodePlan& plan) {
-    if (q.head_dim <= 64 || plan.pair_config || plan.num_splits > 1) return;
-    if (fits_per_sm<decode::DecodeConfigTrio<128>>(q, 3) && grid_blocks(q) > 2L * q.num_sms) plan.trio_config = true;
-}
-
 }  // namespace
 
 DecodePlan plan_decode(const AttnParams& p, int64_t l2_bytes) {
@@ -174,7 +163,6 @@ DecodePlan plan_decode(const AttnParams& p, int64_t l2_bytes) {
     if (q.head_dim <= 64) plan_splits<decode::DecodeTraits<decode::DecodeConfig<64>>>(q, plan);
     else plan_splits<decode::DecodeTraits<decode::DecodeConfig<128>>>(q, plan);
     plan_pair(q, plan);
-    plan_trio(q, plan);
     // (d) The L2 policy of the K/V loads: evict-first when the cache is small against the L2, so
     // that the stream recycles its own lines instead of evicting (and writing back, when dirty)
     // what other kernels left there; the default policy for large caches, where evict-first
@@ -204,7 +192,6 @@ AttnParams apply_decode_plan(const AttnParams& p, const DecodePlan& plan, float*
     q.split_sweep = plan.split_sweep;
     q.kv_evict_first = plan.kv_evict_first;
     q.decode_pair = plan.pair_config;
-    q.decode_trio = plan.trio_config;
     if (plan.num_splits > 1) {
         q.o_accum = accum;
         q.lse_accum = accum + plan.o_accum_floats;

@@ -20,8 +20,6 @@ struct DecodePlan {
     bool kv_evict_first = false;
     // The configuration of which two blocks share an SM (DecodeConfigPair), not DecodeConfig.
     bool pair_config = false;
-    // Head dim 128: the configuration of which three blocks share an SM (DecodeConfigTrio).
-    bool trio_config = false;
     // The partials' buffer, in floats (0 when unsplit): O (num_splits, rows, padded head dim), then
     // lse (num_splits, rows), rows = B x heads x queries as the kernel sees them (after packing).
     int64_t o_accum_floats = 0;

@@ -3,8 +3,7 @@
 // configurations (DecodeConfigPair, decode_config.h) run only where two of their blocks fit an SM
 // (sm_90's 228 KB, not sm_80's 164 KB or sm_86's 100 KB); at head dim 64 in every call but the
 // split ones over 16-key pages, at head dim 128 where the grid holds one to two blocks per SM,
-// and then unsplit. Rule (f): the trio configuration (DecodeConfigTrio<128>) where three of its
-// blocks fit an SM, for unsplit grids of more than two blocks per SM at head dim 128. Prints "<cases> cases, <bad> bad"; exits 1 on a bad one.
+// and then unsplit. Prints "<cases> cases, <bad> bad"; exits 1 on a bad one.
 #include <cstdio>
 
 #include "decode/decode_config.h"
@@ -49,14 +48,14 @@ static AttnParams call(const Gpu& g, int B, int Hq, int Hkv, int D, int L, int q
 
 static int cases = 0, bad = 0;
 
-static void expect(const char* what, const Gpu& g, const AttnParams& p, bool pair, int splits = -1, bool trio = false) {
+static void expect(const char* what, const Gpu& g, const AttnParams& p, bool pair, int splits = -1) {
     const DecodePlan plan = flashmin::plan_decode(p, 60LL << 20);
     ++cases;
-    const bool ok = plan.pair_config == pair && plan.trio_config == trio && (splits < 0 || plan.num_splits == splits);
+    const bool ok = plan.pair_config == pair && (splits < 0 || plan.num_splits == splits);
     if (!ok) {
         ++bad;
-        std::printf("BAD %s on %s (%d keys): pair %d (want %d), trio %d (want %d), %d splits (want %d)\n", what, g.name,
-                    p.len_k, plan.pair_config, pair, plan.trio_config, trio, plan.num_splits, splits);
+        std::printf("BAD %s on %s: pair %d (want %d), %d splits (want %d)\n", what, g.name, plan.pair_config, pair,
+                    plan.num_splits, splits);
     }
 }
 
@@ -73,26 +72,20 @@ int main() {
         expect("D128 B8 H32 7 queries", kH200, call(kH200, 8, 32, 32, 128, L, 7), true, 1);
         expect("D128 B1 H132", kH200, call(kH200, 1, 132, 132, 128, L), true, 1);
         expect("D128 B1 H264", kH200, call(kH200, 1, 264, 264, 128, L), true, 1);
-        // More than two blocks a SM, unsplit (below 32k keys): the trio; from 32k keys 8 splits.
-        const bool unsplit = L < 32768;
-        expect("D128 B1 H265", kH200, call(kH200, 1, 265, 265, 128, L), false, unsplit ? 1 : 8, unsplit);
-        expect("D128 B64 H32", kH200, call(kH200, 64, 32, 32, 128, L), false, unsplit ? 1 : 8, unsplit);
-        expect("D128 B64 H32 paged 16", kH200, call(kH200, 64, 32, 32, 128, L, 1, 16), false, unsplit ? 1 : 8, unsplit);
-        expect("D128 B64 H32 3 queries", kH200, call(kH200, 64, 32, 32, 128, L, 3), false, unsplit ? 1 : 8, unsplit);
-        expect("D128 B64 32/8 (512 packed blocks)", kH200, call(kH200, 64, 32, 8, 128, L), false, unsplit ? 1 : 8, unsplit);
-        // Fewer blocks: the default configuration.
+        // More or fewer blocks: the default configuration.
+        expect("D128 B1 H265", kH200, call(kH200, 1, 265, 265, 128, L), false);
+        expect("D128 B64 H32", kH200, call(kH200, 64, 32, 32, 128, L), false);
         expect("D128 B1 H32", kH200, call(kH200, 1, 32, 32, 128, L), false);
         expect("D128 B1 H131", kH200, call(kH200, 1, 131, 131, 128, L), false);
         expect("D128 B8 32/8 (64 packed blocks)", kH200, call(kH200, 8, 32, 8, 128, L), false);
         // Head dim 64: the pair wherever it fits, but not for split calls over 16-key pages.
         expect("D64 B8 H12", kH200, call(kH200, 8, 12, 12, 64, L), true);
-        expect("D64 B64 H32", kH200, call(kH200, 64, 32, 32, 64, L), true);   // no trio at head dim 64
+        expect("D64 B64 H32", kH200, call(kH200, 64, 32, 32, 64, L), true);
         expect("D64 B8 H12 paged 256", kH200, call(kH200, 8, 12, 12, 64, L, 1, 256), true);
         expect("D48 B8 H12", kH200, call(kH200, 8, 12, 12, 48, L), true);
         // No SM holds two pair blocks: never the pair.
-        for (const Gpu& g : {kA100, kL40}) {   // nor the trio (three 70 KB blocks)
+        for (const Gpu& g : {kA100, kL40}) {
             expect("D128 B8 H32", g, call(g, 8, 32, 32, 128, L), false);
-            expect("D128 B64 H32", g, call(g, 64, 32, 32, 128, L), false);
             expect("D128 B2 Hsms", g, call(g, 2, g.sms, g.sms, 128, L), false);
             expect("D64 B8 H12", g, call(g, 8, 12, 12, 64, L), false);
             expect("D64 B8 H12 paged 16", g, call(g, 8, 12, 12, 64, L, 1, 16), false);
@@ -110,7 +103,6 @@ int main() {
     // Without the pair, the rules before it: 8 splits for a full grid over a long cache.
     expect("D128 B64 H32 64k", kH200, call(kH200, 64, 32, 32, 128, 65536), false, 8);
     expect("D128 B8 H32 64k on sm_80", kA100, call(kA100, 8, 32, 32, 128, 65536), false, 8);
-    std::printf("trio blocks: head dim 128 %d bytes\n", DecodeTraits<flashmin::decode::DecodeConfigTrio<128>>::kSmemBytes);
     std::printf("%d cases, %d bad\n", cases, bad);
     return bad == 0 ? 0 : 1;
 }
