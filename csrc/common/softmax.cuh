@@ -66,26 +66,6 @@ __host__ __device__ __forceinline__ float score_log2_factor(const AttnParams& p,
     return scale_scores_first(p, general) ? 1.f : p.scale_log2;
 }
 
-// Softcap's fixed reference, for bf16 P (prefill_sm90). Where the cap is folded and nothing is
-// added to the scores (no ALiBi; a bool mask and a window only hide keys), a kept score is
-// t = tanh(...) in [-1, 1] and its base-2 logit t * sl, sl = softcap * log2(e), whatever the
-// inputs. P = exp2((t - m) * sl) with a fixed m then needs no row max and O no rescaling. With
-// U = min(sl, 40) and m = 1 - U / sl every P lies in [2^(U - 2 sl), 2^U]: at most 2^40 (so l over
-// 2^17 keys stays under 2^57, and O finite for |V| up to 2^70), at least 2^-126, fp32's and
-// bf16's least normal, where sl <= 83 (softcap <= 57.5), so ex2.approx.ftz flushes none of them
-// and every P keeps its relative precision. fp16's normals span 2^-14 to 2^16, too narrow for any
-// common cap: fp16 keeps the running max, as does a larger cap.
-constexpr float kFixedRefTop = 40.f, kFixedRefMaxSl = 83.f;
-__host__ __device__ __forceinline__ bool softcap_fixed_ref(const AttnParams& p, bool general) {
-    return softcap_folded(p, general) && p.alibi_slopes == nullptr && p.dtype == DType::kBFloat16 &&
-           p.softcap * kLog2e <= kFixedRefMaxSl;
-}
-// The fixed reference m, in the units of t (softcap_fixed_ref's condition holds).
-__host__ __device__ __forceinline__ float softcap_fixed_m(const AttnParams& p) {
-    const float sl = p.softcap * kLog2e;
-    return 1.f - fminf(sl, kFixedRefTop) / sl;
-}
-
 // The score modifications of one (batch, head) (AttnParams: softcap, ALiBi), in the base-2 units
 // the kernels work in: with softcap the raw score s becomes cap * tanh(s * scale * log2(e) / cap)
 // with cap = softcap * log2(e) (scaled and capped in one pass), or tanh(...) alone where the cap

@@ -363,10 +363,6 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         const bool scale_first = scale_scores_first(p, kGeneral);
         const float sl = score_log2_factor(p, kGeneral);
         const bool lower = p.has_window_left;   // only ever set with kGeneral (general_path)
-        // Softcap in bf16: P against a fixed reference, no row max and no rescaling
-        // (common/softmax.cuh, softcap_fixed_ref). fixed_neg = -m sl.
-        const bool fixed_ref = kGeneral && std::is_same_v<T, __nv_bfloat16> && softcap_fixed_ref(p, kGeneral);
-        const float fixed_m = fixed_ref ? softcap_fixed_m(p) : 0.f, fixed_neg = -fixed_m * sl;
 
         float o[Tr::kHeadDim / 8][4];
         float m_run[2], l_run[2];
@@ -485,7 +481,7 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
             const int warp_row0 = wg_row0 + warp * 16;          // this warp's 16-row slice (the helpers' row_base)
 #pragma unroll
             for (int dt = 0; dt < Tr::kHeadDim / 8; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
-            m_run[0] = m_run[1] = fixed_ref ? fixed_m : -INFINITY;
+            m_run[0] = m_run[1] = -INFINITY;
             l_run[0] = l_run[1] = 0.f;
 
             // Mask and the online softmax of the tile at key j0: P = exp2((S - m) sl) in place, l
@@ -518,14 +514,6 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
                         hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane);
                 }
                 else if (kGeneral && ragged) hide_keys(sc, warp_row0, j0, N, p.is_causal, offset, lane, true, lower_offset);
-                if (kGeneral && fixed_ref) {   // uniform: P against the fixed reference, O never rescaled
-#pragma unroll
-                    for (int hf = 0; hf < 2; ++hf) {
-                        alpha[hf] = 1.f;
-                        l_run[hf] += softmax_exp_from(sc, hf, sl, fixed_neg);
-                    }
-                    return false;
-                }
                 if constexpr (Tr::kLazyRescale) {
                     bool moved[2];
 #pragma unroll

@@ -1,10 +1,12 @@
 #!/bin/bash
-# Run 2: softcap's fixed reference in bf16, per call. The tree with fixedref-knob.patch applied
-# (FMX_FIXED_REF=0: the running max, as before; unset or 1: the fixed reference), built; the
+# Run 2 (not run: the device stopped answering and none was lent again on 2026-12-04): softcap's
+# fixed reference in bf16, per call. Main with fixedref.patch (the change) and fixedref-knob.patch
+# applied (FMX_FIXED_REF=0: the running max, as before; unset or 1: the fixed reference), built; the
 # softcap tests on it; prefill_env_ab.py with softcap 30 and 50 (bf16; fp16 beside as a control,
 # where the knob changes nothing).
 cd "$(dirname "$0")/../../.."
 T0=$(date +%s); left() { echo $(( 590 - ($(date +%s) - T0) )); }
+git apply docs/results/2026-12-04-h200-trio/fixedref.patch || exit 1
 git apply docs/results/2026-12-04-h200-trio/fixedref-knob.patch || exit 1
 STAGES="build" bash scripts/device_run.sh > $OUT/main.log 2>&1; tail -2 $OUT/main.log
 cd scripts/investigations
