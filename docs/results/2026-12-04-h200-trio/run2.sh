@@ -1,6 +1,5 @@
 #!/bin/bash
-# Run 2 (not run: the device stopped answering and none was lent again on 2026-12-04): softcap's
-# fixed reference in bf16, per call. Main with fixedref.patch (the change) and fixedref-knob.patch
+# Run 2 (not yet run on a GPU): softcap's fixed reference in bf16, per call. Main with fixedref.patch (the change) and fixedref-knob.patch
 # applied (FMX_FIXED_REF=0: the running max, as before; unset or 1: the fixed reference), built; the
 # softcap tests on it; prefill_env_ab.py with softcap 30 and 50 (bf16; fp16 beside as a control,
 # where the knob changes nothing).
