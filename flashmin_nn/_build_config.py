@@ -27,7 +27,9 @@ CUDA_SOURCES = [
     "csrc/decode/decode_hdim128.cu",
     "csrc/decode/decode_hdim64_pair.cu",
     "csrc/decode/decode_hdim128_pair.cu",
-    # The Hopper prefill kernel: real code only in the sm_90a pass (empty elsewhere).
+    # The Hopper prefill kernel: real code only in the sm_90a pass (empty elsewhere); the host-side
+    # plan of the persistent walk's last rounds, the head-dim dispatch, one file per configuration.
+    "csrc/prefill_sm90/prefill_sm90_plan.cu",
     "csrc/prefill_sm90/prefill_sm90.cu",
     "csrc/prefill_sm90/prefill_sm90_hdim64.cu",
     "csrc/prefill_sm90/prefill_sm90_hdim64_rows128.cu",

@@ -691,8 +691,8 @@ def test_seqlens_k_values_outside_the_keys_are_clamped(kernel, L, masked):
 
 @pytest.mark.parametrize("D,L", [(64, 1000), (64, 2000)])
 def test_prefill_sm90_planned_walk_replayed_in_a_cuda_graph(D, L):
-    # The last rounds' plan is a kernel parameter made from the shape (prefill_sm90.cu keeps one per
-    # shape): captured by value, replayed with new inputs, with a call of another shape run in
+    # The last rounds' plan is a kernel parameter made from the shape (prefill_sm90_plan.cu keeps one
+    # per shape): captured by value, replayed with new inputs, with a call of another shape run in
     # between, it must give what an eager call gives.
     if not _must_support("prefill_sm90", torch.float16, D, "none"):
         pytest.skip("prefill_sm90 needs a Hopper GPU and a build with it")

@@ -1,5 +1,6 @@
-// Head dim 128 instantiation of the Hopper prefill kernel (configuration and reason: prefill_sm90.cu).
-#include "prefill_sm90/prefill_sm90_kernel.cuh"
+// Head dim 128 instantiation of the Hopper prefill kernel: its configurations, and why, beside
+// the launch below (all of them at a glance: prefill_sm90.cu).
+#include "prefill_sm90/prefill_sm90_launch_template.cuh"
 
 namespace flashmin {
 

@@ -1,6 +1,6 @@
 // Head dim 256 with 64-key tiles, for key ranges that 80-key tiles pad by more than 10%
 // (prefill_sm90_hdim256.cu).
-#include "prefill_sm90/prefill_sm90_kernel.cuh"
+#include "prefill_sm90/prefill_sm90_launch_template.cuh"
 
 namespace flashmin {
 

@@ -1,6 +1,6 @@
 // Head dim 64 with two math warpgroups (128-row tiles), for query lengths that leave a 192-row
 // tile more than 20% idle (prefill_sm90_hdim64.cu).
-#include "prefill_sm90/prefill_sm90_kernel.cuh"
+#include "prefill_sm90/prefill_sm90_launch_template.cuh"
 
 namespace flashmin {
 

@@ -1,4 +1,6 @@
 // prefill_sm90_kernel.cuh: the Hopper prefill kernel (sm_90a: TMA, mbarriers, wgmma, setmaxnreg).
+// Its parts: the configuration (prefill_sm90_traits.h), the work tiles and the persistent walk
+// (prefill_sm90_scheduler.cuh), the launch (prefill_sm90_launch_template.cuh).
 //
 // The same algorithm as the sm80 kernel (FlashAttention-2's online softmax, csrc/common/softmax.cuh),
 // on Hopper's own machinery:
@@ -33,10 +35,7 @@
 //   straight to global memory.
 #pragma once
 
-#include <algorithm>
-#include <climits>
 #include <cstdint>
-#include <vector>
 #include <type_traits>
 
 #include <cuda.h>
@@ -45,94 +44,19 @@
 
 #include "flashmin.h"
 #include "common/block_info.cuh"
-#include "common/fast_div.cuh"
-#include "common/launch.cuh"
 #include "common/ptx.cuh"
 #include "common/ptx_sm90.cuh"
 #include "common/softmax.cuh"
-#include "common/switch.h"
 #include "common/wgmma.cuh"
+#include "prefill_sm90/prefill_sm90_scheduler.cuh"
+#include "prefill_sm90/prefill_sm90_traits.h"
 
 namespace flashmin {
 namespace sm90 {
 
-// The four tensor maps of a call (made on the host by the launcher below).
+// The four tensor maps of a call (made on the host: prefill_sm90_launch_template.cuh).
 struct TmaMaps {
     CUtensorMap q, k, v, o;
-};
-
-// n rounded up to whole tiles of `tile` (the rows or keys a configuration computes for n).
-inline int64_t padded_to(int n, int tile) { return (static_cast<int64_t>(n) + tile - 1) / tile * tile; }
-
-template <int kHeadDim_, int kBlockN_, int kStages_, int kConsumers_, int kQStages_, bool kPingPong_ = false>
-struct PrefillTraits {
-    static constexpr int kHeadDim = kHeadDim_;   // compiled head dim; smaller ones arrive zero-padded by TMA
-    static constexpr int kBlockN = kBlockN_;     // keys per K/V tile
-    static constexpr int kStages = kStages_;     // K/V ring slots
-    static constexpr int kConsumers = kConsumers_;   // math warpgroups, 64 query rows each
-    // Q slots: with two, the next work tile's Q lands while this one computes (and this one's O
-    // is stored from its slot); with one, the next Q waits for that store.
-    static constexpr int kQStages = kQStages_;
-    // O leaves through its Q slot and a bulk store with two Q slots; with one, every warp writes
-    // its O rows straight to global memory, so the slot is free (for the next tile's Q) as soon
-    // as the tile's last Q K^T has run.
-    static constexpr bool kDirectO = kQStages == 1;
-    // Ping-pong: the math warpgroups take turns to issue their products (named barriers
-    // kSchedBarrier + w, in a ring), so that one warpgroup's softmax runs while another's
-    // products keep the tensor cores busy (FlashAttention-3's inter-warpgroup schedule).
-    static constexpr bool kPingPong = kPingPong_;
-    // Lazy rescaling (common/softmax.cuh, softmax_rescale_lazy): O (kHeadDim / 2 floats a thread
-    // per row half) is rescaled only in tiles where some row's max grew by more than 2^8. At head
-    // dim 256 (128 multiplies a thread per tile saved) 1.00-1.08x over 1k-16k keys, 1.03-1.13x
-    // from 4k (fp16 and bf16, H200, 2026-12-02, against the bench run before it); at head dims 64
-    // and 128 no gain beyond the runs' noise and 3-4% lost at head dim 64 with causality up to 1k
-    // keys (the branch and the vote cost more than the few skipped rescales of short rows), so
-    // those rescale every tile. docs/perf-notes.md, "Hopper prefill v11".
-    static constexpr bool kLazyRescale = kHeadDim >= 256;
-    // The half tile: a warpgroup whose rows see nothing of a work tile's last key tile past its
-    // first kBlockN / 2 keys (with causality the warpgroup above the diagonal of a 128-row tile, or
-    // a short key tail) computes only those keys there: m64 x kBlockN/2 products and half the
-    // exponentials. Switched per call in one process (H200, 2026-12-02, fp16; docs/perf-notes.md,
-    // "Hopper prefill v13"): at head dim 64 1.09x at 128 causal queries and 0.99-1.03x from 256
-    // to 16k; at head dim 128 0.93x / 0.97x at 256 / 512 causal queries, 1.00-1.01x from 1k. So
-    // head dim 64 only, and two math warpgroups only: with three (160 registers a thread) the
-    // half tile's S and P beside the whole tile's made ptxas spill and serialize the wgmma.
-    static constexpr bool kHalfTile = kBlockN == 128 && kHeadDim == 64 && kConsumers == 2;
-    // Math warpgroups whose 64 rows hold no queries (the last query block of a length that is not
-    // a multiple of the tile) skip the work tile's products and softmax: with three (192-row
-    // tiles, head dim 64) a third to two thirds of such a tile. Not with two: the runtime
-    // warpgroup count cost the hdim 128 kernel's key-tile loop 23 instructions (696 -> 719); nor
-    // in the sequential schedule (the ladder's rung), whose general kernel with a mask then spilt.
-    static constexpr bool kSkipIdle = kConsumers == 3 && kPingPong;
-    // The persistent walk's last rounds by the host's plan (TileTail, below), switched per call in
-    // one process (H200, 2026-12-03, three runs; docs/perf-notes.md, "Hopper prefill v16"): at
-    // head dim 64 causal 512 / 1k / 2k / 4k queries 1.017-1.023x / 1.006-1.020x / 1.013-1.016x /
-    // 1.000-1.019x, causal 256 0.988-1.000x, non-causal 0.994-1.012x; at head dim 128 causal
-    // 512-4k 0.947-0.982x with six rounds and 0.974-1.023x with two; at head dim 256 causal 1k-4k
-    // 0.979-1.007x with two to six (fp16). So head dim 64 only.
-    static constexpr bool kPlanTail = kHeadDim == 64;
-    static constexpr int kSchedBarrier = 8;
-    static constexpr int kBlockM = 64 * kConsumers;
-    static constexpr int kThreads = 128 * (kConsumers + 1);
-    static constexpr int kPanels = kHeadDim / 64;   // 64-column (128-byte) swizzle panels per row
-    static constexpr int kQElems = kBlockM * kHeadDim;
-    static constexpr int kKVElems = kBlockN * kHeadDim;
-    static constexpr uint32_t kKVBytes = kKVElems * 2;
-    // Q, then K slots, then V slots (each a multiple of 1024 bytes, so every panel keeps the
-    // swizzle's 1024-byte alignment), then the barriers. The base is declared 1024-byte aligned
-    // (the kernel checks it once): aligning it at run time cost the key-tile loops up to 48
-    // instructions, ptxas recomputing the offset in every iteration.
-    static constexpr int kBarriers = 2 * kQStages + 4 * kStages;
-    static constexpr int kSmemBytes = (kQStages * kQElems + 2 * kStages * kKVElems) * 2 + kBarriers * 8;
-    // setmaxnreg: the producer keeps 24-32 registers, the math warpgroups share the rest of the
-    // 64K-register file (240 each for two, 160 each for three).
-    static constexpr int kProducerRegs = kConsumers == 2 ? 24 : 32;
-    static constexpr int kConsumerRegs = kConsumers == 2 ? 240 : 160;
-    static_assert(kHeadDim % 64 == 0 && kBlockN % 16 == 0 && kBlockN % 8 == 0, "whole swizzle panels, whole k-steps of P V");
-    static_assert(kConsumers == 2 || kConsumers == 3, "two or three math warpgroups");
-    static_assert(kQStages == 1 || kQStages == 2, "one or two Q slots");
-    static_assert(kProducerRegs * 128 + kConsumerRegs * 128 * kConsumers <= 65536, "the register file");
-    static_assert(kSmemBytes <= 227 * 1024, "shared memory per block");
 };
 
 // The key columns of a score array float[kNT][4] and of P's A fragments uint32_t[kKT][4] (a whole
@@ -155,104 +79,6 @@ __device__ __forceinline__ void mma_rs(float (&d)[kN / 8][4], const uint32_t (&a
     if constexpr (kN == 64) wgmma_rs_m64n64k16<T>(d, a, db, scale_d);
     else if constexpr (kN == 128) wgmma_rs_m64n128k16<T>(d, a, db, scale_d);
     else { static_assert(kN == 256, "a generated wgmma shape"); wgmma_rs_m64n256k16<T>(d, a, db, scale_d); }
-}
-
-// Work tiles: (query block, head, batch), the heaviest query blocks (late rows, causal) first.
-// A persistent block takes one tile of each round of gridDim.x tiles, in a snake order (block c
-// takes the c-th tile of even rounds and the c-th from the end of odd ones), so that with
-// causality no block collects only the heavy ends of the rounds. Static round robin left blocks
-// up to 13% apart in work at hdim 128, N = 16k (2026-12-01, H200).
-// Where a head's query blocks divide the grid (6 of 192 rows at 1024 queries on 132 SMs), every
-// round holds the same query blocks at the same places, so the light last block of each head
-// (rows partly past the queries, whose idle warpgroups skip it: PrefillTraits::kSkipIdle) would
-// fall to the same few blocks in every round. There (TileDivs::rotate) the places turn by one
-// block every pair of rounds. H200, 2026-12-02, fp16, switched per call beside cuDNN: the skip
-// and the turning together against neither, hdim 64 non-causal 512 / 1024 / 2048 queries 1.07x /
-// 1.06x / 1.01x (each alone 0.99-1.01x), causal 2048 1.06x; turning against not, by the rule
-// (docs/results/2026-12-02-h200-1919431, ab-rot-fp16.txt), 1.03x / 1.03x / 1.05x at non-causal 512 /
-// 1024 and causal 2048. Without light tiles turning lost: 4.5% / 1.3% at hdim 64 causal 256 / 512,
-// 1.7% at hdim 128 causal 256, 9% at hdim 128 causal 2048, where the snake's heavy-light pairs
-// balance better than tile_balance.py's model says.
-// The place is carried from round to round: a modulo by gridDim.x per tile moved ptxas's
-// schedule of the hdim 128 key-tile loop (693 instructions -> 711; 696 carried).
-// The walk's last rounds can follow a plan made on the host (TileTail, plan_tile_tail in
-// prefill_sm90.cu): where tiles differ in cost (causality), the snake leaves some blocks a heavy
-// last tile while others are done, and the plan gives the last rounds' tiles out heaviest first,
-// each to the block with the least work so far (counting the snake's rounds before it). It is a
-// kernel parameter, so a CUDA graph captures it with the launch; the producer and the math
-// warpgroups read the same entries, so nothing passes between them and no counter is shared
-// between launches. Head dim 64 only (PrefillTraits::kPlanTail).
-constexpr int kTailEntries = 1024;
-constexpr uint16_t kTailNone = 0xffff;
-struct TileTail {
-    int round0;   // the snake's rounds before the plan (without a plan: all of them)
-    int rounds;   // the walk's rounds: round0 + the plan's rows
-    int base;     // the tile index of plan entry 0 (round0 * gridDim.x)
-    uint16_t t[kTailEntries];   // row j of block c: tile base + t[j * gridDim.x + c], or kTailNone
-};
-struct TileWalk {
-    int round = 0;
-    int place = static_cast<int>(blockIdx.x);   // this block's place in the round, before the snake's turn
-    // The tile of this round (num_tiles or more: none).
-    __device__ __forceinline__ int tile(const TileTail& tt) const {
-        const int g = gridDim.x;
-        if (round >= tt.round0) {
-            const int e = tt.t[(round - tt.round0) * g + static_cast<int>(blockIdx.x)];
-            return e == kTailNone ? INT_MAX : tt.base + e;
-        }
-        return round * g + ((round & 1) ? g - 1 - place : place);
-    }
-    __device__ __forceinline__ void next(int rotate) {
-        if (rotate && (round & 1) && ++place == static_cast<int>(gridDim.x)) place = 0;
-        ++round;
-    }
-};
-struct TileInfo {
-    int m_block, h, b;
-    KeyRange keys;          // this batch row's key count and the limits of its rows (KeyRange)
-    int t_begin, t_end;     // the K/V tiles to read: [t_begin, t_end)
-    // The tensor-map coordinates of the tile's first query row and of key 0, and the batch
-    // coordinate (packed sequences: rows of one batch row, BlockInfo's q_start / k_start).
-    int q_row0, k_row0, map_b, kv_map_b;
-    int len_q;              // this batch row's queries
-    // Math warpgroups whose 64 rows hold queries: the first `active` ones (fewer than all in the
-    // last query block of a length that is not a multiple of the tile). The others skip the tile.
-    int active;
-};
-
-// The divisors of a work-tile index, fixed for the kernel and made on the host (common/fast_div.cuh):
-// query blocks per head, query heads, and query heads per kv head. A block decodes a tile index per
-// tile in every thread; with these that is three multiply-highs instead of three integer divisions.
-// And whether the tile walk turns (TileWalk).
-struct TileDivs {
-    FastDiv num_m, heads, group;
-    int rotate;   // 1: the walk turns (a light last query block, and query blocks that divide the grid: TileWalk)
-};
-
-// Tile index -> (query block, head, batch): a head's query blocks side by side, its last
-// (heaviest, with causality) first.
-template <int kBlockM, int kBlockN, bool kGeneral, bool kMask>
-__device__ __forceinline__ TileInfo tile_info(const AttnParams& p, int tile, const TileDivs& dv) {
-    const int num_m = static_cast<int>(dv.num_m.d);
-    const int bh_idx = dv.num_m.div(tile);
-    const int m_idx = dv.num_m.mod(tile, bh_idx);
-    TileInfo ti;
-    ti.m_block = num_m - 1 - m_idx;
-    ti.b = dv.heads.div(bh_idx);
-    ti.h = dv.heads.mod(bh_idx, ti.b);
-    const BlockInfo bi(p, ti.b, ti.h, kGeneral);
-    ti.keys = bi.keys(p);
-    ti.len_q = bi.len_q;
-    ti.q_row0 = bi.q_start + ti.m_block * kBlockM;
-    ti.k_row0 = bi.k_start;
-    ti.map_b = bi.packed ? 0 : ti.b;
-    ti.kv_map_b = bi.packed ? 0 : bi.kb;   // kv_batch_idx: the cache row
-    ti.t_end = (ti.keys.end(p, ti.m_block * kBlockM, kBlockM) + kBlockN - 1) / kBlockN;
-    ti.t_begin = min(ti.t_end, ti.keys.begin(p, ti.m_block * kBlockM) / kBlockN);
-    if (ti.m_block * kBlockM >= ti.len_q) ti.t_begin = ti.t_end;   // packed: past this sequence's rows
-    ti.active = min(kBlockM / 64, max(0, (ti.len_q - ti.m_block * kBlockM + 63) / 64));
-    if constexpr (kMask) narrow_by_mask(p, ti.b, ti.h, ti.m_block * kBlockM, kBlockM, kBlockN, ti.t_begin, ti.t_end);
-    return ti;
 }
 
 // kGeneral: attn_mask, softcap, ALiBi and a window's left side (the general path of
@@ -694,120 +520,6 @@ prefill_sm90_kernel(const __grid_constant__ AttnParams p, const __grid_constant_
         if (tid == 0) tma_store_wait_read();   // shared memory must outlive the last store's reads
     }
 #endif
-}
-
-// ---- host side ----------------------------------------------------------------------------------
-
-// A tensor map for rows of a (batch, heads, rows, head_dim) tensor with the given element strides:
-// boxes of 64 columns x box_rows rows, 128-byte swizzle, zeros outside. False if the driver refuses.
-bool make_tensor_map(CUtensorMap* map, const void* ptr, DType dtype, int head_dim, int rows, int heads, int batch,
-                     int64_t row_stride, int64_t head_stride, int64_t batch_stride, int box_rows);
-
-// The cost of query block m_block's work tile, in key tiles plus a fixed 0.5 a tile (the model of
-// scripts/investigations/tile_balance.py): the key tiles it reads (as tile_info counts them, every
-// batch row holding len_k keys), where a warpgroup whose rows hold no queries skips them
-// (kSkipIdle; one of three active costs 0.4, two 0.75).
-inline float tile_cost(const AttnParams& p, int m_block, int block_m, int block_n, int consumers, bool skip_idle) {
-    const int row0 = m_block * block_m;
-    const KeyRange keys = KeyRange::unmoved(p);
-    const int t_end = (keys.end(p, row0, block_m) + block_n - 1) / block_n;
-    const int t_begin = std::min(t_end, keys.begin(p, row0) / block_n);
-    const int active = std::min(consumers, std::max(0, (p.len_q - row0 + 63) / 64));
-    const float share = skip_idle && active < consumers ? (active == 1 ? 0.4f : 0.75f) : 1.f;
-    return static_cast<float>(t_end - t_begin) * share + 0.5f;
-}
-
-// Fills tt with the plan of the last rounds of a persistent walk of num_tiles tiles over grid
-// blocks (tile t costs cost[t % num_m]), or leaves it without one (prefill_sm90.cu).
-void plan_tile_tail(TileTail& tt, const std::vector<float>& cost, int num_tiles, int grid, int rotate);
-
-// Dispatches on dtype and path (plain, general without attn_mask, general); each per-head-dim file
-// names only its configuration.
-template <typename Tr, typename T, bool kGeneral, bool kMask>
-cudaError_t launch_prefill_kernel(const AttnParams& p, const TmaMaps& maps, bool persistent, cudaStream_t stream) {
-    constexpr auto kernel = prefill_sm90_kernel<Tr, T, kGeneral, kMask>;
-    if (Tr::kSmemBytes > p.max_smem_per_block) return cudaErrorInvalidConfiguration;
-    const cudaError_t err = opt_in_smem<kernel>(Tr::kSmemBytes);
-    if (err != cudaSuccess) return err;
-    // Persistent: one block per SM (each holds a whole SM's shared memory) loops over the tiles,
-    // a head's query blocks side by side, so that the next tile's loads overlap this one's tail.
-    // Otherwise one block per tile, in the same order, and the hardware hands out the tiles.
-    const int64_t tiles = static_cast<int64_t>((p.len_q + Tr::kBlockM - 1) / Tr::kBlockM) * p.heads_q * p.batch;
-    if (tiles >= (int64_t{1} << 31)) return cudaErrorInvalidValue;
-    const int num_tiles = static_cast<int>(tiles);
-    const int grid = persistent ? std::min(num_tiles, p.num_sms) : num_tiles;
-    // The walk turns where the last query block is light (a warpgroup of it idle) and the query
-    // blocks divide the grid (TileWalk).
-    const int num_m = std::max(1, (p.len_q + Tr::kBlockM - 1) / Tr::kBlockM);
-    const int tail = p.len_q % Tr::kBlockM;
-    const bool light_last = Tr::kSkipIdle && tail != 0 && tail <= Tr::kBlockM - 64;
-    const TileDivs dv{FastDiv(num_m), FastDiv(std::max(1, p.heads_q)), FastDiv(std::max(1, p.group)),
-                      persistent && light_last && grid % num_m == 0 ? 1 : 0};
-    // The last rounds' plan (TileTail), where the tiles' costs differ and are known on the host:
-    // each batch row of the same lengths (no seqlens_k, packed sequences or mask ranges).
-    TileTail tt{};
-    tt.round0 = tt.rounds = (num_tiles + grid - 1) / grid;
-    tt.base = num_tiles;
-    if (Tr::kPlanTail && persistent && num_tiles > grid && p.seqlens_k == nullptr && p.cu_seqlens_q == nullptr && p.mask_ranges == nullptr &&
-        (p.is_causal || p.has_window_left || light_last)) {
-        std::vector<float> cost(num_m);
-        for (int m_idx = 0; m_idx < num_m; ++m_idx)
-            cost[m_idx] = tile_cost(p, num_m - 1 - m_idx, Tr::kBlockM, Tr::kBlockN, Tr::kConsumers, Tr::kSkipIdle);
-        plan_tile_tail(tt, cost, num_tiles, grid, dv.rotate);
-    }
-    kernel<<<grid, Tr::kThreads, Tr::kSmemBytes, stream>>>(p, maps, dv, num_tiles, tt);
-    return cudaGetLastError();
-}
-
-// The ping-pong schedule (PrefillTraits::kPingPong) runs in every configuration unless
-// FLASHMIN_SM90_PINGPONG=0 is in the environment (read once, prefill_sm90.cu): the sequential
-// schedule stays as a rung of the ladder and the baseline to measure against. H200, 2026-12-02
-// (docs/perf-notes.md, Hopper prefill v7): ping-pong 1.02x / 1.08x / 1.04x faster (geometric mean
-// over N = 128-16k, causal and not) at head dims 64 / 128 / 256.
-bool pingpong_enabled();
-
-template <typename Tr>
-cudaError_t launch_prefill_sm90(const AttnParams& p, bool persistent, cudaStream_t stream);
-
-// A configuration with or without ping-pong, as pingpong_enabled() says.
-template <int kHeadDim, int kBlockN, int kStages, int kConsumers, int kQStages>
-cudaError_t launch_prefill_sm90_config(const AttnParams& p, bool persistent, cudaStream_t stream) {
-    if (pingpong_enabled())
-        return launch_prefill_sm90<PrefillTraits<kHeadDim, kBlockN, kStages, kConsumers, kQStages, true>>(p, persistent, stream);
-    return launch_prefill_sm90<PrefillTraits<kHeadDim, kBlockN, kStages, kConsumers, kQStages, false>>(p, persistent, stream);
-}
-
-template <typename Tr>
-cudaError_t launch_prefill_sm90(const AttnParams& p, bool persistent, cudaStream_t stream) {
-    TmaMaps maps;
-    // Packed sequences: the maps span every row of the one batch row (TileInfo's coordinates).
-    // kv_batch_idx: k and v have kv_batch rows of their own.
-    const bool packed = p.cu_seqlens_q != nullptr;
-    const int q_rows = packed ? p.total_q : p.len_q, k_rows = packed ? p.total_k : p.len_k, batch = packed ? 1 : p.batch;
-    const int kv_batch = packed ? 1 : p.kv_batch;
-    const bool ok =
-        make_tensor_map(&maps.q, p.q, p.dtype, p.head_dim, q_rows, p.heads_q, batch, p.q_row_stride, p.q_head_stride,
-                        p.q_batch_stride, Tr::kBlockM) &&
-        make_tensor_map(&maps.k, p.k, p.dtype, p.head_dim, k_rows, p.heads_kv, kv_batch, p.k_row_stride, p.k_head_stride,
-                        p.k_batch_stride, Tr::kBlockN) &&
-        make_tensor_map(&maps.v, p.v, p.dtype, p.head_dim, k_rows, p.heads_kv, kv_batch, p.v_row_stride, p.v_head_stride,
-                        p.v_batch_stride, Tr::kBlockN) &&
-        make_tensor_map(&maps.o, p.o, p.dtype, p.head_dim, q_rows, p.heads_q, batch, p.o_row_stride, p.o_head_stride,
-                        p.o_batch_stride, 64);
-    if (!ok) return cudaErrorInvalidValue;
-    // Calls with softcap, ALiBi or a window's left side but no attn_mask run a general
-    // instantiation without the mask's code (the mask loop made the general kernel's main loop four
-    // times the plain one's; without it plain calls forced onto the general path ran 0.91-0.95x of
-    // plain at head dim 64 and 0.93-0.96x at 128, against 0.85-0.91x and 0.91-0.93x with it: H200,
-    // 2026-12-02, docs/perf-notes.md "ALiBi in one FFMA, and what the general path costs"). Only
-    // the ping-pong schedule has it (the sequential one is the ladder's rung, not a fast path).
-    return DTYPE_SWITCH(p.dtype, T, [&] {
-        if (!general_path(p)) return launch_prefill_kernel<Tr, T, false, false>(p, maps, persistent, stream);
-        if constexpr (Tr::kPingPong) {
-            if (p.mask_kind == MaskKind::kNone) return launch_prefill_kernel<Tr, T, true, false>(p, maps, persistent, stream);
-        }
-        return launch_prefill_kernel<Tr, T, true, true>(p, maps, persistent, stream);
-    });
 }
 
 }  // namespace sm90

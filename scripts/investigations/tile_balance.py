@@ -14,7 +14,7 @@ SM against the mean for
   TileDivs::rotate is set);
 - "dynamic": the same order, each tile to the SM that frees first (an atomic tile counter);
 - "global": every head's heaviest query blocks first, then the next, handed out dynamically;
-- "plan": the kernel's walk on main (TileTail, prefill_sm90.cu's make_plan; head dim 64 only in
+- "plan": the kernel's walk on main (TileTail, prefill_sm90_plan.cu's make_plan; head dim 64 only in
   the kernel): the snake (turned where the kernel turns it) up to about six rounds before the
   end, then those tiles heaviest first, each to the SM with the least work so far; fewer rounds
   where an SM's list would pass the plan's 1024 entries (seven rows of 132);
@@ -63,7 +63,7 @@ def queue_order(w, num_m, N, D, g, rounds=6, tail_bytes=24 << 20):
 
 
 def plan(w, g, turn, rounds=6, entries=1024):
-    """prefill_sm90.cu's plan_tile_tail: the most loaded SM, or None where no plan fits."""
+    """prefill_sm90_plan.cu's plan_tile_tail: the most loaded SM, or None where no plan fits."""
     for r in range(rounds, 0, -1):
         r0 = max(0, len(w) // g - r)
         load = [0.0] * g

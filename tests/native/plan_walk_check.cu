@@ -1,21 +1,15 @@
 // Host-only check of the Hopper prefill kernel's planned walk (tests/test_plan_walk.py builds and
 // runs it; no GPU needed). For many grids, tile counts and cost patterns it asks
-// csrc/prefill_sm90/prefill_sm90.cu's plan_tile_tail for a plan, then walks every block the way
-// TileWalk does (prefill_sm90_kernel.cuh: the snake, turned where rotate is set, then the plan's
-// entries) and counts the visits of each tile: each must be visited exactly once, and the plan
+// csrc/prefill_sm90/prefill_sm90_plan.cu's plan_tile_tail for a plan, then walks every block the
+// way TileWalk does (prefill_sm90_scheduler.cuh: the snake, turned where rotate is set, then the
+// plan's entries) and counts the visits of each tile: each must be visited exactly once, and the plan
 // must fit its entries. It also checks the tiles' cost (tile_cost) against the key-tile count
 // written out. Prints "<cases> cases, <planned> planned, <bad> bad"; exits 1 on a bad one.
 #include <algorithm>
 #include <cstdio>
 #include <vector>
 
-#include "prefill_sm90/prefill_sm90_kernel.cuh"
-
-namespace flashmin {   // prefill_sm90.cu's dispatch calls these (the per-head-dim files); never called here
-cudaError_t run_prefill_sm90_hdim64(const AttnParams&, cudaStream_t) { return cudaErrorInvalidValue; }
-cudaError_t run_prefill_sm90_hdim128(const AttnParams&, cudaStream_t) { return cudaErrorInvalidValue; }
-cudaError_t run_prefill_sm90_hdim256(const AttnParams&, cudaStream_t) { return cudaErrorInvalidValue; }
-}  // namespace flashmin
+#include "prefill_sm90/prefill_sm90_scheduler.cuh"
 
 using flashmin::sm90::kTailEntries;
 using flashmin::sm90::kTailNone;
@@ -36,7 +30,7 @@ static std::vector<float> costs(int pattern, int num_m, unsigned& seed) {
     return c;
 }
 
-// tile_cost (prefill_sm90_kernel.cuh, through KeyRange) against the key-tile count written out:
+// tile_cost (prefill_sm90_scheduler.cuh, through KeyRange) against the key-tile count written out:
 // causal or not, any causal offset, with and without a window's left side. Returns the mismatches.
 static int check_tile_costs() {
     int bad = 0;
