@@ -1,4 +1,5 @@
-// prefill_sm90.cu: the Hopper prefill kernel's head-dim dispatch, its tensor maps and the ping-pong switch.
+// prefill_sm90.cu: the Hopper prefill kernel's head-dim dispatch, its tensor maps and the
+// ping-pong switch.
 //
 // Configurations (kHeadDim, keys per tile, K/V slots, math warpgroups of 64 rows, Q slots), and
 // whether the grid is persistent (one block per SM looping over tiles) or one block per tile; the
